@@ -1,0 +1,44 @@
+package dev.dreamcluster.optim.kernel;
+
+/**
+ * Lion as lion-pytorch's {@code update_fn} computes it:
+ *
+ * <pre>
+ *   p = p * (1 - lr*wd)
+ *   c = m*b1 + (1-b1)*g
+ *   p = p + (-lr) * sign(c)                    sign(+-0) = 0, so a zero c leaves p alone
+ *   m = m*b2 + (1-b2)*g                        momentum updated after the step
+ * </pre>
+ *
+ * Paper: Chen et al., "Symbolic Discovery of Optimization Algorithms" (arXiv:2302.06675). Defaults
+ * lr 1e-4, betas (0.9, 0.99), wd 0. Cost: 3 loads, 2 stores per element, no division.
+ */
+public final class LionKernel {
+    private LionKernel() {}
+
+    /** The float32 constants of one step; Python doubles cast to float32. */
+    public record Scalars(float wdFactor, float beta1, float oneMinusBeta1, float beta2, float oneMinusBeta2,
+            float negLr) {
+
+        public static Scalars of(double lr, double beta1, double beta2, double weightDecay) {
+            return new Scalars((float) (1 - lr * weightDecay), (float) beta1, (float) (1 - beta1), (float) beta2,
+                    (float) (1 - beta2), (float) -lr);
+        }
+    }
+
+    public static void step(float[] p, int pOff, float[] g, int gOff, float[] m, int sOff, int n, Scalars s) {
+        final float wdf = s.wdFactor();
+        final float b1 = s.beta1();
+        final float omb1 = s.oneMinusBeta1();
+        final float b2 = s.beta2();
+        final float omb2 = s.oneMinusBeta2();
+        final float negLr = s.negLr();
+        for (int i = 0; i < n; i++) {
+            final float gi = g[gOff + i];
+            final float mi = m[sOff + i];
+            final float c = mi * b1 + omb1 * gi;
+            p[pOff + i] = p[pOff + i] * wdf + negLr * Math.signum(c);
+            m[sOff + i] = mi * b2 + omb2 * gi;
+        }
+    }
+}

@@ -1,0 +1,52 @@
+package dev.dreamcluster.cli;
+
+import dev.dreamcluster.config.ConfigError;
+import java.io.PrintWriter;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** Entry point of {@code bin/dreamcluster}. */
+@Command(
+        name = "dreamcluster",
+        mixinStandardHelpOptions = true,
+        version = "dreamcluster 0.1.0",
+        description = "Distributed Stable Diffusion fine-tuning (EveryDream2-compatible configs).",
+        subcommands = {ResolveCommand.class, OptimReplayCommand.class, CommandLine.HelpCommand.class})
+public final class Main {
+    /** User errors (bad flags, files, values): one line, exit 2. */
+    public static final int EXIT_USAGE = 2;
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    /** Runs the command line and returns the exit status (tests call this). */
+    public static int run(String... args) {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setParameterExceptionHandler(Main::onBadParameter);
+        cl.setExecutionExceptionHandler(Main::onFailure);
+        return cl.execute(args);
+    }
+
+    private static int onBadParameter(CommandLine.ParameterException e, String[] args) {
+        PrintWriter err = e.getCommandLine().getErr();
+        err.println("error: " + Main.oneLine(e.getMessage()) + " (see '" + e.getCommandLine().getCommandSpec().qualifiedName()
+                + " --help')");
+        err.flush();
+        return EXIT_USAGE;
+    }
+
+    private static int onFailure(Exception e, CommandLine cl, CommandLine.ParseResult parsed) {
+        PrintWriter err = cl.getErr();
+        if (e instanceof ConfigError) {
+            err.println("error: " + oneLine(e.getMessage()));
+            err.flush();
+            return EXIT_USAGE;
+        }
+        throw new RuntimeException(e);
+    }
+
+    static String oneLine(String s) {
+        return s == null ? "" : s.replace('\n', ' ').replace('\r', ' ').trim();
+    }
+}
