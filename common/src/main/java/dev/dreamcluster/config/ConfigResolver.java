@@ -228,7 +228,7 @@ public final class ConfigResolver {
         if (sched.value() == LrSchedulerName.POLYNOMIAL && !(lr.value() > LrSchedule.POLY_LR_END)) {
             throw ConfigError.invalid(sched.where() == null ? "lr_scheduler" : sched.where(), "\"polynomial\"",
                     "polynomial needs lr > 1e-07, but the " + name + " lr is " + Json.pyRepr(lr.value())
-                            + (lr.where() == null ? "" : " (" + lr.where() + ")"));
+                            + " (" + lr.origin() + (lr.where() == null ? "" : ", " + lr.where()) + ")");
         }
         Map<String, String> sources = new LinkedHashMap<>();
         sources.put("optimizer", opt.origin());
@@ -327,7 +327,7 @@ public final class ConfigResolver {
         }
         String where = train.label() + " at " + key;
         int v = integer(train.json().get(key), where, warmup ? "a whole number >= 0" : "a whole number (< 1 means auto)");
-        return new Val<>(warmup ? checkWarmup(v, where) : autoDecay(v), TRAIN, where);
+        return new Val<>(warmup ? Integer.valueOf(checkWarmup(v, where)) : autoDecay(v), TRAIN, where);
     }
 
     private static boolean trainBool(Input train, String key) {
@@ -413,7 +413,7 @@ public final class ConfigResolver {
         }
         String where = label + " at " + name + "." + key;
         int v = integer(sec.get(key), where, warmup ? "a whole number >= 0" : "a whole number (< 1 means auto)");
-        return new Val<>(warmup ? checkWarmup(v, where) : autoDecay(v), origin, where);
+        return new Val<>(warmup ? Integer.valueOf(checkWarmup(v, where)) : autoDecay(v), origin, where);
     }
 
     private static Val<double[]> sectionBetas(JsonNode sec, String label, String name, String origin) {

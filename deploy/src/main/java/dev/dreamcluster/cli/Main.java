@@ -43,7 +43,10 @@ public final class Main {
             err.flush();
             return EXIT_USAGE;
         }
-        throw new RuntimeException(e);
+        // Not a user error: a bug or an environment failure. The trace is what a maintainer needs.
+        e.printStackTrace(err);
+        err.flush();
+        return 1;
     }
 
     static String oneLine(String s) {
