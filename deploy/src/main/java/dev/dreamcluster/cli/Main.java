@@ -22,7 +22,14 @@ public final class Main {
 
     /** Runs the command line and returns the exit status (tests call this). */
     public static int run(String... args) {
+        return run(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args);
+    }
+
+    /** Runs with the given stdout and stderr. */
+    public static int run(PrintWriter out, PrintWriter err, String... args) {
         CommandLine cl = new CommandLine(new Main());
+        cl.setOut(out);
+        cl.setErr(err);
         cl.setParameterExceptionHandler(Main::onBadParameter);
         cl.setExecutionExceptionHandler(Main::onFailure);
         return cl.execute(args);
