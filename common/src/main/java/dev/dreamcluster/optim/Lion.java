@@ -21,7 +21,8 @@ public final class Lion extends Optimizer {
     }
 
     @Override
-    protected void run(TensorState s, float[] p, float[] g, int off, int blockFrom, int blockTo, float[] s1, float[] s2) {
+    protected void run(TensorState s, float[] p, float[] g, int off, int blockFrom, int blockTo, float[] s1, float[] s2,
+            float[] s3) {
         int from = elemFrom(blockFrom);
         int n = elemTo(blockTo, s.slice.length()) - from;
         LionKernel.step(p, off + from, g, off + from, s.m, from, n, scalars);

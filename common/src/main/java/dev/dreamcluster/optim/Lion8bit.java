@@ -22,7 +22,8 @@ public final class Lion8bit extends Optimizer {
     }
 
     @Override
-    protected void run(TensorState s, float[] p, float[] g, int off, int blockFrom, int blockTo, float[] s1, float[] s2) {
+    protected void run(TensorState s, float[] p, float[] g, int off, int blockFrom, int blockTo, float[] s1, float[] s2,
+            float[] s3) {
         int n = s.slice.length();
         if (s.kind == TensorState.Kind.Q8_1) {
             Blockwise8bitKernel.lion(p, off, g, off, s.c1, 0, s.absmax1, 0, n, blockFrom, blockTo, scalars, s1);

@@ -31,6 +31,7 @@ public abstract class Optimizer implements AutoCloseable {
     private final ExecutorService pool;
     private final float[][] scratch1;
     private final float[][] scratch2;
+    private final float[][] scratch3;
     private long step;
 
     protected Optimizer(OptimizerHyper hyper, List<TensorSlice> slices, int threads) {
@@ -58,6 +59,7 @@ public abstract class Optimizer implements AutoCloseable {
         this.taskTo = tasks.stream().mapToInt(t -> t[2]).toArray();
         this.scratch1 = new float[threads][QuantMap.BLOCK];
         this.scratch2 = new float[threads][QuantMap.BLOCK];
+        this.scratch3 = new float[threads][QuantMap.BLOCK];
         this.pool = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1, r -> {
             Thread t = new Thread(r, "optimizer-" + hyper.name().key());
             t.setDaemon(true);
@@ -122,7 +124,7 @@ public abstract class Optimizer implements AutoCloseable {
 
     private void runTask(int t, float[] params, float[] grads, int worker) {
         int slot = taskSlot[t];
-        run(states[slot], params, grads, offsets[slot], taskFrom[t], taskTo[t], scratch1[worker], scratch2[worker]);
+        run(states[slot], params, grads, offsets[slot], taskFrom[t], taskTo[t], scratch1[worker], scratch2[worker], scratch3[worker]);
     }
 
     /** Computes this step's scalars; {@code t} is the 1-based step number. */
@@ -130,10 +132,11 @@ public abstract class Optimizer implements AutoCloseable {
 
     /**
      * Updates blocks [blockFrom, blockTo) of one slice whose elements start at {@code off} in the
-     * shard arrays. fp32 kernels treat a block as 256 consecutive elements.
+     * shard arrays. fp32 kernels treat a block as 256 consecutive elements. The scratch arrays (256
+     * floats each) belong to the calling thread.
      */
     protected abstract void run(TensorState s, float[] params, float[] grads, int off, int blockFrom, int blockTo,
-            float[] scratch1, float[] scratch2);
+            float[] scratch1, float[] scratch2, float[] scratch3);
 
     /** Element range [from, to) of blocks [blockFrom, blockTo) in a slice of {@code length}. */
     protected static int elemFrom(int blockFrom) {

@@ -27,7 +27,42 @@ class QuantizeTest {
     }
 
     static void check(float[] code, boolean signed, float x) {
-        assertEquals(bruteForce(code, x), QuantMap.quantize(code, x, signed), () -> "x = " + x + " (" + Float.floatToRawIntBits(x) + ")");
+        int want = bruteForce(code, x);
+        assertEquals(want, QuantMap.quantize(code, x, signed), () -> "search, x = " + x + " (" + Float.floatToRawIntBits(x) + ")");
+        int table = signed ? QuantMap.quantizeSigned(x, 1f) : QuantMap.quantizeUnsigned(x);
+        int wantTable = signed ? ScalarReference.qSigned(x, 1f) : want;
+        assertEquals(wantTable, table, () -> "table, x = " + x + " (" + Float.floatToRawIntBits(x) + ")");
+    }
+
+    /** The binary search, plus the optimizer's sign fix for the signed map (absmax 1: value = x). */
+    static int search(float[] code, boolean signed, float x) {
+        int c = QuantMap.quantize(code, x, signed);
+        if (signed && (Float.floatToRawIntBits(code[c]) < 0) != (Float.floatToRawIntBits(x) < 0)) {
+            c = (c + (x > 0 ? 1 : -1)) & 0xFF;
+        }
+        return c;
+    }
+
+    static int table(boolean signed, float x) {
+        return signed ? QuantMap.quantizeSigned(x, 1f) : QuantMap.quantizeUnsigned(x);
+    }
+
+    @Test
+    void tableShouldEqualSearchAtEveryKeyBoundaryAndOnRandomBitPatterns() {
+        SplittableRandom rnd = new SplittableRandom(99);
+        for (boolean signed : new boolean[] {true, false}) {
+            float[] code = signed ? QuantMap.SIGNED : QuantMap.UNSIGNED;
+            for (int key = 0; key < (1 << 16); key++) {
+                for (int low : new int[] {0, 1, 0x7FFF, 0x8000, 0xFFFE, 0xFFFF}) {
+                    float x = Float.intBitsToFloat((key << 16) | low);
+                    assertEquals(search(code, signed, x), table(signed, x), "x bits " + ((key << 16) | low));
+                }
+            }
+            for (int i = 0; i < 2_000_000; i++) {
+                float x = Float.intBitsToFloat(rnd.nextInt());
+                assertEquals(search(code, signed, x), table(signed, x));
+            }
+        }
     }
 
     @Test
@@ -56,11 +91,13 @@ class QuantizeTest {
     void shouldMapNanToZeroAndFixSigns() {
         assertEquals(0, QuantMap.quantize(QuantMap.SIGNED, Float.NaN, true));
         // all-zero block: 0/0 = NaN -> code 0 (-0.99) -> sign fix -> 0 - 1 wraps to 255
-        assertEquals(255, QuantMap.quantizeSigned(QuantMap.SIGNED, 0f, 0f));
+        assertEquals(255, QuantMap.quantizeSigned(0f, 0f));
+        assertEquals(0, QuantMap.quantizeSigned(-0f, 0f)); // -0.0 keeps code 0: its sign matches
+        assertEquals(1, QuantMap.quantizeSigned(Float.POSITIVE_INFINITY, Float.POSITIVE_INFINITY));
         // a tiny negative m must not become +0.0 (code 127): the sign fix moves it to 126
-        assertEquals(126, QuantMap.quantizeSigned(QuantMap.SIGNED, -1e-9f, 1f));
-        assertEquals(127, QuantMap.quantizeSigned(QuantMap.SIGNED, 1e-9f, 1f));
-        assertEquals(255, QuantMap.quantizeSigned(QuantMap.SIGNED, 3f, 3f));
-        assertEquals(0, QuantMap.quantizeSigned(QuantMap.SIGNED, -3f, 3f));
+        assertEquals(126, QuantMap.quantizeSigned(-1e-9f, 1f));
+        assertEquals(127, QuantMap.quantizeSigned(1e-9f, 1f));
+        assertEquals(255, QuantMap.quantizeSigned(3f, 3f));
+        assertEquals(0, QuantMap.quantizeSigned(-3f, 3f));
     }
 }

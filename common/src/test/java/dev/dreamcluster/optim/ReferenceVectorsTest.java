@@ -49,7 +49,7 @@ class ReferenceVectorsTest {
                     }
                     absmax[b] = max;
                     for (int i = b * 256; i < Math.min(in.length, b * 256 + 256); i++) {
-                        int c = signed ? QuantMap.quantizeSigned(code, in[i], max) : QuantMap.quantize(code, in[i] / max, false);
+                        int c = signed ? QuantMap.quantizeSigned(in[i], max) : QuantMap.quantizeUnsigned(in[i] / max);
                         codes[i] = (byte) c;
                         deq[i] = code[c] * max;
                     }

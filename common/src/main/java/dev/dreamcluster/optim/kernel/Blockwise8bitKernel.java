@@ -10,8 +10,8 @@ package dev.dreamcluster.optim.kernel;
  * in the last block are padding: g = 0, m code 128, v code 0; they take part in the absmax maximum
  * but are never stored.
  *
- * <p>Scratch: {@code s1}, {@code s2} hold the block's new fp32 states between the absmax reduction
- * and re-quantization (256 floats each, owned by the calling thread). Blocks are independent, so any
+ * <p>Scratch: {@code s1}, {@code s2}, {@code s3} hold the block's new fp32 states and ratios between
+ * the absmax reduction and re-quantization (256 floats each, owned by the calling thread). Blocks are independent, so any
  * split of blocks across threads gives identical bits.
  */
 public final class Blockwise8bitKernel {
@@ -24,10 +24,16 @@ public final class Blockwise8bitKernel {
      * fp32, new absmax = max |state| over the block, update p from the fp32 states (then decay), and
      * re-quantize with the new absmax. A non-finite gradient resets the element's m and v to 0 and
      * leaves p untouched (no decay either).
+     *
+     * <p>Three passes per block: (1) dequantize + moments + absmax (scalar: the code tables are
+     * gathers); (2) the parameter update and the two divisions by absmax, pure arithmetic that
+     * vectorises; (3) table quantization. Scratch: s1 = m, s2 = v then v/absmax2, s3 = per-lane decay
+     * factor then m/absmax1. A reset lane has m = v = 0, so its update is stepSize*(0/eps') = -0 and
+     * p + -0 = p exactly; its decay factor is 1. Hence pass 2 needs no branch.
      */
     public static void adam(float[] p, int pOff, float[] g, int gOff, byte[] c1, byte[] c2, int cOff,
             float[] absmax1, float[] absmax2, int aOff, int n, int blockFrom, int blockTo, BnbScalars s,
-            float[] s1, float[] s2) {
+            float[] s1, float[] s2, float[] s3) {
         final float[] q1 = QuantMap.SIGNED;
         final float[] q2 = QuantMap.UNSIGNED;
         final float b1 = s.beta1();
@@ -36,8 +42,10 @@ public final class Blockwise8bitKernel {
         final float omb2 = s.oneMinusBeta2();
         final float stepSize = s.stepSize();
         final float epsC2 = s.epsTimesCorrection2();
-        final boolean decay = s.decay();
-        final float wdf = s.wdFactor();
+        final float wdf = s.decay() ? s.wdFactor() : 1.0f;
+        if (!(epsC2 > 0)) {
+            throw new IllegalArgumentException("eps * correction2 underflowed to " + epsC2 + ": use a larger eps");
+        }
         for (int b = blockFrom; b < blockTo; b++) {
             final int base = b * B;
             final int valid = Math.min(B, n - base);
@@ -45,29 +53,57 @@ public final class Blockwise8bitKernel {
             final float am2 = absmax2[aOff + b];
             float max1 = 0f;
             float max2 = 0f;
-            for (int j = 0; j < B; j++) {
-                final float gj;
-                final int k1;
-                final int k2;
-                if (j < valid) {
-                    gj = g[gOff + base + j];
-                    k1 = c1[cOff + base + j] & 0xFF;
-                    k2 = c2[cOff + base + j] & 0xFF;
-                } else {
-                    gj = 0f;
-                    k1 = QuantMap.SIGNED_PAD_CODE;
-                    k2 = 0;
-                }
-                float m = 0f;
-                float v = 0f;
-                if (Float.isFinite(gj)) {
-                    v = q2[k2] * am2;
+            if (Float.isFinite(am1) && Float.isFinite(am2)) {
+                // Common case: with finite scales no lane can produce NaN (non-finite g lanes are
+                // zeroed by the selects), so Math.max, which C2 compiles branch-free, gives the same
+                // maximum as the NaN-skipping compare below. ~1.5x faster than branching per lane.
+                for (int j = 0; j < valid; j++) {
+                    final int i = base + j;
+                    final float gj = g[gOff + i];
+                    final boolean finite = Math.abs(gj) <= Float.MAX_VALUE;
+                    float v = q2[c2[cOff + i] & 0xFF] * am2;
                     v = (v * b2) + ((omb2 * gj) * gj);
-                    m = q1[k1] * am1;
+                    float m = q1[c1[cOff + i] & 0xFF] * am1;
                     m = (m * b1) + (omb1 * gj);
+                    m = finite ? m : 0f;
+                    v = finite ? v : 0f;
+                    s1[j] = m;
+                    s2[j] = v;
+                    s3[j] = finite ? wdf : 1.0f;
+                    max1 = Math.max(Math.abs(m), max1);
+                    max2 = Math.max(Math.abs(v), max2);
                 }
-                s1[j] = m;
-                s2[j] = v;
+            } else {
+                // A scale overflowed to Inf on an earlier step (|g| > ~6e20 squares to Inf): 0 * Inf
+                // lanes are NaN, and the maximum skips them, lane by lane.
+                for (int j = 0; j < valid; j++) {
+                    final int i = base + j;
+                    final float gj = g[gOff + i];
+                    float m = 0f;
+                    float v = 0f;
+                    float decay = 1.0f;
+                    if (Float.isFinite(gj)) {
+                        v = q2[c2[cOff + i] & 0xFF] * am2;
+                        v = (v * b2) + ((omb2 * gj) * gj);
+                        m = q1[c1[cOff + i] & 0xFF] * am1;
+                        m = (m * b1) + (omb1 * gj);
+                        decay = wdf;
+                    }
+                    s1[j] = m;
+                    s2[j] = v;
+                    s3[j] = decay;
+                    final float a1 = Math.abs(m);
+                    final float a2 = Math.abs(v);
+                    max1 = a1 > max1 ? a1 : max1;
+                    max2 = a2 > max2 ? a2 : max2;
+                }
+            }
+            if (valid < B) {
+                // padding lanes (g = 0, codes 128 / 0) are all equal: one evaluation stands for them all
+                float v = q2[0] * am2;
+                v = (v * b2) + ((omb2 * 0f) * 0f);
+                float m = q1[QuantMap.SIGNED_PAD_CODE] * am1;
+                m = (m * b1) + (omb1 * 0f);
                 final float a1 = Math.abs(m);
                 final float a2 = Math.abs(v);
                 max1 = a1 > max1 ? a1 : max1;
@@ -75,19 +111,22 @@ public final class Blockwise8bitKernel {
             }
             absmax1[aOff + b] = max1;
             absmax2[aOff + b] = max2;
+            final int pBase = pOff + base;
+            // bnb applies decay only when wd > 0; a factor of exactly 1.0f is the identity
             for (int j = 0; j < valid; j++) {
-                final int i = base + j;
-                final float m = s1[j];
-                final float v = s2[j];
-                if (Float.isFinite(g[gOff + i])) {
-                    float pi = p[pOff + i] + (stepSize * (m / ((float) Math.sqrt(v) + epsC2)));
-                    if (decay) {
-                        pi = pi * wdf;
-                    }
-                    p[pOff + i] = pi;
-                }
-                c1[cOff + i] = (byte) QuantMap.quantizeSigned(q1, m, max1);
-                c2[cOff + i] = (byte) QuantMap.quantize(q2, v / max2, false);
+                p[pBase + j] = (p[pBase + j] + (stepSize * (s1[j] / ((float) Math.sqrt(s2[j]) + epsC2)))) * s3[j];
+            }
+            // three short loops vectorise where one combined loop does not (measured 1.4x)
+            for (int j = 0; j < valid; j++) {
+                s3[j] = s1[j] / max1;
+            }
+            for (int j = 0; j < valid; j++) {
+                s2[j] = s2[j] / max2;
+            }
+            final int cBase = cOff + base;
+            for (int j = 0; j < valid; j++) {
+                c1[cBase + j] = (byte) QuantMap.quantizeSignedRatio(s1[j], s3[j]);
+                c2[cBase + j] = (byte) QuantMap.quantizeUnsigned(s2[j]);
             }
         }
     }
@@ -111,32 +150,32 @@ public final class Blockwise8bitKernel {
             final int valid = Math.min(B, n - base);
             final float am1 = absmax1[aOff + b];
             float max1 = 0f;
-            for (int j = 0; j < B; j++) {
-                final boolean real = j < valid;
-                final float gj = real ? g[gOff + base + j] : 0f;
-                final int k1 = real ? c1[cOff + base + j] & 0xFF : QuantMap.SIGNED_PAD_CODE;
-                float m = q1[k1] * am1;
-                if (real) {
-                    float pi = p[pOff + base + j];
-                    if (decay) {
-                        pi = pi * wdf;
-                    }
-                    p[pOff + base + j] = pi - lr * sgn((m * b1) + (omb1 * gj));
+            for (int j = 0; j < valid; j++) {
+                final int i = base + j;
+                final float gj = g[gOff + i];
+                float m = q1[c1[cOff + i] & 0xFF] * am1;
+                float pi = p[pOff + i];
+                if (decay) {
+                    pi = pi * wdf;
                 }
+                p[pOff + i] = pi - lr * LionKernel.sign((m * b1) + (omb1 * gj));
                 m = (m * b2) + (omb2 * gj);
                 s1[j] = m;
                 final float a1 = Math.abs(m);
                 max1 = a1 > max1 ? a1 : max1;
             }
+            if (valid < B) {
+                // padding lanes (g = 0, code 128) are all equal
+                float m = q1[QuantMap.SIGNED_PAD_CODE] * am1;
+                m = (m * b2) + (omb2 * 0f);
+                final float a1 = Math.abs(m);
+                max1 = a1 > max1 ? a1 : max1;
+            }
             absmax1[aOff + b] = max1;
             for (int j = 0; j < valid; j++) {
-                c1[cOff + base + j] = (byte) QuantMap.quantizeSigned(q1, s1[j], max1);
+                c1[cOff + base + j] = (byte) QuantMap.quantizeSigned(s1[j], max1);
             }
         }
     }
 
-    /** CUDA's {@code sgn}: (0 < x) - (x < 0), so NaN and zeros give 0. */
-    static float sgn(float x) {
-        return (0f < x ? 1f : 0f) - (x < 0f ? 1f : 0f);
-    }
 }

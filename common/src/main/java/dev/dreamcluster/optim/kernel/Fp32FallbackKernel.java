@@ -57,7 +57,7 @@ public final class Fp32FallbackKernel {
             if (decay) {
                 pi = pi * wdf;
             }
-            p[pOff + i] = pi - lr * Blockwise8bitKernel.sgn(mi * b1 + omb1 * gi);
+            p[pOff + i] = pi - lr * LionKernel.sign(mi * b1 + omb1 * gi);
             m[sOff + i] = mi * b2 + omb2 * gi;
         }
     }

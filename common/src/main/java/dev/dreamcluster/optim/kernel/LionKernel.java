@@ -6,7 +6,7 @@ package dev.dreamcluster.optim.kernel;
  * <pre>
  *   p = p * (1 - lr*wd)
  *   c = m*b1 + (1-b1)*g
- *   p = p + (-lr) * sign(c)                    sign(+-0) = 0, so a zero c leaves p alone
+ *   p = p + (-lr) * sign(c)                    sign(x) = (0 < x) - (x < 0): +-0 and NaN give +0
  *   m = m*b2 + (1-b2)*g                        momentum updated after the step
  * </pre>
  *
@@ -26,6 +26,14 @@ public final class LionKernel {
         }
     }
 
+    /**
+     * ATen's sign for floats, {@code (0 < x) - (x < 0)}: +-0 give +0 (Math.signum would keep -0 and
+     * flip the sign of a zero update). Written with selects so the loop vectorises.
+     */
+    public static float sign(float x) {
+        return (0f < x ? 1f : 0f) - (x < 0f ? 1f : 0f);
+    }
+
     public static void step(float[] p, int pOff, float[] g, int gOff, float[] m, int sOff, int n, Scalars s) {
         final float wdf = s.wdFactor();
         final float b1 = s.beta1();
@@ -37,7 +45,7 @@ public final class LionKernel {
             final float gi = g[gOff + i];
             final float mi = m[sOff + i];
             final float c = mi * b1 + omb1 * gi;
-            p[pOff + i] = p[pOff + i] * wdf + negLr * Math.signum(c);
+            p[pOff + i] = p[pOff + i] * wdf + negLr * sign(c);
             m[sOff + i] = mi * b2 + omb2 * gi;
         }
     }

@@ -18,6 +18,9 @@ public final class QuantMap {
     public static final float[] SIGNED = create(true);
     /** Unsigned map (second moment, v): 0.0 at index 0 up to 1.0 at 255. */
     public static final float[] UNSIGNED = create(false);
+    /** Search tables for the optimizer's quantizers: one entry per 2^16 floats sharing their top 16 bits. */
+    private static final Lut SIGNED_LUT = new Lut(SIGNED, true);
+    private static final Lut UNSIGNED_LUT = new Lut(UNSIGNED, false);
     /** Padding lanes of a partial last block read the signed code 128 (the smallest positive value). */
     public static final int SIGNED_PAD_CODE = 128;
 
@@ -89,16 +92,106 @@ public final class QuantMap {
     }
 
     /**
-     * Signed quantization as the optimizer stores m: after the search, if the code's sign differs
-     * from the value's, step one code toward the value (uint8 wrap-around: 0 - 1 = 255). A block of
-     * all-zero state gives 0/0 = NaN, code 0, then 255; harmless since it dequantizes to 255's value
-     * times absmax 0.
+     * {@link #quantize} on the unsigned map, by table (see {@link Lut}). NaN gives 0.
      */
-    public static int quantizeSigned(float[] code, float value, float absmax) {
-        int c = quantize(code, value / absmax, true);
-        if ((Float.floatToRawIntBits(code[c]) < 0) != (Float.floatToRawIntBits(value) < 0)) {
-            c = (c + (value > 0 ? 1 : -1)) & 0xFF;
+    public static int quantizeUnsigned(float x) {
+        final long e = UNSIGNED_LUT.packed[Float.floatToRawIntBits(x) >>> 16];
+        final int c = x > Float.intBitsToFloat((int) (e >>> 32)) ? (int) (e >>> 8) & 0xFF : (int) e & 0xFF;
+        return x != x ? 0 : c;
+    }
+
+    /**
+     * Signed quantization as the optimizer stores m: the nearest code of {@code value / absmax}; then,
+     * if the code's sign differs from the value's, one code toward the value (uint8 wrap-around:
+     * 0 - 1 = 255). A block of all-zero state gives 0/0 = NaN, code 0, then 255 (or 0 for -0.0);
+     * harmless since it dequantizes to a code times absmax 0.
+     */
+    public static int quantizeSigned(float value, float absmax) {
+        return quantizeSignedRatio(value, value / absmax);
+    }
+
+    /** {@link #quantizeSigned(float, float)} with {@code x = value / absmax} already computed. */
+    public static int quantizeSignedRatio(float value, float x) {
+        if (x != x) {
+            // code 0 (-0.99...) then the sign fix, which reads the value's sign
+            return Float.floatToRawIntBits(value) < 0 ? 0 : (value > 0 ? 1 : 255);
         }
-        return c;
+        final long e = SIGNED_LUT.packed[Float.floatToRawIntBits(x) >>> 16];
+        return x > Float.intBitsToFloat((int) (e >>> 32)) ? (int) (e >>> 8) & 0xFF : (int) e & 0xFF;
+    }
+
+    /**
+     * Search table: floats with the same top 16 bits (sign, exponent, 7 mantissa bits; a 0.8% value
+     * range) hold at most one midpoint between adjacent codes, so the nearest code is one of two and
+     * a single compare picks it. Entry layout (one long per key, one memory access):
+     *
+     * <pre>
+     *   bits 63..32  threshold (float bits): x > threshold picks the upper code; the tie rule (a tie
+     *                goes to the even index) is folded in by using nextDown(midpoint) for even codes
+     *   bits 15..8   upper code        bits 7..0  lower code     (signed map: after the sign fix)
+     * </pre>
+     *
+     * 64K entries x 8 bytes per map; only the few thousand keys of [-1, 1] are ever hot. The build
+     * fails if a key ever held two midpoints; a test checks the table against {@link #quantize} at
+     * every key's ends and on random bit patterns (and it was checked once on all 2^32 floats).
+     */
+    private static final class Lut {
+        final long[] packed = new long[1 << 16];
+
+        Lut(float[] code, boolean signFix) {
+            float[] mid = new float[256]; // mid[k] lies between code[k-1] and code[k], k = 1..255
+            for (int k = 1; k < 256; k++) {
+                mid[k] = (code[k - 1] + code[k]) * 0.5f;
+            }
+            for (int key = 0; key < (1 << 16); key++) {
+                float a = Float.intBitsToFloat(key << 16);
+                float b = Float.intBitsToFloat((key << 16) | 0xFFFF);
+                boolean negative = key >= 0x8000;
+                int lower;
+                float threshold;
+                if (Float.isNaN(a) || Float.isNaN(b)) {
+                    // exponent-255 keys: +Inf (bits 0x7F800000) is above every code, -Inf below all; NaN is handled by the caller
+                    lower = negative ? 0 : 255;
+                    threshold = Float.POSITIVE_INFINITY;
+                } else {
+                    float lo = Math.min(a, b);
+                    float hi = Math.max(a, b);
+                    int below = 0; // midpoints < lo
+                    int inside = 0;
+                    int k = -1;
+                    for (int j = 1; j < 256; j++) {
+                        if (mid[j] < lo) {
+                            below++;
+                        } else if (mid[j] <= hi) {
+                            inside++;
+                            k = j;
+                        }
+                    }
+                    if (inside > 1) {
+                        throw new IllegalStateException("quantization table key " + key + " holds " + inside + " midpoints");
+                    }
+                    lower = below;
+                    threshold = inside == 0 ? Float.POSITIVE_INFINITY : (k % 2 == 0 ? Math.nextDown(mid[k]) : mid[k]);
+                }
+                int upper = Math.min(255, lower + 1);
+                if (signFix) {
+                    lower = fixSign(code, lower, negative);
+                    upper = fixSign(code, upper, negative);
+                }
+                packed[key] = ((long) Float.floatToRawIntBits(threshold) << 32) | (upper << 8) | lower;
+            }
+        }
+
+        /**
+         * The optimizer's sign fix for a value whose sign is the key's: a positive value never lands on
+         * a negative code, and a negative one that lands on +0.0 (or any non-negative code) steps down.
+         */
+        private static int fixSign(float[] code, int c, boolean negative) {
+            boolean codeNegative = Float.floatToRawIntBits(code[c]) < 0;
+            if (codeNegative == negative) {
+                return c;
+            }
+            return (c + (negative ? -1 : 1)) & 0xFF;
+        }
     }
 }

@@ -1,0 +1,56 @@
+package dev.dreamcluster.protocol;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import akka.actor.testkit.typed.javadsl.ActorTestKit;
+import akka.serialization.Serialization;
+import akka.serialization.SerializationExtension;
+import akka.serialization.Serializers;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The pinned Jackson (2.17, with module-scala at the same version) under Akka 2.6.21: records,
+ * single-field records included (Akka's own Jackson 2.11.4 cannot read those), round-trip through
+ * the bound jackson-cbor serializer.
+ */
+class SerializationTest {
+    static ActorTestKit kit;
+
+    record Single(long step) implements CborSerializable {}
+
+    record Several(String runId, int rank, List<String> names, byte[] id) implements CborSerializable {}
+
+    @BeforeAll
+    static void start() {
+        kit = ActorTestKit.create("serialization");
+    }
+
+    @AfterAll
+    static void stop() {
+        kit.shutdownTestKit();
+    }
+
+    static Object roundTrip(Object msg) {
+        Serialization s = SerializationExtension.get(kit.system().classicSystem());
+        akka.serialization.Serializer ser = s.findSerializerFor(msg);
+        assertEquals("JacksonCborSerializer", ser.getClass().getSimpleName());
+        byte[] bytes = s.serialize(msg).get();
+        return s.deserialize(bytes, ser.identifier(), Serializers.manifestFor(ser, msg)).get();
+    }
+
+    @Test
+    void shouldRoundTripSingleFieldRecords() {
+        assertEquals(new Single(42), roundTrip(new Single(42)));
+    }
+
+    @Test
+    void shouldRoundTripRecordsWithListsAndBytes() {
+        Several back = (Several) roundTrip(new Several("run-1", 3, List.of("a", "b"), new byte[] {1, 2, 3}));
+        assertEquals("run-1", back.runId());
+        assertEquals(List.of("a", "b"), back.names());
+        assertEquals(3, back.id().length);
+    }
+}
