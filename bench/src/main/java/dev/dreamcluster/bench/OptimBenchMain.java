@@ -16,16 +16,25 @@ import org.openjdk.jmh.runner.options.TimeValue;
 
 /**
  * Runs the optimizer benchmarks and prints the table the README records:
- * {@code bin/bench optim [--quick]}.
+ * {@code bin/bench optim [--quick] [--optimizers adamw,adamw8bit] [--no-djl]}.
  */
 public final class OptimBenchMain {
     private OptimBenchMain() {}
 
     public static void main(String[] args) throws Exception {
-        boolean quick = List.of(args).contains("--quick");
-        Options opts = new OptionsBuilder()
-                .include(OptimizerBench.class.getSimpleName())
-                .include(DjlAdamWBench.class.getSimpleName())
+        List<String> argv = List.of(args);
+        boolean quick = argv.contains("--quick");
+        int at = argv.indexOf("--optimizers");
+        String[] only = at >= 0 && at + 1 < argv.size() ? argv.get(at + 1).split(",") : null;
+        OptionsBuilder builder = new OptionsBuilder();
+        builder.include(OptimizerBench.class.getSimpleName());
+        if (only != null) {
+            builder.param("optimizer", only);
+        }
+        if (!argv.contains("--no-djl")) {
+            builder.include(DjlAdamWBench.class.getSimpleName());
+        }
+        Options opts = builder
                 .forks(1)
                 .warmupIterations(quick ? 1 : 3)
                 .warmupTime(TimeValue.seconds(quick ? 1 : 2))

@@ -124,9 +124,25 @@ public final class Blockwise8bitKernel {
                 s2[j] = s2[j] / max2;
             }
             final int cBase = cOff + base;
-            for (int j = 0; j < valid; j++) {
-                c1[cBase + j] = (byte) QuantMap.quantizeSignedRatio(s1[j], s3[j]);
-                c2[cBase + j] = (byte) QuantMap.quantizeUnsigned(s2[j]);
+            // With a finite, non-zero absmax no ratio is NaN (|state| <= absmax), so the table step
+            // alone is exact; a zero or infinite absmax takes the NaN-aware path.
+            if (max1 > 0 && max1 <= Float.MAX_VALUE) {
+                for (int j = 0; j < valid; j++) {
+                    c1[cBase + j] = (byte) QuantMap.lookup(true, s3[j]);
+                }
+            } else {
+                for (int j = 0; j < valid; j++) {
+                    c1[cBase + j] = (byte) QuantMap.quantizeSignedRatio(s1[j], s3[j]);
+                }
+            }
+            if (max2 > 0 && max2 <= Float.MAX_VALUE) {
+                for (int j = 0; j < valid; j++) {
+                    c2[cBase + j] = (byte) QuantMap.lookup(false, s2[j]);
+                }
+            } else {
+                for (int j = 0; j < valid; j++) {
+                    c2[cBase + j] = (byte) QuantMap.quantizeUnsigned(s2[j]);
+                }
             }
         }
     }

@@ -95,9 +95,20 @@ public final class QuantMap {
      * {@link #quantize} on the unsigned map, by table (see {@link Lut}). NaN gives 0.
      */
     public static int quantizeUnsigned(float x) {
-        final long e = UNSIGNED_LUT.packed[Float.floatToRawIntBits(x) >>> 16];
-        final int c = x > Float.intBitsToFloat((int) (e >>> 32)) ? (int) (e >>> 8) & 0xFF : (int) e & 0xFF;
-        return x != x ? 0 : c;
+        return x != x ? 0 : lookup(UNSIGNED_LUT, x);
+    }
+
+    /**
+     * The table step alone, for callers that know {@code x} is not NaN (the kernels, when the block's
+     * absmax is finite and > 0). On the signed map the result includes the sign fix.
+     */
+    public static int lookup(boolean signed, float x) {
+        return lookup(signed ? SIGNED_LUT : UNSIGNED_LUT, x);
+    }
+
+    private static int lookup(Lut t, float x) {
+        final long e = t.packed[Float.floatToRawIntBits(x) >>> 16];
+        return x > Float.intBitsToFloat((int) (e >>> 32)) ? (int) (e >>> 8) & 0xFF : (int) e & 0xFF;
     }
 
     /**
@@ -116,8 +127,7 @@ public final class QuantMap {
             // code 0 (-0.99...) then the sign fix, which reads the value's sign
             return Float.floatToRawIntBits(value) < 0 ? 0 : (value > 0 ? 1 : 255);
         }
-        final long e = SIGNED_LUT.packed[Float.floatToRawIntBits(x) >>> 16];
-        return x > Float.intBitsToFloat((int) (e >>> 32)) ? (int) (e >>> 8) & 0xFF : (int) e & 0xFF;
+        return lookup(SIGNED_LUT, x);
     }
 
     /**
