@@ -1,0 +1,46 @@
+package dev.dreamcluster.model;
+
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Built-in model architectures: {@code sd15} and {@code sd21} are the real Stable Diffusion 1.5 and
+ * 2.1 configs; {@code tiny} is a few-MB model with the same block structure for tests and demos.
+ */
+public enum Presets {
+    TINY(new UNetConfig(4, 4, 16, List.of(32, 64), 1, List.of("CrossAttnDownBlock2D", "DownBlock2D"),
+            List.of("UpBlock2D", "CrossAttnUpBlock2D"), List.of(4, 4), 32, false, 8, 1e-5, true, 0),
+            new ClipTextConfig(1024, 32, 4, 4, 64, 77, "quick_gelu", 1e-5),
+            new VaeConfig(3, 3, 4, List.of(16, 32), 1, 8, 64, 0.18215)),
+    SD15(new UNetConfig(4, 4, 64, List.of(320, 640, 1280, 1280), 2,
+            List.of("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+            List.of("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), List.of(8, 8, 8, 8),
+            768, false, 32, 1e-5, true, 0),
+            new ClipTextConfig(49408, 768, 12, 12, 3072, 77, "quick_gelu", 1e-5),
+            new VaeConfig(3, 3, 4, List.of(128, 256, 512, 512), 2, 32, 512, 0.18215)),
+    SD21(new UNetConfig(4, 4, 96, List.of(320, 640, 1280, 1280), 2,
+            List.of("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+            List.of("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), List.of(5, 10, 20, 20),
+            1024, true, 32, 1e-5, true, 0),
+            new ClipTextConfig(49408, 1024, 23, 16, 4096, 77, "gelu", 1e-5),
+            new VaeConfig(3, 3, 4, List.of(128, 256, 512, 512), 2, 32, 768, 0.18215));
+
+    public final UNetConfig unet;
+    public final ClipTextConfig textEncoder;
+    public final VaeConfig vae;
+
+    Presets(UNetConfig unet, ClipTextConfig textEncoder, VaeConfig vae) {
+        this.unet = unet;
+        this.textEncoder = textEncoder;
+        this.vae = vae;
+    }
+
+    public String key() {
+        return name().toLowerCase(Locale.ROOT);
+    }
+
+    /** The SD2 tokenizer pads with "!" (id 0); SD1's with its end-of-text token. */
+    public boolean padsWithExclamation() {
+        return this == SD21;
+    }
+}
