@@ -159,30 +159,59 @@ public final class SafetensorsFile {
     public record Entry(long[] shape, float[] values) {}
 
     /**
+     * A tensor produced when the writer reaches it, so a multi-GB model is never in memory at once.
+     */
+    public interface Source {
+        String name();
+
+        long[] shape();
+
+        /** Called once, when the tensor is written. */
+        float[] values();
+    }
+
+    /** Writes in-memory tensors; see {@link #write(Path, java.util.List, DType, Map)}. */
+    public static void write(Path path, Map<String, Entry> tensors, DType dtype, Map<String, String> metadata) {
+        java.util.List<Source> sources = new java.util.ArrayList<>();
+        tensors.forEach((name, e) -> sources.add(new Source() {
+            @Override
+            public String name() {
+                return name;
+            }
+
+            @Override
+            public long[] shape() {
+                return e.shape();
+            }
+
+            @Override
+            public float[] values() {
+                return e.values();
+            }
+        }));
+        write(path, sources, dtype, metadata);
+    }
+
+    /**
      * Writes {@code tensors} (in the given order) as {@code dtype} to {@code path}: to a temporary
      * sibling first, fsynced, then renamed, so a crash never leaves a torn file under the real name.
      */
-    public static void write(Path path, Map<String, Entry> tensors, DType dtype, Map<String, String> metadata) {
+    public static void write(Path path, java.util.List<Source> tensors, DType dtype, Map<String, String> metadata) {
         ObjectNode header = Json.MAPPER.createObjectNode();
         if (metadata != null && !metadata.isEmpty()) {
             ObjectNode m = header.putObject("__metadata__");
             metadata.forEach(m::put);
         }
         long offset = 0;
-        for (Map.Entry<String, Entry> e : tensors.entrySet()) {
-            long n = e.getValue().values().length;
-            long expect = 1;
-            for (long d : e.getValue().shape()) {
-                expect *= d;
+        for (Source e : tensors) {
+            long n = 1;
+            for (long d : e.shape()) {
+                n *= d;
             }
-            if (n != expect) {
-                throw new IllegalArgumentException(e.getKey() + ": " + n + " values for shape "
-                        + java.util.Arrays.toString(e.getValue().shape()));
-            }
-            ObjectNode t = header.putObject(e.getKey());
+            ObjectNode t = header.putObject(e.name());
             t.put("dtype", dtype.name());
             var shape = t.putArray("shape");
-            for (long d : e.getValue().shape()) {
+            for (long d : e.shape()) {
                 shape.add(d);
             }
             t.putArray("data_offsets").add(offset).add(offset + n * dtype.bytes);
@@ -206,8 +235,17 @@ public final class SafetensorsFile {
             head.flip();
             writeAll(ch, head);
             ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
-            for (Entry e : tensors.values()) {
-                for (float f : e.values()) {
+            for (Source e : tensors) {
+                float[] values = e.values();
+                long expect = 1;
+                for (long d : e.shape()) {
+                    expect *= d;
+                }
+                if (values.length != expect) {
+                    throw new IllegalArgumentException(e.name() + ": " + values.length + " values for shape "
+                            + java.util.Arrays.toString(e.shape()));
+                }
+                for (float f : values) {
                     if (buf.remaining() < 4) {
                         buf.flip();
                         writeAll(ch, buf);

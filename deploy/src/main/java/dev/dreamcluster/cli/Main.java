@@ -11,7 +11,8 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         version = "dreamcluster 0.1.0",
         description = "Distributed Stable Diffusion fine-tuning (EveryDream2-compatible configs).",
-        subcommands = {ResolveCommand.class, OptimReplayCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {ResolveCommand.class, OptimReplayCommand.class, InitModelCommand.class, ModelInfoCommand.class,
+            TokenizeCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
     /** User errors (bad flags, files, values): one line, exit 2. */
     public static final int EXIT_USAGE = 2;
@@ -45,7 +46,7 @@ public final class Main {
 
     private static int onFailure(Exception e, CommandLine cl, CommandLine.ParseResult parsed) {
         PrintWriter err = cl.getErr();
-        if (e instanceof ConfigError) {
+        if (e instanceof ConfigError || e instanceof dev.dreamcluster.model.ModelError) {
             err.println("error: " + oneLine(e.getMessage()));
             err.flush();
             return EXIT_USAGE;
