@@ -1,0 +1,87 @@
+package dev.dreamcluster.worker.model;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import dev.dreamcluster.freeze.Component;
+import dev.dreamcluster.model.DiffusersFolder;
+import dev.dreamcluster.model.ParamSpec;
+import dev.dreamcluster.safetensors.SafetensorsFile;
+import dev.dreamcluster.safetensors.TensorInfo;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Predicate;
+
+/**
+ * One component's parameters as float32 NDArrays keyed by their diffusers names, in manifest order.
+ * Trainable tensors carry a gradient; frozen ones never enter autograd. Owns its NDManager.
+ */
+public final class ModelWeights implements AutoCloseable {
+    private final Component component;
+    private final NDManager manager;
+    private final Map<String, NDArray> tensors;
+    private final List<ParamSpec> manifest;
+
+    private ModelWeights(Component component, NDManager manager, Map<String, NDArray> tensors, List<ParamSpec> manifest) {
+        this.component = component;
+        this.manager = manager;
+        this.tensors = tensors;
+        this.manifest = manifest;
+    }
+
+    /** Loads {@code component} from a diffusers folder, checked against its config. */
+    public static ModelWeights load(NDManager parent, DiffusersFolder folder, Component component, Device device,
+            Predicate<String> trainable) {
+        SafetensorsFile file = SafetensorsFile.open(DiffusersFolder.weightsFile(folder.dir(), component));
+        Map<String, TensorInfo> checked = folder.checkedTensors(component, file);
+        NDManager m = parent.newSubManager(device);
+        Map<String, NDArray> tensors = new LinkedHashMap<>();
+        List<ParamSpec> manifest = folder.manifest(component);
+        for (ParamSpec p : manifest) {
+            float[] values = file.readFloats(checked.get(p.name()).name());
+            NDArray a = m.create(values, new Shape(p.shape()));
+            a.setName(p.name());
+            if (trainable.test(p.name())) {
+                a.setRequiresGradient(true);
+            }
+            tensors.put(p.name(), a);
+        }
+        return new ModelWeights(component, m, tensors, manifest);
+    }
+
+    public NDArray get(String name) {
+        NDArray a = tensors.get(name);
+        if (a == null) {
+            throw new IllegalArgumentException(component.folder() + " has no parameter " + name);
+        }
+        return a;
+    }
+
+    /** Null when the parameter does not exist (optional layers such as conv_shortcut). */
+    NDArray opt(String name) {
+        return tensors.get(name);
+    }
+
+    public Component component() {
+        return component;
+    }
+
+    public List<ParamSpec> manifest() {
+        return manifest;
+    }
+
+    public Map<String, NDArray> tensors() {
+        return tensors;
+    }
+
+    public boolean isTrainable(String name) {
+        return get(name).hasGradient();
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+}
