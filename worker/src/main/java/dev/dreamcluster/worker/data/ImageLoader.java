@@ -1,0 +1,57 @@
+package dev.dreamcluster.worker.data;
+
+import java.awt.Graphics2D;
+import java.awt.RenderingHints;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import javax.imageio.ImageIO;
+
+/**
+ * Decodes an image, centre-crops it to the bucket's aspect ratio, resizes it (bilinear) and writes
+ * it as float CHW in [-1, 1] into a batch buffer.
+ */
+public final class ImageLoader {
+    private ImageLoader() {}
+
+    /** Writes {@code item} resized to (w, h) into {@code out[off .. off + 3*h*w)}, channels first. */
+    public static void load(ImageItem item, int w, int h, float[] out, int off) {
+        BufferedImage src;
+        try {
+            src = ImageIO.read(item.path().toFile());
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + item.path(), e);
+        }
+        if (src == null) {
+            throw new IllegalStateException("no decoder for " + item.path());
+        }
+        double target = (double) w / h;
+        int cw = src.getWidth();
+        int ch = src.getHeight();
+        if ((double) cw / ch > target) {
+            cw = (int) Math.round(ch * target);
+        } else {
+            ch = (int) Math.round(cw / target);
+        }
+        int x0 = (src.getWidth() - cw) / 2;
+        int y0 = (src.getHeight() - ch) / 2;
+        BufferedImage dst = new BufferedImage(w, h, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = dst.createGraphics();
+        try {
+            g.setRenderingHint(RenderingHints.KEY_INTERPOLATION, RenderingHints.VALUE_INTERPOLATION_BILINEAR);
+            g.drawImage(src, 0, 0, w, h, x0, y0, x0 + cw, y0 + ch, null);
+        } finally {
+            g.dispose();
+        }
+        int plane = w * h;
+        for (int y = 0; y < h; y++) {
+            for (int x = 0; x < w; x++) {
+                int rgb = dst.getRGB(x, y);
+                int i = y * w + x;
+                out[off + i] = ((rgb >> 16) & 0xFF) / 127.5f - 1f;
+                out[off + plane + i] = ((rgb >> 8) & 0xFF) / 127.5f - 1f;
+                out[off + 2 * plane + i] = (rgb & 0xFF) / 127.5f - 1f;
+            }
+        }
+    }
+}
