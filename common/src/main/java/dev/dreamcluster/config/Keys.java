@@ -36,7 +36,7 @@ final class Keys {
             "zero_frequency_noise_ratio",
             // DreamCluster additions
             "max_steps", "out", "workers", "min_workers", "val_every_n_steps", "save_every_n_steps",
-            "latent_cache", "prediction_type", "device");
+            "latent_cache", "prediction_type", "device", "val_count");
 
     private Keys() {}
 

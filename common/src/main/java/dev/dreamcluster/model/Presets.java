@@ -11,7 +11,7 @@ public enum Presets {
     TINY(new UNetConfig(4, 4, 16, List.of(32, 64), 1, List.of("CrossAttnDownBlock2D", "DownBlock2D"),
             List.of("UpBlock2D", "CrossAttnUpBlock2D"), List.of(4, 4), 32, false, 8, 1e-5, true, 0),
             new ClipTextConfig(1024, 32, 4, 4, 64, 77, "quick_gelu", 1e-5),
-            new VaeConfig(3, 3, 4, List.of(16, 32), 1, 8, 64, 0.18215)),
+            new VaeConfig(3, 3, 4, List.of(16, 32, 32), 1, 8, 64, 0.18215)),
     SD15(new UNetConfig(4, 4, 64, List.of(320, 640, 1280, 1280), 2,
             List.of("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
             List.of("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), List.of(8, 8, 8, 8),

@@ -1,0 +1,105 @@
+package dev.dreamcluster.worker.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
+import dev.dreamcluster.model.ParamSpec;
+import dev.dreamcluster.optim.TensorSlice;
+import dev.dreamcluster.worker.model.ModelWeights;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The trainable tensors of one component laid end to end in two flat float arrays, in manifest
+ * order (the deterministic diffusers names, never DJL ids):
+ *
+ * <pre>
+ *   params [ t0 | t1 | ... ]   grads [ t0 | t1 | ... ]     tensor i at offsets[i], numel[i] elements
+ * </pre>
+ *
+ * The optimizer works on these arrays; the model's NDArrays are refreshed from them after each step.
+ * Cost per step: one copy of every trainable gradient out and every parameter back (CPU memory speed).
+ */
+final class FlatParams {
+    final List<String> names = new ArrayList<>();
+    final List<NDArray> arrays = new ArrayList<>();
+    final int[] offsets;
+    final int[] sizes;
+    final float[] params;
+    final float[] grads;
+
+    FlatParams(ModelWeights w) {
+        List<Integer> off = new ArrayList<>();
+        List<Integer> size = new ArrayList<>();
+        int total = 0;
+        for (ParamSpec p : w.manifest()) {
+            if (w.isTrainable(p.name())) {
+                names.add(p.name());
+                arrays.add(w.get(p.name()));
+                off.add(total);
+                size.add(Math.toIntExact(p.numel()));
+                total += Math.toIntExact(p.numel());
+            }
+        }
+        offsets = off.stream().mapToInt(Integer::intValue).toArray();
+        sizes = size.stream().mapToInt(Integer::intValue).toArray();
+        params = new float[total];
+        grads = new float[total];
+        for (int i = 0; i < arrays.size(); i++) {
+            System.arraycopy(arrays.get(i).toFloatArray(), 0, params, offsets[i], sizes[i]);
+        }
+    }
+
+    boolean isEmpty() {
+        return names.isEmpty();
+    }
+
+    /** Whole-tensor slices in buffer order, for the optimizer. */
+    List<TensorSlice> slices() {
+        List<TensorSlice> s = new ArrayList<>();
+        for (int i = 0; i < names.size(); i++) {
+            s.add(TensorSlice.whole(names.get(i), sizes[i]));
+        }
+        return s;
+    }
+
+    /** grads = autograd's accumulated gradients times {@code scale}; a tensor unused this step has 0. */
+    void gatherGrads(float scale) {
+        for (int i = 0; i < arrays.size(); i++) {
+            float[] g = arrays.get(i).getGradient().toFloatArray();
+            for (int j = 0; j < sizes[i]; j++) {
+                grads[offsets[i] + j] = g[j] * scale;
+            }
+        }
+    }
+
+    double sumSquares() {
+        double s = 0;
+        for (float g : grads) {
+            s += (double) g * g;
+        }
+        return s;
+    }
+
+    void scaleGrads(float f) {
+        for (int i = 0; i < grads.length; i++) {
+            grads[i] *= f;
+        }
+    }
+
+    /** Copies the flat parameters into the model's tensors (in place) and zeroes their gradients. */
+    void writeBack(NDManager m) {
+        for (int i = 0; i < arrays.size(); i++) {
+            NDArray a = arrays.get(i);
+            float[] v = new float[sizes[i]];
+            System.arraycopy(params, offsets[i], v, 0, sizes[i]);
+            try (NDArray src = m.create(v, new Shape(a.getShape().getShape()))) {
+                a.set(new NDIndex("..."), src);
+            }
+            try (NDArray g = a.getGradient()) {
+                g.set(new NDIndex("..."), 0);
+            }
+        }
+    }
+}

@@ -1,0 +1,394 @@
+package dev.dreamcluster.worker.train;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.jni.JniUtils;
+import ai.djl.training.GradientCollector;
+import dev.dreamcluster.config.ComponentConfig;
+import dev.dreamcluster.config.LrSchedule;
+import dev.dreamcluster.config.ResolvedConfigJson;
+import dev.dreamcluster.config.ResolvedTrainingConfig;
+import dev.dreamcluster.diffusion.DdpmScheduler;
+import dev.dreamcluster.freeze.Component;
+import dev.dreamcluster.freeze.FreezePlan;
+import dev.dreamcluster.model.DiffusersFolder;
+import dev.dreamcluster.optim.Optimizer;
+import dev.dreamcluster.optim.OptimizerHyper;
+import dev.dreamcluster.optim.OptimizerStateFile;
+import dev.dreamcluster.safetensors.DType;
+import dev.dreamcluster.tokenizer.ClipTokenizer;
+import dev.dreamcluster.worker.data.AspectBuckets;
+import dev.dreamcluster.worker.data.Batch;
+import dev.dreamcluster.worker.data.DatasetScanner;
+import dev.dreamcluster.worker.data.EpochPlan;
+import dev.dreamcluster.worker.data.ImageItem;
+import dev.dreamcluster.worker.data.ImageLoader;
+import dev.dreamcluster.worker.model.ClipTextModel;
+import dev.dreamcluster.worker.model.ModelWeights;
+import dev.dreamcluster.worker.model.UNetModel;
+import dev.dreamcluster.worker.model.VaeModel;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Fine-tunes Stable Diffusion on one process (CPU): the EveryDream step with DreamCluster's
+ * optimizers over flat parameter buffers. Not thread-safe: one thread owns it, DJL and autograd.
+ * Every random draw derives from (seed, micro-step), so a resumed run continues bit for bit.
+ */
+public final class Trainer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(Trainer.class);
+
+    private final TrainConfig cfg;
+    private final ResolvedTrainingConfig opt;
+    private final NDManager manager;
+    private final DiffusersFolder folder;
+    private final ModelWeights teWeights;
+    private final ModelWeights unetWeights;
+    private final ModelWeights vaeWeights;
+    private final ClipTextModel textEncoder;
+    private final UNetModel unet;
+    private final VaeModel vae;
+    private final ClipTokenizer tokenizer;
+    private final DdpmScheduler scheduler;
+    private final List<ImageItem> items;
+    private final AspectBuckets buckets;
+    private final FlatParams unetFlat;
+    private final FlatParams teFlat;
+    private final Optimizer unetOpt;
+    private final Optimizer teOpt;
+    private final LrSchedule unetLr;
+    private final LrSchedule teLr;
+    private final int totalSteps;
+    private final int latentFactor;
+    private int step;
+    private int epoch;
+    private int batchIndex;
+    private long microStep;
+    private int skipped;
+    private List<Batch> plan;
+
+    /**
+     * @param resume a checkpoint folder written by this class, or null to start from {@code cfg.model()}
+     */
+    public Trainer(TrainConfig cfg, ResolvedTrainingConfig opt, Path resume, Consumer<String> warn) {
+        this.cfg = cfg;
+        this.opt = opt;
+        Engine.getEngine("PyTorch");
+        JniUtils.setGradMode(false); // autograd records only inside the step's GradientCollector
+        this.manager = NDManager.newBaseManager(Device.cpu());
+        this.folder = DiffusersFolder.read(resume != null ? resume.resolve("model") : cfg.model());
+        if (folder.textEncoder().numHiddenLayers() != opt.textEncoderFreezing().numLayers()) {
+            throw new IllegalArgumentException("optimizer config was resolved for " + opt.textEncoderFreezing().numLayers()
+                    + " text encoder layers, the model has " + folder.textEncoder().numHiddenLayers());
+        }
+        FreezePlan freeze = FreezePlan.of(opt);
+        this.teWeights = ModelWeights.load(manager, folder, Component.TEXT_ENCODER, Device.cpu(),
+                n -> freeze.isTrainable(Component.TEXT_ENCODER, n));
+        this.unetWeights = ModelWeights.load(manager, folder, Component.UNET, Device.cpu(), n -> freeze.isTrainable(Component.UNET, n));
+        this.vaeWeights = ModelWeights.load(manager, folder, Component.VAE, Device.cpu(), n -> false);
+        this.textEncoder = new ClipTextModel(folder.textEncoder(), teWeights);
+        this.unet = new UNetModel(folder.unet(), unetWeights);
+        this.vae = new VaeModel(folder.vae(), vaeWeights);
+        this.tokenizer = ClipTokenizer.load(folder.dir().resolve("tokenizer"));
+        this.scheduler = folder.scheduler();
+        this.latentFactor = 1 << (folder.vae().blockOutChannels().size() - 1);
+        this.items = DatasetScanner.scan(cfg.dataRoot(), warn);
+        if (items.isEmpty()) {
+            throw new IllegalArgumentException("data_root " + cfg.dataRoot() + " holds no readable images");
+        }
+        this.buckets = new AspectBuckets(cfg.resolution());
+        int perEpoch = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), 0).size();
+        this.totalSteps = cfg.maxSteps() != null ? cfg.maxSteps()
+                : Math.max(1, cfg.maxEpochs() * ((perEpoch + cfg.gradAccum() - 1) / cfg.gradAccum()));
+        int threads = Runtime.getRuntime().availableProcessors();
+        this.unetFlat = new FlatParams(unetWeights);
+        this.teFlat = new FlatParams(teWeights);
+        this.unetOpt = opt.unet() == null || unetFlat.isEmpty() ? null
+                : Optimizer.create(OptimizerHyper.of(opt.unet()), unetFlat.slices(), threads);
+        this.teOpt = opt.textEncoder() == null || teFlat.isEmpty() ? null
+                : Optimizer.create(OptimizerHyper.of(opt.textEncoder()), teFlat.slices(), threads);
+        this.unetLr = schedule(opt.unet());
+        this.teLr = schedule(opt.textEncoder());
+        if (resume != null) {
+            TrainerState s = TrainerState.read(resume);
+            step = s.step();
+            epoch = s.epoch();
+            batchIndex = s.batchIndex();
+            microStep = s.microStep();
+            if (unetOpt != null) {
+                unetOpt.load(OptimizerStateFile.read(resume.resolve("optimizer").resolve("unet")));
+            }
+            if (teOpt != null) {
+                teOpt.load(OptimizerStateFile.read(resume.resolve("optimizer").resolve("text_encoder")));
+            }
+        }
+        this.plan = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), epoch);
+        LOG.info("training {} images ({} batches/epoch), {} optimizer steps, unet {} trainable tensors, text encoder {}",
+                items.size(), perEpoch, totalSteps, unetFlat.names.size(), teFlat.names.size());
+    }
+
+    private LrSchedule schedule(ComponentConfig c) {
+        return c == null ? null : c.schedule(totalSteps);
+    }
+
+    public int totalSteps() {
+        return totalSteps;
+    }
+
+    public int step() {
+        return step;
+    }
+
+    public int epoch() {
+        return epoch;
+    }
+
+    /** One optimizer update: grad_accum micro-batches, averaged gradients, clipping, optimizers. */
+    public StepResult trainStep() {
+        long t0 = System.nanoTime();
+        double loss = 0;
+        int samples = 0;
+        for (int micro = 0; micro < cfg.gradAccum(); micro++) {
+            Batch batch = nextBatch();
+            loss += microBatch(batch, microStep++); // backward adds into each trainable tensor's .grad
+            samples += batch.items().size();
+        }
+        float mean = 1f / cfg.gradAccum();
+        unetFlat.gatherGrads(mean);
+        teFlat.gatherGrads(mean);
+        double gradNorm = Math.sqrt(unetFlat.sumSquares() + teFlat.sumSquares()); // one global norm over trainable tensors
+        if (!Double.isFinite(gradNorm)) {
+            // as a GradScaler does: never let a NaN/Inf gradient into the weights or the optimizer state
+            unetFlat.writeBack(manager);
+            teFlat.writeBack(manager);
+            step++;
+            skipped++;
+            LOG.warn("step {}: non-finite gradients, update skipped ({} so far)", step, skipped);
+            return new StepResult(step, loss / cfg.gradAccum(), 0, 0, gradNorm, samples / ((System.nanoTime() - t0) / 1e9),
+                    Double.NaN);
+        }
+        if (cfg.clipGradNorm() != null && gradNorm > cfg.clipGradNorm()) {
+            float coef = (float) (cfg.clipGradNorm() / (gradNorm + 1e-6));
+            unetFlat.scaleGrads(coef);
+            teFlat.scaleGrads(coef);
+        }
+        double lrU = unetLr == null ? 0 : unetLr.lrAt(step);
+        double lrT = teLr == null ? 0 : teLr.lrAt(step);
+        if (unetOpt != null) {
+            unetOpt.step(unetFlat.params, unetFlat.grads, lrU);
+        }
+        if (teOpt != null) {
+            teOpt.step(teFlat.params, teFlat.grads, lrT);
+        }
+        unetFlat.writeBack(manager); // frozen tensors are never written: they stay bit-identical
+        teFlat.writeBack(manager);
+        step++;
+        double secs = (System.nanoTime() - t0) / 1e9;
+        return new StepResult(step, loss / cfg.gradAccum(), lrU, lrT, gradNorm, samples / secs, Double.NaN);
+    }
+
+    /** The loss of one micro-batch; its gradients are accumulated by autograd. */
+    private double microBatch(Batch batch, long index) {
+        SplittableRandom rnd = new SplittableRandom(mix(cfg.seed(), index));
+        int b = batch.items().size();
+        int h = batch.height();
+        int w = batch.width();
+        try (NDScope scope = new NDScope()) {
+            float[] px = new float[b * 3 * h * w];
+            for (int i = 0; i < b; i++) {
+                ImageLoader.load(batch.items().get(i), w, h, px, i * 3 * h * w);
+            }
+            Shape latentShape = new Shape(b, 4, h / latentFactor, w / latentFactor);
+            NDArray latents = vae.sampleScaled(manager.create(px, new Shape(b, 3, h, w)), gaussian(rnd, latentShape, 0));
+            int[] t = new int[b];
+            for (int i = 0; i < b; i++) {
+                t[i] = rnd.nextInt(scheduler.numTrainTimesteps());
+            }
+            NDArray noise = gaussian(rnd, latentShape, (float) cfg.zeroFrequencyNoiseRatio());
+            NDArray noisy = latents.mul(perSample(t, true)).add(noise.mul(perSample(t, false)));
+            NDArray target = scheduler.prediction() == DdpmScheduler.Prediction.EPSILON ? noise
+                    : noise.mul(perSample(t, true)).sub(latents.mul(perSample(t, false)));
+            NDArray ids = tokens(batch.captions());
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                NDArray states = textEncoder.forward(ids, cfg.clipSkip());
+                NDArray pred = unet.forward(noisy, t, states);
+                NDArray loss = pred.sub(target).square().mean();
+                gc.backward(loss);
+                return loss.getFloat();
+            }
+        }
+    }
+
+    /** Mean loss over the fixed validation set: the first val_count images, fixed noise and timesteps. */
+    public double validate() {
+        int n = Math.min(cfg.valCount(), items.size());
+        if (n == 0) {
+            return Double.NaN;
+        }
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            ImageItem it = items.get(i);
+            int[] size = buckets.forSize(it.width(), it.height());
+            SplittableRandom rnd = new SplittableRandom(mix(cfg.seed() ^ 0x5EEDL, i));
+            try (NDScope scope = new NDScope()) {
+                float[] px = new float[3 * size[0] * size[1]];
+                ImageLoader.load(it, size[0], size[1], px, 0);
+                Shape latentShape = new Shape(1, 4, size[1] / latentFactor, size[0] / latentFactor);
+                NDArray latents = vae.sampleScaled(manager.create(px, new Shape(1, 3, size[1], size[0])), gaussian(rnd, latentShape, 0));
+                int[] t = {50 + (int) ((long) i * 900 / Math.max(1, n - 1))}; // spread over the schedule
+                NDArray noise = gaussian(rnd, latentShape, 0);
+                NDArray noisy = latents.mul(perSample(t, true)).add(noise.mul(perSample(t, false)));
+                NDArray target = scheduler.prediction() == DdpmScheduler.Prediction.EPSILON ? noise
+                        : noise.mul(perSample(t, true)).sub(latents.mul(perSample(t, false)));
+                NDArray pred = unet.forward(noisy, t, textEncoder.forward(tokens(List.of(it.caption())), cfg.clipSkip()));
+                sum += pred.sub(target).square().mean().getFloat();
+            }
+        }
+        return sum / n;
+    }
+
+    private Batch nextBatch() {
+        if (batchIndex >= plan.size()) {
+            epoch++;
+            batchIndex = 0;
+            plan = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), epoch);
+        }
+        return plan.get(batchIndex++);
+    }
+
+    /** True when the next step starts a new epoch (for save_every_n_epochs). */
+    public boolean atEpochEnd() {
+        return batchIndex >= plan.size();
+    }
+
+    private NDArray tokens(List<String> captions) {
+        long[] ids = new long[captions.size() * ClipTokenizer.MAX_LENGTH];
+        for (int i = 0; i < captions.size(); i++) {
+            int[] e = tokenizer.encode(captions.get(i)).inputIds();
+            for (int j = 0; j < e.length; j++) {
+                ids[i * ClipTokenizer.MAX_LENGTH + j] = e[j];
+            }
+        }
+        return manager.create(ids, new Shape(captions.size(), ClipTokenizer.MAX_LENGTH));
+    }
+
+    /** sqrt(abar_t) (alpha) or sqrt(1 - abar_t) per sample, shaped [B, 1, 1, 1]. */
+    private NDArray perSample(int[] t, boolean alpha) {
+        float[] v = new float[t.length];
+        for (int i = 0; i < t.length; i++) {
+            v[i] = alpha ? scheduler.sqrtAlphaCumprod(t[i]) : scheduler.sqrtOneMinusAlphaCumprod(t[i]);
+        }
+        return manager.create(v, new Shape(t.length, 1, 1, 1));
+    }
+
+    /** N(0,1) noise, plus EveryDream's zero-frequency offset (one N(0,1) * ratio per sample and channel). */
+    private NDArray gaussian(SplittableRandom rnd, Shape shape, float zeroFrequency) {
+        int n = (int) shape.size();
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) rnd.nextGaussian();
+        }
+        if (zeroFrequency > 0) {
+            int plane = (int) (shape.get(2) * shape.get(3));
+            for (int c = 0; c < n / plane; c++) {
+                float off = zeroFrequency * (float) rnd.nextGaussian();
+                for (int i = 0; i < plane; i++) {
+                    v[c * plane + i] += off;
+                }
+            }
+        }
+        return manager.create(v, shape);
+    }
+
+    static long mix(long seed, long index) {
+        long z = seed * 0x9E3779B97F4A7C15L + index * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    // ---- checkpoints ----
+
+    /**
+     * Writes {@code dir}: model/ (diffusers, fp32 so resume is exact), optimizer/{unet,text_encoder}/
+     * and trainer_state.json, all under a temporary name first, renamed when complete.
+     */
+    public void checkpoint(Path dir) {
+        Path abs = dir.toAbsolutePath();
+        Path tmp = abs.resolveSibling("." + abs.getFileName() + ".tmp-" + ProcessHandle.current().pid());
+        try {
+            deleteRecursively(tmp);
+            Files.createDirectories(tmp);
+            saveModel(tmp.resolve("model"), DType.F32);
+            if (unetOpt != null) {
+                OptimizerStateFile.write(unetOpt.state(), tmp.resolve("optimizer").resolve("unet"));
+            }
+            if (teOpt != null) {
+                OptimizerStateFile.write(teOpt.state(), tmp.resolve("optimizer").resolve("text_encoder"));
+            }
+            byte[] state = dev.dreamcluster.config.Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(
+                    new TrainerState(step, epoch, batchIndex, microStep).toJson(cfg, ResolvedConfigJson.write(opt)));
+            OptimizerStateFile.writeAtomically(tmp.resolve(TrainerState.FILE), java.nio.ByteBuffer.wrap(state));
+            deleteRecursively(abs);
+            Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write checkpoint " + dir, e);
+        }
+    }
+
+    /** The current weights as a diffusers folder (the tokenizer is copied from the source model). */
+    public void saveModel(Path dir, DType dtype) {
+        DiffusersFolder.write(dir, folder.unet(), folder.textEncoder(), folder.vae(), scheduler, false, dtype,
+                (c, p) -> weights(c).get(p.name()).toFloatArray(), folder.dir().resolve("tokenizer"));
+    }
+
+    private ModelWeights weights(Component c) {
+        return switch (c) {
+            case UNET -> unetWeights;
+            case TEXT_ENCODER -> teWeights;
+            case VAE -> vaeWeights;
+        };
+    }
+
+    static void deleteRecursively(Path p) throws IOException {
+        if (!Files.exists(p)) {
+            return;
+        }
+        try (Stream<Path> walk = Files.walk(p)) {
+            for (Path q : walk.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(q);
+            }
+        }
+    }
+
+    /** Trainable tensor names per component, for tests and logs. */
+    public List<String> trainableNames(Component c) {
+        return new ArrayList<>(c == Component.UNET ? unetFlat.names : teFlat.names);
+    }
+
+    @Override
+    public void close() {
+        if (unetOpt != null) {
+            unetOpt.close();
+        }
+        if (teOpt != null) {
+            teOpt.close();
+        }
+        manager.close();
+    }
+}

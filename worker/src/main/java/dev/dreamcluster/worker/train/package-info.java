@@ -1,0 +1,6 @@
+/**
+ * Training on one process: {@link dev.dreamcluster.worker.train.TrainConfig} (train.json's training
+ * keys), {@link dev.dreamcluster.worker.train.Trainer} (the step, top to bottom), flat parameter
+ * buffers, metrics, validation and crash-safe checkpoints with exact resume.
+ */
+package dev.dreamcluster.worker.train;
