@@ -3,7 +3,6 @@ package dev.dreamcluster.worker.model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
@@ -57,6 +56,6 @@ public final class ClipTextModel {
                 v[(int) (i * len + j)] = -Float.MAX_VALUE;
             }
         }
-        return m.create(v, new Shape(len, len)).toType(DataType.FLOAT32, false);
+        return Tensors.of(m, v, new Shape(len, len));
     }
 }

@@ -41,7 +41,7 @@ public final class ModelWeights implements AutoCloseable {
         List<ParamSpec> manifest = folder.manifest(component);
         for (ParamSpec p : manifest) {
             float[] values = file.readFloats(checked.get(p.name()).name());
-            NDArray a = m.create(values, new Shape(p.shape()));
+            NDArray a = Tensors.of(m, values, new Shape(p.shape()));
             a.setName(p.name());
             if (trainable.test(p.name())) {
                 a.setRequiresGradient(true);

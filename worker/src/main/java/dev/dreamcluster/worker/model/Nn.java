@@ -17,6 +17,20 @@ import ai.djl.nn.norm.LayerNorm;
 final class Nn {
     private Nn() {}
 
+    /**
+     * x * v with v held in a libtorch-owned scalar tensor. DJL's {@code mul(Number)} wraps the number in
+     * a from_blob tensor over a Java buffer and closes it right after the op; autograd keeps that
+     * tensor for backward (d(x*v)/dx = v), so a GC in between made backward read freed memory (seen
+     * as rare garbage gradients). Every scalar that meets a grad-tracked tensor goes through here.
+     */
+    static NDArray scale(NDArray x, float v) {
+        return x.mul(Tensors.of(x.getManager(), new float[] {v}, new Shape()));
+    }
+
+    static NDArray plus(NDArray x, float v) {
+        return x.add(Tensors.of(x.getManager(), new float[] {v}, new Shape()));
+    }
+
     static NDArray linear(NDArray x, NDArray w, NDArray b) {
         return b == null ? Linear.linear(x, w).head() : Linear.linear(x, w, b).head();
     }
@@ -32,7 +46,7 @@ final class Nn {
         NDArray mean = g.mean(new int[] {2}, true);
         NDArray centered = g.sub(mean);
         NDArray var = centered.square().mean(new int[] {2}, true);
-        NDArray norm = centered.div(var.add(eps).sqrt()).reshape(s);
+        NDArray norm = centered.div(plus(var, eps).sqrt()).reshape(s);
         long[] affine = new long[s.dimension()];
         java.util.Arrays.fill(affine, 1);
         affine[1] = s.get(1);
@@ -54,7 +68,7 @@ final class Nn {
 
     /** CLIP's quick_gelu: x * sigmoid(1.702 x). */
     static NDArray quickGelu(NDArray x) {
-        return x.mul(Activation.sigmoid(x.mul(1.702f)));
+        return x.mul(Activation.sigmoid(scale(x, 1.702f)));
     }
 
     /**
@@ -71,7 +85,7 @@ final class Nn {
         NDArray qh = q.reshape(b, lq, heads, d).transpose(0, 2, 1, 3).reshape(b * heads, lq, d);
         NDArray kh = k.reshape(b, lk, heads, d).transpose(0, 2, 3, 1).reshape(b * heads, d, lk);
         NDArray vh = v.reshape(b, lk, heads, d).transpose(0, 2, 1, 3).reshape(b * heads, lk, d);
-        NDArray scores = qh.batchMatMul(kh).mul(1.0 / Math.sqrt(d));
+        NDArray scores = scale(qh.batchMatMul(kh), (float) (1.0 / Math.sqrt(d)));
         if (mask != null) {
             scores = scores.add(mask);
         }

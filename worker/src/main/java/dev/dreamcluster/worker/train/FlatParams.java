@@ -47,7 +47,7 @@ final class FlatParams {
         params = new float[total];
         grads = new float[total];
         for (int i = 0; i < arrays.size(); i++) {
-            System.arraycopy(arrays.get(i).toFloatArray(), 0, params, offsets[i], sizes[i]);
+            System.arraycopy(dev.dreamcluster.worker.model.Tensors.read(arrays.get(i)), 0, params, offsets[i], sizes[i]);
         }
     }
 
@@ -67,7 +67,10 @@ final class FlatParams {
     /** grads = autograd's accumulated gradients times {@code scale}; a tensor unused this step has 0. */
     void gatherGrads(float scale) {
         for (int i = 0; i < arrays.size(); i++) {
-            float[] g = arrays.get(i).getGradient().toFloatArray();
+            float[] g;
+            try (NDArray grad = arrays.get(i).getGradient()) {
+                g = dev.dreamcluster.worker.model.Tensors.read(grad);
+            }
             for (int j = 0; j < sizes[i]; j++) {
                 grads[offsets[i] + j] = g[j] * scale;
             }
@@ -94,7 +97,7 @@ final class FlatParams {
             NDArray a = arrays.get(i);
             float[] v = new float[sizes[i]];
             System.arraycopy(params, offsets[i], v, 0, sizes[i]);
-            try (NDArray src = m.create(v, new Shape(a.getShape().getShape()))) {
+            try (NDArray src = dev.dreamcluster.worker.model.Tensors.of(m, v, new Shape(a.getShape().getShape()))) {
                 a.set(new NDIndex("..."), src);
             }
             try (NDArray g = a.getGradient()) {

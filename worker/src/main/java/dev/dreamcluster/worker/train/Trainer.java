@@ -29,6 +29,7 @@ import dev.dreamcluster.worker.data.ImageItem;
 import dev.dreamcluster.worker.data.ImageLoader;
 import dev.dreamcluster.worker.model.ClipTextModel;
 import dev.dreamcluster.worker.model.ModelWeights;
+import dev.dreamcluster.worker.model.Tensors;
 import dev.dreamcluster.worker.model.UNetModel;
 import dev.dreamcluster.worker.model.VaeModel;
 import java.io.IOException;
@@ -115,7 +116,7 @@ public final class Trainer implements AutoCloseable {
         int perEpoch = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), 0).size();
         this.totalSteps = cfg.maxSteps() != null ? cfg.maxSteps()
                 : Math.max(1, cfg.maxEpochs() * ((perEpoch + cfg.gradAccum() - 1) / cfg.gradAccum()));
-        int threads = Runtime.getRuntime().availableProcessors();
+        int threads = Integer.getInteger("dreamcluster.optimizer.threads", Runtime.getRuntime().availableProcessors());
         this.unetFlat = new FlatParams(unetWeights);
         this.teFlat = new FlatParams(teWeights);
         this.unetOpt = opt.unet() == null || unetFlat.isEmpty() ? null
@@ -214,7 +215,7 @@ public final class Trainer implements AutoCloseable {
                 ImageLoader.load(batch.items().get(i), w, h, px, i * 3 * h * w);
             }
             Shape latentShape = new Shape(b, 4, h / latentFactor, w / latentFactor);
-            NDArray latents = vae.sampleScaled(manager.create(px, new Shape(b, 3, h, w)), gaussian(rnd, latentShape, 0));
+            NDArray latents = vae.sampleScaled(Tensors.of(manager, px, new Shape(b, 3, h, w)), gaussian(rnd, latentShape, 0));
             int[] t = new int[b];
             for (int i = 0; i < b; i++) {
                 t[i] = rnd.nextInt(scheduler.numTrainTimesteps());
@@ -249,7 +250,7 @@ public final class Trainer implements AutoCloseable {
                 float[] px = new float[3 * size[0] * size[1]];
                 ImageLoader.load(it, size[0], size[1], px, 0);
                 Shape latentShape = new Shape(1, 4, size[1] / latentFactor, size[0] / latentFactor);
-                NDArray latents = vae.sampleScaled(manager.create(px, new Shape(1, 3, size[1], size[0])), gaussian(rnd, latentShape, 0));
+                NDArray latents = vae.sampleScaled(Tensors.of(manager, px, new Shape(1, 3, size[1], size[0])), gaussian(rnd, latentShape, 0));
                 int[] t = {50 + (int) ((long) i * 900 / Math.max(1, n - 1))}; // spread over the schedule
                 NDArray noise = gaussian(rnd, latentShape, 0);
                 NDArray noisy = latents.mul(perSample(t, true)).add(noise.mul(perSample(t, false)));
@@ -284,7 +285,7 @@ public final class Trainer implements AutoCloseable {
                 ids[i * ClipTokenizer.MAX_LENGTH + j] = e[j];
             }
         }
-        return manager.create(ids, new Shape(captions.size(), ClipTokenizer.MAX_LENGTH));
+        return Tensors.of(manager, ids, new Shape(captions.size(), ClipTokenizer.MAX_LENGTH));
     }
 
     /** sqrt(abar_t) (alpha) or sqrt(1 - abar_t) per sample, shaped [B, 1, 1, 1]. */
@@ -293,7 +294,7 @@ public final class Trainer implements AutoCloseable {
         for (int i = 0; i < t.length; i++) {
             v[i] = alpha ? scheduler.sqrtAlphaCumprod(t[i]) : scheduler.sqrtOneMinusAlphaCumprod(t[i]);
         }
-        return manager.create(v, new Shape(t.length, 1, 1, 1));
+        return Tensors.of(manager, v, new Shape(t.length, 1, 1, 1));
     }
 
     /** N(0,1) noise, plus EveryDream's zero-frequency offset (one N(0,1) * ratio per sample and channel). */
@@ -312,7 +313,7 @@ public final class Trainer implements AutoCloseable {
                 }
             }
         }
-        return manager.create(v, shape);
+        return Tensors.of(manager, v, shape);
     }
 
     static long mix(long seed, long index) {
@@ -354,7 +355,7 @@ public final class Trainer implements AutoCloseable {
     /** The current weights as a diffusers folder (the tokenizer is copied from the source model). */
     public void saveModel(Path dir, DType dtype) {
         DiffusersFolder.write(dir, folder.unet(), folder.textEncoder(), folder.vae(), scheduler, false, dtype,
-                (c, p) -> weights(c).get(p.name()).toFloatArray(), folder.dir().resolve("tokenizer"));
+                (c, p) -> Tensors.read(weights(c).get(p.name())), folder.dir().resolve("tokenizer"));
     }
 
     private ModelWeights weights(Component c) {

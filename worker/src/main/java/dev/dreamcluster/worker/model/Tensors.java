@@ -1,0 +1,38 @@
+package dev.dreamcluster.worker.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+
+/**
+ * Creates NDArrays from Java data in memory libtorch owns. DJL's {@code create} wraps a Java direct
+ * buffer with {@code from_blob}; once that NDArray is closed the buffer may be collected while a
+ * view or a saved tensor still points into it (seen here as rare, GC-timed corruption of gradients).
+ * A clone while the buffer is alive removes the hazard, at the cost of one copy.
+ */
+public final class Tensors {
+    private Tensors() {}
+
+    public static NDArray of(NDManager m, float[] data, Shape shape) {
+        try (NDArray blob = m.create(data, shape)) {
+            return blob.duplicate();
+        }
+    }
+
+    public static NDArray of(NDManager m, long[] data, Shape shape) {
+        try (NDArray blob = m.create(data, shape)) {
+            return blob.duplicate();
+        }
+    }
+
+    /**
+     * The values of {@code a} as float[]. DJL's toFloatArray on a non-contiguous tensor (autograd often
+     * produces transposed weight gradients) reads through a temporary contiguous copy that may already
+     * be freed; flattening first gives a contiguous tensor that stays alive while it is read.
+     */
+    public static float[] read(NDArray a) {
+        try (NDArray flat = a.reshape(-1)) {
+            return flat.toFloatArray();
+        }
+    }
+}
