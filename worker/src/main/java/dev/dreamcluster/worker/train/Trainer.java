@@ -81,6 +81,8 @@ public final class Trainer implements AutoCloseable {
     private int batchIndex;
     private long microStep;
     private int skipped;
+    /** item path + bucket size to the unscaled latent mean and log-variance, when latent_cache is on. */
+    private final java.util.Map<String, float[][]> latentCache = new java.util.HashMap<>();
     private List<Batch> plan;
 
     /**
@@ -210,12 +212,9 @@ public final class Trainer implements AutoCloseable {
         int h = batch.height();
         int w = batch.width();
         try (NDScope scope = new NDScope()) {
-            float[] px = new float[b * 3 * h * w];
-            for (int i = 0; i < b; i++) {
-                ImageLoader.load(batch.items().get(i), w, h, px, i * 3 * h * w);
-            }
             Shape latentShape = new Shape(b, 4, h / latentFactor, w / latentFactor);
-            NDArray latents = vae.sampleScaled(Tensors.of(manager, px, new Shape(b, 3, h, w)), gaussian(rnd, latentShape, 0));
+            NDArray vaeNoise = gaussian(rnd, latentShape, 0);
+            NDArray latents = cfg.latentCache() ? cachedLatents(batch, latentShape, vaeNoise) : encode(batch, vaeNoise);
             int[] t = new int[b];
             for (int i = 0; i < b; i++) {
                 t[i] = rnd.nextInt(scheduler.numTrainTimesteps());
@@ -233,6 +232,41 @@ public final class Trainer implements AutoCloseable {
                 return loss.getFloat();
             }
         }
+    }
+
+    private NDArray encode(Batch batch, NDArray vaeNoise) {
+        int b = batch.items().size();
+        float[] px = new float[b * 3 * batch.height() * batch.width()];
+        for (int i = 0; i < b; i++) {
+            ImageLoader.load(batch.items().get(i), batch.width(), batch.height(), px, i * 3 * batch.height() * batch.width());
+        }
+        return vae.sampleScaled(Tensors.of(manager, px, new Shape(b, 3, batch.height(), batch.width())), vaeNoise);
+    }
+
+    /** Latents from cached (mean, logvar) per image, encoded one image at a time on first use. */
+    private NDArray cachedLatents(Batch batch, Shape latentShape, NDArray vaeNoise) {
+        int b = batch.items().size();
+        int per = (int) (latentShape.size() / b);
+        float[] mean = new float[b * per];
+        float[] logvar = new float[b * per];
+        for (int i = 0; i < b; i++) {
+            ImageItem it = batch.items().get(i);
+            String key = it.path() + "@" + batch.width() + "x" + batch.height();
+            float[][] d = latentCache.get(key);
+            if (d == null) {
+                float[] px = new float[3 * batch.height() * batch.width()];
+                ImageLoader.load(it, batch.width(), batch.height(), px, 0);
+                try (NDScope s = new NDScope()) {
+                    var dist = vae.encode(Tensors.of(manager, px, new Shape(1, 3, batch.height(), batch.width())));
+                    d = new float[][] {Tensors.read(dist.get(0)), Tensors.read(dist.get(1))};
+                }
+                latentCache.put(key, d);
+            }
+            System.arraycopy(d[0], 0, mean, i * per, per);
+            System.arraycopy(d[1], 0, logvar, i * per, per);
+        }
+        NDArray std = Tensors.of(manager, logvar, latentShape).mul(0.5f).exp();
+        return Tensors.of(manager, mean, latentShape).add(std.mul(vaeNoise)).mul((float) folder.vae().scalingFactor());
     }
 
     /** Mean loss over the fixed validation set: the first val_count images, fixed noise and timesteps. */
