@@ -215,12 +215,21 @@ public record DiffusersFolder(Path dir, UNetConfig unet, ClipTextConfig textEnco
         }
     }
 
+    /** A randomly initialised folder of a preset (what init-model writes). */
+    public static void writeRandom(Path dir, Presets p, long seed, DType dtype) {
+        DdpmScheduler sched = DdpmScheduler.stableDiffusion(p == Presets.SD21
+                ? DdpmScheduler.Prediction.V_PREDICTION : DdpmScheduler.Prediction.EPSILON);
+        write(dir, p.unet, p.textEncoder, p.vae, sched, p.padsWithExclamation(), dtype,
+                randomInit(seed, p.unet, p.textEncoder, p.vae), null);
+    }
+
     private static void writeJson(Path f, JsonNode n) throws IOException {
         Files.createDirectories(f.getParent());
         Files.write(f, Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(n));
     }
 
-    static void deleteRecursively(Path p) throws IOException {
+    /** Deletes a file or folder tree if it exists (temporary folders of interrupted writes). */
+    public static void deleteRecursively(Path p) throws IOException {
         if (!Files.exists(p)) {
             return;
         }

@@ -2,7 +2,6 @@ package dev.dreamcluster.cli;
 
 import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.config.Json;
-import dev.dreamcluster.diffusion.DdpmScheduler;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.model.Presets;
 import dev.dreamcluster.safetensors.DType;
@@ -55,10 +54,7 @@ final class InitModelCommand implements Callable<Integer> {
     public Integer call() {
         Presets p = preset(preset);
         DType t = dtype != null ? dtype(dtype, "--dtype") : p == Presets.TINY ? DType.F32 : DType.F16;
-        DdpmScheduler sched = DdpmScheduler.stableDiffusion(p == Presets.SD21
-                ? DdpmScheduler.Prediction.V_PREDICTION : DdpmScheduler.Prediction.EPSILON);
-        DiffusersFolder.write(out, p.unet, p.textEncoder, p.vae, sched, p.padsWithExclamation(), t,
-                DiffusersFolder.randomInit(seed, p.unet, p.textEncoder, p.vae), null);
+        DiffusersFolder.writeRandom(out, p, seed, t);
         spec.commandLine().getOut().println("wrote " + p.key() + " (" + t.name().toLowerCase(Locale.ROOT) + ", seed " + seed + ") to "
                 + out + "  " + Arrays.toString(new String[] {"unet", "text_encoder", "vae", "scheduler", "tokenizer"}));
         spec.commandLine().getOut().flush();

@@ -5,7 +5,6 @@ import dev.dreamcluster.config.ConfigResolver;
 import dev.dreamcluster.config.Json;
 import dev.dreamcluster.config.ResolvedConfigJson;
 import dev.dreamcluster.config.ResolvedTrainingConfig;
-import dev.dreamcluster.diffusion.DdpmScheduler;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.model.Presets;
 import dev.dreamcluster.safetensors.DType;
@@ -94,10 +93,7 @@ final class TrainCommand implements Callable<Integer> {
      */
     static void ensureExampleInputs(TrainConfig cfg) {
         if (!Files.exists(cfg.model()) && cfg.model().getFileName().toString().startsWith("tiny-model")) {
-            Presets p = Presets.TINY;
-            DiffusersFolder.write(cfg.model(), p.unet, p.textEncoder, p.vae,
-                    DdpmScheduler.stableDiffusion(DdpmScheduler.Prediction.EPSILON), false, DType.F32,
-                    DiffusersFolder.randomInit(0, p.unet, p.textEncoder, p.vae), null);
+            DiffusersFolder.writeRandom(cfg.model(), Presets.TINY, 0, DType.F32);
             LOG.info("generated the tiny model in {}", cfg.model());
         }
         if (!Files.exists(cfg.dataRoot()) && cfg.dataRoot().getFileName().toString().startsWith("shapes")) {

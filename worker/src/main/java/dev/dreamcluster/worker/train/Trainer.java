@@ -38,11 +38,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.function.Consumer;
-import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -367,7 +365,7 @@ public final class Trainer implements AutoCloseable {
         Path abs = dir.toAbsolutePath();
         Path tmp = abs.resolveSibling("." + abs.getFileName() + ".tmp-" + ProcessHandle.current().pid());
         try {
-            deleteRecursively(tmp);
+            DiffusersFolder.deleteRecursively(tmp);
             Files.createDirectories(tmp);
             saveModel(tmp.resolve("model"), DType.F32);
             if (unetOpt != null) {
@@ -379,7 +377,7 @@ public final class Trainer implements AutoCloseable {
             byte[] state = dev.dreamcluster.config.Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(
                     new TrainerState(step, epoch, batchIndex, microStep).toJson(cfg, ResolvedConfigJson.write(opt)));
             OptimizerStateFile.writeAtomically(tmp.resolve(TrainerState.FILE), java.nio.ByteBuffer.wrap(state));
-            deleteRecursively(abs);
+            DiffusersFolder.deleteRecursively(abs);
             Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write checkpoint " + dir, e);
@@ -398,17 +396,6 @@ public final class Trainer implements AutoCloseable {
             case TEXT_ENCODER -> teWeights;
             case VAE -> vaeWeights;
         };
-    }
-
-    static void deleteRecursively(Path p) throws IOException {
-        if (!Files.exists(p)) {
-            return;
-        }
-        try (Stream<Path> walk = Files.walk(p)) {
-            for (Path q : walk.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(q);
-            }
-        }
     }
 
     /** Trainable tensor names per component, for tests and logs. */

@@ -9,7 +9,6 @@ import dev.dreamcluster.config.CliFlags;
 import dev.dreamcluster.config.ConfigResolver;
 import dev.dreamcluster.config.Json;
 import dev.dreamcluster.config.ResolvedTrainingConfig;
-import dev.dreamcluster.diffusion.DdpmScheduler;
 import dev.dreamcluster.freeze.Component;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.model.Presets;
@@ -33,9 +32,7 @@ class TrainerTest {
     static void inputs() {
         model = tmp.resolve("model");
         data = tmp.resolve("data");
-        Presets p = Presets.TINY;
-        DiffusersFolder.write(model, p.unet, p.textEncoder, p.vae, DdpmScheduler.stableDiffusion(DdpmScheduler.Prediction.EPSILON),
-                false, DType.F32, DiffusersFolder.randomInit(0, p.unet, p.textEncoder, p.vae), null);
+        DiffusersFolder.writeRandom(model, Presets.TINY, 0, DType.F32);
         SyntheticDataset.write(data, 12, 48, 1);
     }
 
