@@ -1,0 +1,337 @@
+package dev.dreamcluster.collective;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * A ring of TCP connections over NIO socket channels with direct buffers: rank r keeps one channel to
+ * r+1 (send) and one from r-1 (receive). A helper thread sends while the calling thread receives, and
+ * segments travel in frames of {@value #FRAME_FLOATS} floats, so sending and receiving overlap.
+ *
+ * <pre>
+ * hello (on connect):  int magic | long runId | int rank                        (16 bytes)
+ * frame:               int magic | long runId | long seq | int floats | data   (24 + 4*floats bytes, LE)
+ * </pre>
+ *
+ * A connection from another run, or from a rank that is not the left neighbour, is refused. Every
+ * frame's sequence number must be the next one expected, so ranks that disagree on the order of
+ * operations fail at once instead of mixing data. A watchdog closes the channels when an operation
+ * outlives its timeout, which unblocks this rank and makes both neighbours fail too.
+ */
+public final class RingCollective implements Collective {
+    static final int MAGIC = 0x44434C52; // "DCLR"
+    static final int FRAME_FLOATS = 256 * 1024; // 1 MiB of payload per frame
+    static final int HEADER = 24;
+
+    private final long runId;
+    private final int rank;
+    private final int n;
+    private final SocketChannel right;
+    private final SocketChannel left;
+    private final long timeoutMs;
+    private final ExecutorService sender;
+    private final ScheduledExecutorService watchdog;
+    private final ByteBuffer sendBuf = ByteBuffer.allocateDirect(HEADER + 4 * FRAME_FLOATS).order(ByteOrder.LITTLE_ENDIAN);
+    private final ByteBuffer recvBuf = ByteBuffer.allocateDirect(HEADER + 4 * FRAME_FLOATS).order(ByteOrder.LITTLE_ENDIAN);
+    private final AtomicBoolean timedOut = new AtomicBoolean();
+    private long sendSeq;
+    private long recvSeq;
+    private volatile boolean broken;
+
+    private RingCollective(long runId, int rank, int n, SocketChannel right, SocketChannel left, Duration timeout) {
+        this.runId = runId;
+        this.rank = rank;
+        this.n = n;
+        this.right = right;
+        this.left = left;
+        this.timeoutMs = timeout.toMillis();
+        this.sender = n == 1 ? null : Executors.newSingleThreadExecutor(r -> daemon(r, "ring-send-" + rank));
+        this.watchdog = n == 1 ? null : Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "ring-watchdog-" + rank));
+    }
+
+    private static Thread daemon(Runnable r, String name) {
+        Thread t = new Thread(r, name);
+        t.setDaemon(true);
+        return t;
+    }
+
+    /**
+     * Joins the ring: connects to {@code peers[rank+1]} and accepts {@code peers[rank-1]} on {@code
+     * server} (this rank's listening channel, bound at {@code peers[rank]}). Takes ownership of the
+     * server channel. Fails after {@code timeout} if a neighbour does not show up.
+     */
+    public static RingCollective connect(long runId, int rank, List<InetSocketAddress> peers, ServerSocketChannel server,
+            Duration timeout) {
+        int n = peers.size();
+        if (rank < 0 || rank >= n) {
+            throw new IllegalArgumentException("rank " + rank + " outside world of " + n);
+        }
+        if (n == 1) {
+            close(server);
+            return new RingCollective(runId, rank, 1, null, null, timeout);
+        }
+        long deadline = System.nanoTime() + timeout.toNanos();
+        SocketChannel right = null;
+        SocketChannel left = null;
+        try {
+            ExecutorService acceptor = Executors.newSingleThreadExecutor(r -> daemon(r, "ring-accept-" + rank));
+            try {
+                Future<SocketChannel> accepted = acceptor.submit(() -> acceptLeft(server, runId, RingSchedule.mod(rank - 1, n), deadline));
+                right = connectRight(peers.get((rank + 1) % n), runId, rank, deadline);
+                left = accepted.get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+            } finally {
+                acceptor.shutdownNow();
+            }
+            return new RingCollective(runId, rank, n, right, left, timeout);
+        } catch (Exception e) {
+            close(right);
+            close(left);
+            Throwable cause = e instanceof ExecutionException ? e.getCause() : e;
+            throw new CollectiveException("rank " + rank + ": cannot join the ring of " + n + " within " + timeout.toSeconds()
+                    + " s: " + cause, cause);
+        } finally {
+            close(server);
+        }
+    }
+
+    private static SocketChannel connectRight(InetSocketAddress to, long runId, int rank, long deadline) throws IOException,
+            InterruptedException {
+        IOException last = null;
+        while (System.nanoTime() < deadline) {
+            SocketChannel ch = SocketChannel.open();
+            try {
+                ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                ch.connect(to);
+                ByteBuffer hello = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
+                hello.putInt(MAGIC).putLong(runId).putInt(rank).flip();
+                while (hello.hasRemaining()) {
+                    ch.write(hello);
+                }
+                return ch;
+            } catch (IOException e) {
+                ch.close();
+                last = e;
+                Thread.sleep(20); // the right neighbour may not listen yet
+            }
+        }
+        throw new IOException("no connection to " + to, last);
+    }
+
+    private static SocketChannel acceptLeft(ServerSocketChannel server, long runId, int expectRank, long deadline) throws IOException,
+            InterruptedException {
+        server.configureBlocking(false);
+        while (System.nanoTime() < deadline) {
+            SocketChannel ch = server.accept();
+            if (ch == null) {
+                Thread.sleep(5);
+                continue;
+            }
+            ch.configureBlocking(true);
+            ByteBuffer hello = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
+            ch.socket().setSoTimeout(5000);
+            try {
+                while (hello.hasRemaining()) {
+                    if (ch.read(hello) < 0) {
+                        throw new EOFException();
+                    }
+                }
+            } catch (IOException e) {
+                ch.close();
+                continue;
+            }
+            hello.flip();
+            if (hello.getInt() != MAGIC || hello.getLong() != runId || hello.getInt() != expectRank) {
+                ch.close(); // another run, or not our neighbour: refused
+                continue;
+            }
+            ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
+            return ch;
+        }
+        throw new IOException("left neighbour (rank " + expectRank + ") did not connect");
+    }
+
+    @Override
+    public int rank() {
+        return rank;
+    }
+
+    @Override
+    public int worldSize() {
+        return n;
+    }
+
+    @Override
+    public void reduceScatter(float[] data, int[] bounds) {
+        RingSchedule.check(bounds, n, data.length);
+        for (int s = 0; s < n - 1; s++) {
+            int send = RingSchedule.reduceScatterSend(rank, s, n);
+            int recv = RingSchedule.reduceScatterRecv(rank, s, n);
+            exchange(data, bounds[send], bounds[send + 1] - bounds[send], bounds[recv], bounds[recv + 1] - bounds[recv], true);
+        }
+    }
+
+    @Override
+    public void allGather(float[] data, int[] bounds) {
+        RingSchedule.check(bounds, n, data.length);
+        for (int s = 0; s < n - 1; s++) {
+            int send = RingSchedule.allGatherSend(rank, s, n);
+            int recv = RingSchedule.allGatherRecv(rank, s, n);
+            exchange(data, bounds[send], bounds[send + 1] - bounds[send], bounds[recv], bounds[recv + 1] - bounds[recv], false);
+        }
+    }
+
+    @Override
+    public void allReduce(float[] data, int len) {
+        int[] bounds = RingSchedule.evenBounds(len, n);
+        reduceScatter(data, bounds);
+        allGather(data, bounds);
+    }
+
+    @Override
+    public void broadcast(float[] data, int len, int root) {
+        if (n == 1) {
+            return;
+        }
+        // the data travels root -> root+1 -> ... -> root-1; each rank forwards what it received
+        int pos = RingSchedule.mod(rank - root, n);
+        if (pos > 0) {
+            exchange(data, 0, 0, 0, len, false);
+        }
+        if (pos < n - 1) {
+            exchange(data, 0, len, 0, 0, false);
+        }
+    }
+
+    @Override
+    public void barrier() {
+        allReduce(new float[1], 1);
+    }
+
+    /** Sends data[sOff, +sLen) right while receiving rLen floats from the left into data[rOff..] (added or copied). */
+    private void exchange(float[] data, int sOff, int sLen, int rOff, int rLen, boolean add) {
+        if (broken) {
+            throw new CollectiveException("rank " + rank + ": the ring is broken by an earlier failure");
+        }
+        ScheduledFuture<?> alarm = watchdog.schedule(this::expire, timeoutMs, TimeUnit.MILLISECONDS);
+        Future<?> sent = sLen > 0 ? sender.submit(() -> {
+            sendSegment(data, sOff, sLen);
+            return null;
+        }) : null;
+        try {
+            receiveSegment(data, rOff, rLen, add);
+            if (sent != null) {
+                sent.get();
+            }
+        } catch (IOException | ExecutionException e) {
+            broken = true;
+            close();
+            Throwable cause = e instanceof ExecutionException ? e.getCause() : e;
+            throw new CollectiveException(timedOut.get()
+                    ? "rank " + rank + ": collective timed out after " + timeoutMs + " ms (a neighbour of rank " + rank + " stalled or died)"
+                    : "rank " + rank + ": collective failed: " + cause, cause);
+        } catch (InterruptedException e) {
+            broken = true;
+            close();
+            Thread.currentThread().interrupt();
+            throw new CollectiveException("rank " + rank + ": interrupted during a collective", e);
+        } finally {
+            alarm.cancel(false);
+        }
+    }
+
+    private void expire() {
+        timedOut.set(true);
+        close(right);
+        close(left);
+    }
+
+    private void sendSegment(float[] data, int off, int len) throws IOException {
+        for (int done = 0; done < len; ) {
+            int k = Math.min(FRAME_FLOATS, len - done);
+            sendBuf.clear();
+            sendBuf.putInt(MAGIC).putLong(runId).putLong(sendSeq++).putInt(k);
+            sendBuf.asFloatBuffer().put(data, off + done, k);
+            sendBuf.position(HEADER + 4 * k).flip();
+            while (sendBuf.hasRemaining()) {
+                right.write(sendBuf);
+            }
+            done += k;
+        }
+    }
+
+    private void receiveSegment(float[] data, int off, int len, boolean add) throws IOException {
+        for (int done = 0; done < len; ) {
+            int k = Math.min(FRAME_FLOATS, len - done);
+            recvBuf.clear().limit(HEADER);
+            readFully(recvBuf);
+            recvBuf.flip();
+            int magic = recvBuf.getInt();
+            long run = recvBuf.getLong();
+            long seq = recvBuf.getLong();
+            int floats = recvBuf.getInt();
+            if (magic != MAGIC || run != runId || seq != recvSeq || floats != k) {
+                throw new IOException("unexpected frame from the left (run " + run + ", seq " + seq + ", " + floats
+                        + " floats; expected run " + runId + ", seq " + recvSeq + ", " + k + ")");
+            }
+            recvSeq++;
+            recvBuf.clear().limit(4 * k);
+            readFully(recvBuf);
+            recvBuf.flip();
+            var fb = recvBuf.asFloatBuffer();
+            if (add) {
+                for (int i = 0; i < k; i++) {
+                    data[off + done + i] += fb.get(i);
+                }
+            } else {
+                fb.get(data, off + done, k);
+            }
+            done += k;
+        }
+    }
+
+    private void readFully(ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) {
+            if (left.read(b) < 0) {
+                throw new EOFException("rank " + RingSchedule.mod(rank - 1, n) + " closed the connection");
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        close(right);
+        close(left);
+        if (sender != null) {
+            sender.shutdownNow();
+        }
+        if (watchdog != null) {
+            watchdog.shutdownNow();
+        }
+    }
+
+    private static void close(java.nio.channels.Channel c) {
+        if (c != null) {
+            try {
+                c.close();
+            } catch (IOException ignored) {
+                // closing is best effort: the peer sees EOF either way
+            }
+        }
+    }
+}

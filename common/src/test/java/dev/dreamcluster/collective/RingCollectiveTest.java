@@ -1,0 +1,198 @@
+package dev.dreamcluster.collective;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.api.Test;
+
+/** The TCP ring on loopback with N = 1..4 ranks in threads: results checked against exact sums. */
+class RingCollectiveTest {
+    static final Duration TIMEOUT = Duration.ofSeconds(20);
+
+    /** Binds n listening channels on loopback and returns them with their addresses. */
+    static List<ServerSocketChannel> servers(int n) throws IOException {
+        List<ServerSocketChannel> s = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            s.add(ServerSocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0)));
+        }
+        return s;
+    }
+
+    static List<InetSocketAddress> addresses(List<ServerSocketChannel> s) throws IOException {
+        List<InetSocketAddress> a = new ArrayList<>();
+        for (ServerSocketChannel c : s) {
+            a.add((InetSocketAddress) c.getLocalAddress());
+        }
+        return a;
+    }
+
+    /** Runs {@code body} on every rank of a fresh ring and waits for all of them. */
+    static void onRing(int n, long runId, Consumer<Collective> body) throws Exception {
+        List<ServerSocketChannel> s = servers(n);
+        List<InetSocketAddress> peers = addresses(s);
+        ExecutorService pool = Executors.newFixedThreadPool(n);
+        try {
+            List<Future<?>> f = new ArrayList<>();
+            for (int r = 0; r < n; r++) {
+                final int rank = r;
+                f.add(pool.submit(() -> {
+                    try (Collective c = RingCollective.connect(runId, rank, peers, s.get(rank), TIMEOUT)) {
+                        body.accept(c);
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> x : f) {
+                x.get(60, TimeUnit.SECONDS);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    /** Rank r's input: small integers, so every float sum is exact whatever the order. */
+    static float[] input(int rank, int len) {
+        float[] a = new float[len];
+        for (int i = 0; i < len; i++) {
+            a[i] = (rank + 1) * 1000 + i % 997;
+        }
+        return a;
+    }
+
+    static float expectedSum(int n, int i) {
+        float s = 0;
+        for (int r = 0; r < n; r++) {
+            s += (r + 1) * 1000 + i % 997;
+        }
+        return s;
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 3, 4})
+    void shouldAllReduceSizesNotDivisibleByTheWorld(int n) throws Exception {
+        for (int len : new int[] {1, 7, 1001, 2 * RingCollective.FRAME_FLOATS + 13}) {
+            onRing(n, 42, c -> {
+                float[] a = input(c.rank(), len);
+                c.allReduce(a, len);
+                for (int i = 0; i < len; i++) {
+                    assertEquals(expectedSum(n, i), a[i], "rank " + c.rank() + " element " + i + " of " + len);
+                }
+            });
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {2, 3, 4})
+    void shouldReduceScatterAndAllGatherUnevenShards(int n) throws Exception {
+        int len = 5000;
+        int[] bounds = new int[n + 1];
+        for (int r = 1; r <= n; r++) {
+            bounds[r] = r == 1 ? 0 : Math.min(len, bounds[r - 1] + 1000 * r + 37); // rank 0 owns nothing
+        }
+        bounds[n] = len;
+        onRing(n, 7, c -> {
+            float[] a = input(c.rank(), len);
+            c.reduceScatter(a, bounds);
+            for (int i = bounds[c.rank()]; i < bounds[c.rank() + 1]; i++) {
+                assertEquals(expectedSum(n, i), a[i]);
+            }
+            float[] g = new float[len];
+            for (int i = bounds[c.rank()]; i < bounds[c.rank() + 1]; i++) {
+                g[i] = -i;
+            }
+            c.allGather(g, bounds);
+            for (int i = 0; i < len; i++) {
+                assertEquals(-i, g[i], 0f);
+            }
+            float[] b = c.rank() == 1 ? input(9, 300) : new float[300];
+            c.broadcast(b, 300, 1);
+            assertArrayEquals(input(9, 300), b);
+            c.barrier();
+        });
+    }
+
+    @Test
+    void shouldRefuseConnectionsFromAnotherRun() throws Exception {
+        List<ServerSocketChannel> s = servers(2);
+        List<InetSocketAddress> peers = addresses(s);
+        // an intruder with the wrong run id knocks first; rank 1 must refuse it and accept rank 0
+        try (SocketChannel intruder = SocketChannel.open(peers.get(1))) {
+            ByteBuffer hello = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
+            hello.putInt(RingCollective.MAGIC).putLong(999).putInt(0).flip();
+            intruder.write(hello);
+            ExecutorService pool = Executors.newFixedThreadPool(2);
+            try {
+                Future<float[]> r0 = pool.submit(() -> run(1, 0, peers, s.get(0)));
+                Future<float[]> r1 = pool.submit(() -> run(1, 1, peers, s.get(1)));
+                assertEquals(3f, r0.get(30, TimeUnit.SECONDS)[0]);
+                assertEquals(3f, r1.get(30, TimeUnit.SECONDS)[0]);
+                ByteBuffer b = ByteBuffer.allocate(1);
+                intruder.configureBlocking(true);
+                assertEquals(-1, intruder.read(b), "the intruder was disconnected");
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+    }
+
+    static float[] run(long runId, int rank, List<InetSocketAddress> peers, ServerSocketChannel server) {
+        try (Collective c = RingCollective.connect(runId, rank, peers, server, TIMEOUT)) {
+            float[] a = {rank + 1};
+            c.allReduce(a, 1);
+            return a;
+        }
+    }
+
+    @Test
+    void shouldFailEveryRankWithinTheTimeoutWhenOneDies() throws Exception {
+        int n = 3;
+        List<ServerSocketChannel> s = servers(n);
+        List<InetSocketAddress> peers = addresses(s);
+        ExecutorService pool = Executors.newFixedThreadPool(n);
+        try {
+            List<Future<String>> f = new ArrayList<>();
+            for (int r = 0; r < n; r++) {
+                final int rank = r;
+                f.add(pool.submit(() -> {
+                    Collective c = RingCollective.connect(5, rank, peers, s.get(rank), Duration.ofSeconds(3));
+                    float[] a = new float[100_000];
+                    c.allReduce(a, a.length);
+                    if (rank == 2) {
+                        c.close(); // dies before the second operation
+                        return "dead";
+                    }
+                    CollectiveException e = assertThrows(CollectiveException.class, () -> c.allReduce(a, a.length));
+                    c.close();
+                    return e.getMessage();
+                }));
+            }
+            long t0 = System.nanoTime();
+            for (Future<String> x : f) {
+                String msg = x.get(30, TimeUnit.SECONDS);
+                assertTrue(msg.equals("dead") || msg.startsWith("rank "), msg);
+            }
+            assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(10), "every survivor gave up within the timeout");
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+}
