@@ -12,7 +12,8 @@ import picocli.CommandLine.Command;
         version = "dreamcluster 0.1.0",
         description = "Distributed Stable Diffusion fine-tuning (EveryDream2-compatible configs).",
         subcommands = {TrainCommand.class, ResolveCommand.class, OptimReplayCommand.class, InitModelCommand.class,
-            ModelInfoCommand.class, TokenizeCommand.class, MakeDatasetCommand.class, CommandLine.HelpCommand.class})
+            ModelInfoCommand.class, TokenizeCommand.class, MakeDatasetCommand.class, BenchCommand.class,
+            CommandLine.HelpCommand.class})
 public final class Main {
     /** User errors (bad flags, files, values): one line, exit 2. */
     public static final int EXIT_USAGE = 2;
