@@ -8,6 +8,7 @@ import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
+import dev.dreamcluster.collective.Collective;
 import dev.dreamcluster.config.ComponentConfig;
 import dev.dreamcluster.config.LrSchedule;
 import dev.dreamcluster.config.ResolvedConfigJson;
@@ -16,8 +17,6 @@ import dev.dreamcluster.diffusion.DdpmScheduler;
 import dev.dreamcluster.freeze.Component;
 import dev.dreamcluster.freeze.FreezePlan;
 import dev.dreamcluster.model.DiffusersFolder;
-import dev.dreamcluster.optim.Optimizer;
-import dev.dreamcluster.optim.OptimizerHyper;
 import dev.dreamcluster.optim.OptimizerStateFile;
 import dev.dreamcluster.safetensors.DType;
 import dev.dreamcluster.tokenizer.ClipTokenizer;
@@ -66,10 +65,13 @@ public final class Trainer implements AutoCloseable {
     private final DdpmScheduler scheduler;
     private final List<ImageItem> items;
     private final AspectBuckets buckets;
+    private final Collective collective;
+    private final int rank;
+    private final int world;
     private final FlatParams unetFlat;
     private final FlatParams teFlat;
-    private final Optimizer unetOpt;
-    private final Optimizer teOpt;
+    private final ShardedParams unetShard;
+    private final ShardedParams teShard;
     private final LrSchedule unetLr;
     private final LrSchedule teLr;
     private final int totalSteps;
@@ -87,8 +89,23 @@ public final class Trainer implements AutoCloseable {
      * @param resume a checkpoint folder written by this class, or null to start from {@code cfg.model()}
      */
     public Trainer(TrainConfig cfg, ResolvedTrainingConfig opt, Path resume, Consumer<String> warn) {
+        this(cfg, opt, resume, warn, null);
+    }
+
+    /**
+     * @param collective the data plane of a multi-worker run (each rank runs its slice of every global
+     *     batch and the optimizer on its shard), or null for one process
+     */
+    public Trainer(TrainConfig cfg, ResolvedTrainingConfig opt, Path resume, Consumer<String> warn, Collective collective) {
         this.cfg = cfg;
         this.opt = opt;
+        this.collective = collective;
+        this.rank = collective == null ? 0 : collective.rank();
+        this.world = collective == null ? 1 : collective.worldSize();
+        if (cfg.batchSize() % world != 0) {
+            throw new dev.dreamcluster.config.ConfigError("batch_size: " + cfg.batchSize() + " is not allowed with " + world
+                    + " workers (allowed: a multiple of the worker count; each worker takes an equal slice)");
+        }
         Engine.getEngine("PyTorch");
         JniUtils.setGradMode(false); // autograd records only inside the step's GradientCollector
         this.manager = NDManager.newBaseManager(Device.cpu());
@@ -119,10 +136,8 @@ public final class Trainer implements AutoCloseable {
         int threads = Integer.getInteger("dreamcluster.optimizer.threads", Runtime.getRuntime().availableProcessors());
         this.unetFlat = new FlatParams(unetWeights);
         this.teFlat = new FlatParams(teWeights);
-        this.unetOpt = opt.unet() == null || unetFlat.isEmpty() ? null
-                : Optimizer.create(OptimizerHyper.of(opt.unet()), unetFlat.slices(), threads);
-        this.teOpt = opt.textEncoder() == null || teFlat.isEmpty() ? null
-                : Optimizer.create(OptimizerHyper.of(opt.textEncoder()), teFlat.slices(), threads);
+        this.unetShard = new ShardedParams(unetFlat, opt.unet(), rank, world, threads);
+        this.teShard = new ShardedParams(teFlat, opt.textEncoder(), rank, world, threads);
         this.unetLr = schedule(opt.unet());
         this.teLr = schedule(opt.textEncoder());
         if (resume != null) {
@@ -131,16 +146,19 @@ public final class Trainer implements AutoCloseable {
             epoch = s.epoch();
             batchIndex = s.batchIndex();
             microStep = s.microStep();
-            if (unetOpt != null) {
-                unetOpt.load(OptimizerStateFile.read(resume.resolve("optimizer").resolve("unet")));
-            }
-            if (teOpt != null) {
-                teOpt.load(OptimizerStateFile.read(resume.resolve("optimizer").resolve("text_encoder")));
-            }
+            loadOptimizer(unetShard, resume.resolve("optimizer").resolve("unet"));
+            loadOptimizer(teShard, resume.resolve("optimizer").resolve("text_encoder"));
         }
         this.plan = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), epoch);
         LOG.info("training {} images ({} batches/epoch), {} optimizer steps, unet {} trainable tensors, text encoder {}",
                 items.size(), perEpoch, totalSteps, unetFlat.names.size(), teFlat.names.size());
+    }
+
+    /** Loads a saved optimizer state (of any shard layout) re-sharded for this rank's slices. */
+    private static void loadOptimizer(ShardedParams p, Path dir) {
+        if (p.optimizer() != null) {
+            p.optimizer().load(dev.dreamcluster.optim.OptimizerState.reshard(List.of(OptimizerStateFile.read(dir)), p.slices));
+        }
     }
 
     private LrSchedule schedule(ComponentConfig c) {
@@ -167,12 +185,20 @@ public final class Trainer implements AutoCloseable {
         for (int micro = 0; micro < cfg.gradAccum(); micro++) {
             Batch batch = nextBatch();
             loss += microBatch(batch, microStep++); // backward adds into each trainable tensor's .grad
-            samples += batch.items().size();
+            samples += batch.items().size(); // the global batch: every rank reports the same throughput
         }
         float mean = 1f / cfg.gradAccum();
-        unetFlat.gatherGrads(mean);
-        teFlat.gatherGrads(mean);
-        double gradNorm = Math.sqrt(unetFlat.sumSquares() + teFlat.sumSquares()); // one global norm over trainable tensors
+        unetShard.reduceGrads(collective, mean); // each rank: the mean gradient of its own shard
+        teShard.reduceGrads(collective, mean);
+        // one global L2 norm over every trainable tensor: shard partial sums, summed over ranks
+        double[] sums = {unetShard.shardSumSquares() + teShard.shardSumSquares(), loss};
+        if (world > 1) {
+            float[] f = {(float) sums[0], (float) sums[1]};
+            collective.allReduce(f, 2);
+            sums = new double[] {f[0], f[1] / world};
+        }
+        double gradNorm = Math.sqrt(sums[0]);
+        loss = sums[1];
         if (!Double.isFinite(gradNorm)) {
             // as a GradScaler does: never let a NaN/Inf gradient into the weights or the optimizer state
             unetFlat.writeBack(manager);
@@ -185,17 +211,15 @@ public final class Trainer implements AutoCloseable {
         }
         if (cfg.clipGradNorm() != null && gradNorm > cfg.clipGradNorm()) {
             float coef = (float) (cfg.clipGradNorm() / (gradNorm + 1e-6));
-            unetFlat.scaleGrads(coef);
-            teFlat.scaleGrads(coef);
+            unetShard.scaleGrads(coef);
+            teShard.scaleGrads(coef);
         }
         double lrU = unetLr == null ? 0 : unetLr.lrAt(step);
         double lrT = teLr == null ? 0 : teLr.lrAt(step);
-        if (unetOpt != null) {
-            unetOpt.step(unetFlat.params, unetFlat.grads, lrU);
-        }
-        if (teOpt != null) {
-            teOpt.step(teFlat.params, teFlat.grads, lrT);
-        }
+        unetShard.step(lrU);
+        teShard.step(lrT);
+        unetShard.gatherParams(collective); // every replica receives every rank's updated shard
+        teShard.gatherParams(collective);
         unetFlat.writeBack(manager); // frozen tensors are never written: they stay bit-identical
         teFlat.writeBack(manager);
         step++;
@@ -203,21 +227,33 @@ public final class Trainer implements AutoCloseable {
         return new StepResult(step, loss / cfg.gradAccum(), lrU, lrT, gradNorm, samples / secs, Double.NaN);
     }
 
-    /** The loss of one micro-batch; its gradients are accumulated by autograd. */
-    private double microBatch(Batch batch, long index) {
+    /**
+     * The loss of this rank's slice of one global micro-batch; its gradients are accumulated by
+     * autograd. Noise and timesteps are drawn for the whole global batch (same draws on every rank and
+     * in a one-process run), then sliced, so N workers compute what one would.
+     */
+    private double microBatch(Batch global, long index) {
         SplittableRandom rnd = new SplittableRandom(mix(cfg.seed(), index));
-        int b = batch.items().size();
-        int h = batch.height();
-        int w = batch.width();
+        int gb = global.items().size();
+        int lo = rank * gb / world;
+        int hi = (rank + 1) * gb / world;
+        int h = global.height();
+        int w = global.width();
+        int per = 4 * (h / latentFactor) * (w / latentFactor);
+        float[] vaeNoiseAll = gaussianArray(rnd, gb, per, 0);
+        int[] tAll = new int[gb];
+        for (int i = 0; i < gb; i++) {
+            tAll[i] = rnd.nextInt(scheduler.numTrainTimesteps());
+        }
+        float[] noiseAll = gaussianArray(rnd, gb, per, (float) cfg.zeroFrequencyNoiseRatio());
+        Batch batch = new Batch(global.items().subList(lo, hi), global.captions().subList(lo, hi), w, h);
+        int b = hi - lo;
+        Shape latentShape = new Shape(b, 4, h / latentFactor, w / latentFactor);
+        int[] t = java.util.Arrays.copyOfRange(tAll, lo, hi);
         try (NDScope scope = new NDScope()) {
-            Shape latentShape = new Shape(b, 4, h / latentFactor, w / latentFactor);
-            NDArray vaeNoise = gaussian(rnd, latentShape, 0);
+            NDArray vaeNoise = Tensors.of(manager, java.util.Arrays.copyOfRange(vaeNoiseAll, lo * per, hi * per), latentShape);
             NDArray latents = cfg.latentCache() ? cachedLatents(batch, latentShape, vaeNoise) : encode(batch, vaeNoise);
-            int[] t = new int[b];
-            for (int i = 0; i < b; i++) {
-                t[i] = rnd.nextInt(scheduler.numTrainTimesteps());
-            }
-            NDArray noise = gaussian(rnd, latentShape, (float) cfg.zeroFrequencyNoiseRatio());
+            NDArray noise = Tensors.of(manager, java.util.Arrays.copyOfRange(noiseAll, lo * per, hi * per), latentShape);
             NDArray noisy = latents.mul(perSample(t, true)).add(noise.mul(perSample(t, false)));
             NDArray target = scheduler.prediction() == DdpmScheduler.Prediction.EPSILON ? noise
                     : noise.mul(perSample(t, true)).sub(latents.mul(perSample(t, false)));
@@ -329,15 +365,22 @@ public final class Trainer implements AutoCloseable {
         return Tensors.of(manager, v, new Shape(t.length, 1, 1, 1));
     }
 
-    /** N(0,1) noise, plus EveryDream's zero-frequency offset (one N(0,1) * ratio per sample and channel). */
     private NDArray gaussian(SplittableRandom rnd, Shape shape, float zeroFrequency) {
-        int n = (int) shape.size();
+        return Tensors.of(manager, gaussianArray(rnd, (int) shape.get(0), (int) (shape.size() / shape.get(0)), zeroFrequency), shape);
+    }
+
+    /**
+     * N(0,1) noise for {@code samples} latents of {@code per} values (4 channels), plus EveryDream's
+     * zero-frequency offset: one N(0,1) x ratio per sample and channel.
+     */
+    private static float[] gaussianArray(SplittableRandom rnd, int samples, int per, float zeroFrequency) {
+        int n = samples * per;
         float[] v = new float[n];
         for (int i = 0; i < n; i++) {
             v[i] = (float) rnd.nextGaussian();
         }
         if (zeroFrequency > 0) {
-            int plane = (int) (shape.get(2) * shape.get(3));
+            int plane = per / 4;
             for (int c = 0; c < n / plane; c++) {
                 float off = zeroFrequency * (float) rnd.nextGaussian();
                 for (int i = 0; i < plane; i++) {
@@ -345,7 +388,7 @@ public final class Trainer implements AutoCloseable {
                 }
             }
         }
-        return Tensors.of(manager, v, shape);
+        return v;
     }
 
     static long mix(long seed, long index) {
@@ -368,11 +411,11 @@ public final class Trainer implements AutoCloseable {
             DiffusersFolder.deleteRecursively(tmp);
             Files.createDirectories(tmp);
             saveModel(tmp.resolve("model"), DType.F32);
-            if (unetOpt != null) {
-                OptimizerStateFile.write(unetOpt.state(), tmp.resolve("optimizer").resolve("unet"));
+            if (unetShard.optimizer() != null) {
+                OptimizerStateFile.write(unetShard.optimizer().state(), tmp.resolve("optimizer").resolve("unet"));
             }
-            if (teOpt != null) {
-                OptimizerStateFile.write(teOpt.state(), tmp.resolve("optimizer").resolve("text_encoder"));
+            if (teShard.optimizer() != null) {
+                OptimizerStateFile.write(teShard.optimizer().state(), tmp.resolve("optimizer").resolve("text_encoder"));
             }
             byte[] state = dev.dreamcluster.config.Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(
                     new TrainerState(step, epoch, batchIndex, microStep).toJson(cfg, ResolvedConfigJson.write(opt)));
@@ -405,12 +448,8 @@ public final class Trainer implements AutoCloseable {
 
     @Override
     public void close() {
-        if (unetOpt != null) {
-            unetOpt.close();
-        }
-        if (teOpt != null) {
-            teOpt.close();
-        }
+        unetShard.close();
+        teShard.close();
         manager.close();
     }
 }

@@ -1,0 +1,70 @@
+package dev.dreamcluster.worker.train;
+
+import dev.dreamcluster.collective.Collective;
+import dev.dreamcluster.collective.RingCollective;
+import dev.dreamcluster.config.CliFlags;
+import dev.dreamcluster.config.ConfigResolver;
+import dev.dreamcluster.config.ResolvedTrainingConfig;
+import dev.dreamcluster.model.DiffusersFolder;
+import dev.dreamcluster.safetensors.DType;
+import java.net.InetSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One rank of a multi-process training run whose peers are given on the command line:
+ *
+ * <pre>
+ *   java ... RingTrainMain TRAIN_JSON RANK HOST:PORT,HOST:PORT,... STEPS OUT RUN_ID
+ * </pre>
+ *
+ * Each process owns one DJL engine (one GradientCollector per JVM) and its ring socket; rank 0 saves
+ * the final model (fp32) to OUT/final. The Akka runtime will start ranks the same way, with the
+ * peer list and run id sent by the coordinator instead of argv.
+ */
+public final class RingTrainMain {
+    private RingTrainMain() {}
+
+    public static void main(String[] args) throws Exception {
+        if (args.length != 6) {
+            System.err.println("usage: RingTrainMain TRAIN_JSON RANK PEERS STEPS OUT RUN_ID");
+            System.exit(2);
+        }
+        Path trainJson = Path.of(args[0]);
+        int rank = Integer.parseInt(args[1]);
+        List<InetSocketAddress> peers = new ArrayList<>();
+        for (String p : args[2].split(",")) {
+            int colon = p.lastIndexOf(':');
+            peers.add(new InetSocketAddress(p.substring(0, colon), Integer.parseInt(p.substring(colon + 1))));
+        }
+        int steps = Integer.parseInt(args[3]);
+        Path out = Path.of(args[4]);
+        long runId = Long.parseLong(args[5]);
+        Map<String, Object> overrides = new HashMap<>();
+        overrides.put("max_steps", steps);
+        overrides.put("out", out.toAbsolutePath().toString());
+        TrainConfig cfg = TrainConfig.load(trainJson, overrides);
+        int layers = DiffusersFolder.read(cfg.model()).textEncoder().numHiddenLayers();
+        ResolvedTrainingConfig opt = ConfigResolver.load(trainJson, CliFlags.NONE, layers);
+        ServerSocketChannel server = ServerSocketChannel.open().bind(peers.get(rank));
+        try (Collective ring = RingCollective.connect(runId, rank, peers, server, Duration.ofSeconds(120));
+                Trainer t = new Trainer(cfg, opt, null, w -> System.err.println("rank " + rank + " warning: " + w), ring)) {
+            for (int i = 0; i < steps; i++) {
+                StepResult r = t.trainStep();
+                if (rank == 0) {
+                    System.out.printf("step %d loss %.6f grad_norm %.6f%n", r.step(), r.loss(), r.gradNorm());
+                }
+            }
+            if (rank == 0) {
+                t.saveModel(out.resolve("final"), DType.F32);
+            }
+            ring.barrier(); // nobody exits before rank 0 has saved
+        }
+        System.out.println("rank " + rank + " done");
+    }
+}

@@ -1,0 +1,110 @@
+package dev.dreamcluster.worker.train;
+
+import dev.dreamcluster.collective.Collective;
+import dev.dreamcluster.config.ComponentConfig;
+import dev.dreamcluster.optim.Optimizer;
+import dev.dreamcluster.optim.OptimizerHyper;
+import dev.dreamcluster.optim.ShardPlanner;
+import dev.dreamcluster.optim.TensorSlice;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * ZeRO-1 for one component: the flat trainable buffer is cut by {@link ShardPlanner} into one
+ * contiguous segment per rank (tensor cuts only at multiples of 256), and this rank's optimizer holds
+ * state for its segment only.
+ *
+ * <pre>
+ *   flat grads   [ rank 0 | rank 1 | ... ]   reduce-scatter (sum), then / world: the mean gradient
+ *   shard        [ this rank's segment   ]   optimizer step on params and grads of the segment
+ *   flat params  [ rank 0 | rank 1 | ... ]   all-gather: every replica gets every updated segment
+ * </pre>
+ *
+ * With one rank (or no collective) the segment is the whole buffer and nothing is communicated.
+ */
+final class ShardedParams implements AutoCloseable {
+    final FlatParams flat;
+    final int[] bounds;
+    final List<TensorSlice> slices;
+    private final int rank;
+    private final Optimizer opt;
+    private final float[] shardParams;
+    private final float[] shardGrads;
+
+    ShardedParams(FlatParams flat, ComponentConfig config, int rank, int world, int threads) {
+        this.flat = flat;
+        this.rank = rank;
+        List<ShardPlanner.Tensor> tensors = new ArrayList<>();
+        for (TensorSlice s : flat.slices()) {
+            tensors.add(new ShardPlanner.Tensor(s.name(), s.numel()));
+        }
+        List<List<TensorSlice>> plan = ShardPlanner.plan(tensors, world);
+        this.bounds = new int[world + 1];
+        for (int r = 0; r < world; r++) {
+            int len = plan.get(r).stream().mapToInt(TensorSlice::length).sum();
+            bounds[r + 1] = bounds[r] + len;
+        }
+        this.slices = plan.get(rank);
+        int len = bounds[rank + 1] - bounds[rank];
+        this.shardParams = new float[len];
+        this.shardGrads = new float[len];
+        this.opt = config == null || flat.isEmpty() || slices.isEmpty() ? null
+                : Optimizer.create(OptimizerHyper.of(config), slices, threads);
+    }
+
+    Optimizer optimizer() {
+        return opt;
+    }
+
+    /** Autograd's gradients (times {@code scale}) summed over ranks into this rank's segment, then / world. */
+    void reduceGrads(Collective c, float scale) {
+        flat.gatherGrads(scale);
+        if (c != null && c.worldSize() > 1 && !flat.isEmpty()) {
+            c.reduceScatter(flat.grads, bounds);
+        }
+        float invWorld = c == null ? 1f : 1f / c.worldSize();
+        int from = bounds[rank];
+        for (int i = 0; i < shardGrads.length; i++) {
+            shardGrads[i] = flat.grads[from + i] * invWorld;
+        }
+    }
+
+    double shardSumSquares() {
+        double s = 0;
+        for (float g : shardGrads) {
+            s += (double) g * g;
+        }
+        return s;
+    }
+
+    void scaleGrads(float f) {
+        for (int i = 0; i < shardGrads.length; i++) {
+            shardGrads[i] *= f;
+        }
+    }
+
+    /** One optimizer update of this rank's segment at {@code lr}, written into the flat parameters. */
+    void step(double lr) {
+        if (opt == null) {
+            return;
+        }
+        int from = bounds[rank];
+        System.arraycopy(flat.params, from, shardParams, 0, shardParams.length);
+        opt.step(shardParams, shardGrads, lr);
+        System.arraycopy(shardParams, 0, flat.params, from, shardParams.length);
+    }
+
+    /** Every rank's updated segment into every replica's flat parameters. */
+    void gatherParams(Collective c) {
+        if (c != null && c.worldSize() > 1 && !flat.isEmpty()) {
+            c.allGather(flat.params, bounds);
+        }
+    }
+
+    @Override
+    public void close() {
+        if (opt != null) {
+            opt.close();
+        }
+    }
+}
