@@ -154,11 +154,27 @@ public final class Trainer implements AutoCloseable {
                 items.size(), perEpoch, totalSteps, unetFlat.names.size(), teFlat.names.size());
     }
 
-    /** Loads a saved optimizer state (of any shard layout) re-sharded for this rank's slices. */
+    /**
+     * Loads a saved optimizer state re-sharded for this rank's slices: the checkpoint may come from
+     * any number of workers (one folder, or one {@code rank-R} folder per worker).
+     */
     private static void loadOptimizer(ShardedParams p, Path dir) {
-        if (p.optimizer() != null) {
-            p.optimizer().load(dev.dreamcluster.optim.OptimizerState.reshard(List.of(OptimizerStateFile.read(dir)), p.slices));
+        if (p.optimizer() == null) {
+            return;
         }
+        List<dev.dreamcluster.optim.OptimizerState> parts = new ArrayList<>();
+        if (Files.isRegularFile(dir.resolve(OptimizerStateFile.JSON))) {
+            parts.add(OptimizerStateFile.read(dir));
+        } else {
+            try (var list = Files.list(dir)) {
+                for (Path r : list.filter(q -> q.getFileName().toString().startsWith("rank-")).sorted().toList()) {
+                    parts.add(OptimizerStateFile.read(r));
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot read optimizer state in " + dir, e);
+            }
+        }
+        p.optimizer().load(dev.dreamcluster.optim.OptimizerState.reshard(parts, p.slices));
     }
 
     private LrSchedule schedule(ComponentConfig c) {
@@ -402,28 +418,48 @@ public final class Trainer implements AutoCloseable {
 
     /**
      * Writes {@code dir}: model/ (diffusers, fp32 so resume is exact), optimizer/{unet,text_encoder}/
-     * and trainer_state.json, all under a temporary name first, renamed when complete.
+     * (one folder per rank, {@code rank-R}, when several workers share the run) and trainer_state.json,
+     * all under a temporary name first; rank 0 renames it once every rank's shard is written, so a
+     * crash never leaves a half checkpoint under the real name. Every rank must call it (it
+     * synchronises through the collective); with several workers the folder must be on a file system
+     * they share.
      */
     public void checkpoint(Path dir) {
         Path abs = dir.toAbsolutePath();
-        Path tmp = abs.resolveSibling("." + abs.getFileName() + ".tmp-" + ProcessHandle.current().pid());
+        Path tmp = abs.resolveSibling("." + abs.getFileName() + ".tmp");
         try {
-            DiffusersFolder.deleteRecursively(tmp);
-            Files.createDirectories(tmp);
-            saveModel(tmp.resolve("model"), DType.F32);
-            if (unetShard.optimizer() != null) {
-                OptimizerStateFile.write(unetShard.optimizer().state(), tmp.resolve("optimizer").resolve("unet"));
+            if (rank == 0) {
+                DiffusersFolder.deleteRecursively(tmp);
+                Files.createDirectories(tmp);
             }
-            if (teShard.optimizer() != null) {
-                OptimizerStateFile.write(teShard.optimizer().state(), tmp.resolve("optimizer").resolve("text_encoder"));
+            barrier();
+            writeShard(unetShard, tmp.resolve("optimizer").resolve("unet"));
+            writeShard(teShard, tmp.resolve("optimizer").resolve("text_encoder"));
+            barrier();
+            if (rank == 0) {
+                saveModel(tmp.resolve("model"), DType.F32);
+                byte[] state = dev.dreamcluster.config.Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(
+                        new TrainerState(step, epoch, batchIndex, microStep).toJson(cfg, ResolvedConfigJson.write(opt))
+                                .put("world_size", world));
+                OptimizerStateFile.writeAtomically(tmp.resolve(TrainerState.FILE), java.nio.ByteBuffer.wrap(state));
+                DiffusersFolder.deleteRecursively(abs);
+                Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
             }
-            byte[] state = dev.dreamcluster.config.Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(
-                    new TrainerState(step, epoch, batchIndex, microStep).toJson(cfg, ResolvedConfigJson.write(opt)));
-            OptimizerStateFile.writeAtomically(tmp.resolve(TrainerState.FILE), java.nio.ByteBuffer.wrap(state));
-            DiffusersFolder.deleteRecursively(abs);
-            Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
+            barrier();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write checkpoint " + dir, e);
+        }
+    }
+
+    private void barrier() {
+        if (collective != null && world > 1) {
+            collective.barrier();
+        }
+    }
+
+    private void writeShard(ShardedParams p, Path dir) {
+        if (p.optimizer() != null) {
+            OptimizerStateFile.write(p.optimizer().state(), world == 1 ? dir : dir.resolve("rank-" + rank));
         }
     }
 

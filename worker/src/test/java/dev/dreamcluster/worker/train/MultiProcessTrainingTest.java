@@ -29,16 +29,61 @@ import org.junit.jupiter.api.io.TempDir;
 class MultiProcessTrainingTest {
     static final int STEPS = 10;
 
-    @Test
-    void twoWorkersShouldTrainLikeOne(@TempDir Path tmp) throws Exception {
-        Path model = tmp.resolve("model");
-        DiffusersFolder.writeRandom(model, Presets.TINY, 0, DType.F32);
+    /** The tiny model, 12 images and a train.json (AdamW, front text-encoder layers frozen) in {@code tmp}. */
+    static Path setup(Path tmp) throws Exception {
+        DiffusersFolder.writeRandom(tmp.resolve("model"), Presets.TINY, 0, DType.F32);
         SyntheticDataset.write(tmp.resolve("data"), 12, 48, 1);
         Files.writeString(tmp.resolve("optimizer.json"), "{\"base\": {\"optimizer\": \"adamw\", \"lr\": 1e-3},"
                 + " \"text_encoder_freezing\": {\"freeze_embeddings\": true, \"freeze_front_n_layers\": 2}}");
         Files.writeString(tmp.resolve("train.json"), "{\"data_root\": \"data\", \"resume_ckpt\": \"model\", \"optimizer_config\":"
                 + " \"optimizer.json\", \"resolution\": 64, \"batch_size\": 4, \"grad_accum\": 1, \"seed\": 3, \"clip_grad_norm\": 1.0,"
                 + " \"cond_dropout\": 0.1}");
+        return tmp.resolve("train.json");
+    }
+
+    @Test
+    void killingAWorkerShouldStopTheOthersAndLeaveALoadableCheckpoint(@TempDir Path tmp) throws Exception {
+        Path trainJson = setup(tmp);
+        Path out = tmp.resolve("run");
+        List<Process> ps = start(trainJson, 2, out, 21, 500, 2);
+        try {
+            Path first = out.resolve("checkpoints").resolve("step-000002").resolve("trainer_state.json");
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
+            while (!Files.exists(first) && System.nanoTime() < deadline) {
+                Thread.sleep(100);
+            }
+            assertTrue(Files.exists(first), "a checkpoint was committed");
+            ps.get(1).destroyForcibly();
+            long t0 = System.nanoTime();
+            assertTrue(ps.get(0).waitFor(60, TimeUnit.SECONDS), "the surviving worker exits within 60 s");
+            double secs = (System.nanoTime() - t0) / 1e9;
+            assertEquals(3, ps.get(0).exitValue());
+            String log = Files.readString(out.resolveSibling("rank0-run.log"));
+            assertTrue(log.contains("error: rank 0") && log.contains("checkpoints"), log);
+            System.out.printf("survivor exited %.1f s after the kill%n", secs);
+        } finally {
+            for (Process p : ps) {
+                p.destroyForcibly();
+            }
+        }
+        // the last committed checkpoint (written by 2 workers) resumes on one process
+        Path last;
+        try (var list = Files.list(out.resolve("checkpoints"))) {
+            last = list.filter(p -> p.getFileName().toString().startsWith("step-")).sorted().reduce((a, b) -> b).orElseThrow();
+        }
+        var cfg = TrainConfig.load(trainJson, java.util.Map.of("max_steps", 500));
+        var opt = dev.dreamcluster.config.ConfigResolver.load(trainJson, dev.dreamcluster.config.CliFlags.NONE, 4);
+        try (Trainer t = new Trainer(cfg, opt, last, w -> { })) {
+            int at = t.step();
+            assertTrue(at >= 2, "resumed at step " + at);
+            assertTrue(Double.isFinite(t.trainStep().loss()));
+        }
+    }
+
+    @Test
+    void twoWorkersShouldTrainLikeOne(@TempDir Path tmp) throws Exception {
+        Path model = tmp.resolve("model");
+        setup(tmp);
 
         Path one = tmp.resolve("one");
         assertEquals(0, launch(tmp.resolve("train.json"), 1, one, 11));
@@ -69,21 +114,7 @@ class MultiProcessTrainingTest {
 
     /** Runs {@code world} RingTrainMain processes and returns the first non-zero exit code, or 0. */
     static int launch(Path trainJson, int world, Path out, long runId) throws Exception {
-        List<String> peers = new ArrayList<>();
-        for (int r = 0; r < world; r++) {
-            try (ServerSocketChannel s = ServerSocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))) {
-                InetSocketAddress a = (InetSocketAddress) s.getLocalAddress();
-                peers.add(a.getHostString() + ":" + a.getPort());
-            }
-        }
-        List<Process> ps = new ArrayList<>();
-        for (int r = 0; r < world; r++) {
-            ps.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
-                    "-cp", System.getProperty("java.class.path"), RingTrainMain.class.getName(), trainJson.toString(),
-                    Integer.toString(r), String.join(",", peers), Integer.toString(STEPS), out.toString(), Long.toString(runId))
-                    .redirectErrorStream(true).redirectOutput(out.resolveSibling("rank" + r + "-" + out.getFileName() + ".log").toFile())
-                    .start());
-        }
+        List<Process> ps = start(trainJson, world, out, runId, STEPS, 0);
         int code = 0;
         for (Process p : ps) {
             if (!p.waitFor(300, TimeUnit.SECONDS)) {
@@ -99,5 +130,26 @@ class MultiProcessTrainingTest {
             }
         }
         return code;
+    }
+
+    /** Starts {@code world} rank processes (logs in rankR-OUT.log beside OUT). */
+    static List<Process> start(Path trainJson, int world, Path out, long runId, int steps, int saveEvery) throws Exception {
+        List<String> peers = new ArrayList<>();
+        for (int r = 0; r < world; r++) {
+            try (ServerSocketChannel s = ServerSocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))) {
+                InetSocketAddress a = (InetSocketAddress) s.getLocalAddress();
+                peers.add(a.getHostString() + ":" + a.getPort());
+            }
+        }
+        List<Process> ps = new ArrayList<>();
+        for (int r = 0; r < world; r++) {
+            ps.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
+                    "-cp", System.getProperty("java.class.path"), RingTrainMain.class.getName(), trainJson.toString(),
+                    Integer.toString(r), String.join(",", peers), Integer.toString(steps), out.toString(), Long.toString(runId),
+                    Integer.toString(saveEvery))
+                    .redirectErrorStream(true).redirectOutput(out.resolveSibling("rank" + r + "-" + out.getFileName() + ".log").toFile())
+                    .start());
+        }
+        return ps;
     }
 }
