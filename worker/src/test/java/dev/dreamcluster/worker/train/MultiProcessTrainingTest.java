@@ -31,9 +31,13 @@ class MultiProcessTrainingTest {
 
     /** The tiny model, 12 images and a train.json (AdamW, front text-encoder layers frozen) in {@code tmp}. */
     static Path setup(Path tmp) throws Exception {
+        return setup(tmp, "adamw");
+    }
+
+    static Path setup(Path tmp, String optimizer) throws Exception {
         DiffusersFolder.writeRandom(tmp.resolve("model"), Presets.TINY, 0, DType.F32);
         SyntheticDataset.write(tmp.resolve("data"), 12, 48, 1);
-        Files.writeString(tmp.resolve("optimizer.json"), "{\"base\": {\"optimizer\": \"adamw\", \"lr\": 1e-3},"
+        Files.writeString(tmp.resolve("optimizer.json"), "{\"base\": {\"optimizer\": \"" + optimizer + "\", \"lr\": 1e-3},"
                 + " \"text_encoder_freezing\": {\"freeze_embeddings\": true, \"freeze_front_n_layers\": 2}}");
         Files.writeString(tmp.resolve("train.json"), "{\"data_root\": \"data\", \"resume_ckpt\": \"model\", \"optimizer_config\":"
                 + " \"optimizer.json\", \"resolution\": 64, \"batch_size\": 4, \"grad_accum\": 1, \"seed\": 3, \"clip_grad_norm\": 1.0,"
@@ -82,8 +86,22 @@ class MultiProcessTrainingTest {
 
     @Test
     void twoWorkersShouldTrainLikeOne(@TempDir Path tmp) throws Exception {
+        assertTrue(compare(tmp, "adamw") <= 1e-5);
+    }
+
+    /**
+     * AdamW8bit: the 2-rank gradient sum rounds differently, which can move an 8-bit code by one step
+     * (spec section 7's loose tolerance); the bound here is 2e-5 relative plus one lr.
+     */
+    @Test
+    void twoWorkersShouldTrainLikeOneWithAdamW8bit(@TempDir Path tmp) throws Exception {
+        assertTrue(compare(tmp, "adamw8bit") <= 2e-5 + 1e-3);
+    }
+
+    /** Trains 1 and 2 workers and returns the worst relative parameter difference. */
+    static double compare(Path tmp, String optimizer) throws Exception {
         Path model = tmp.resolve("model");
-        setup(tmp);
+        setup(tmp, optimizer);
 
         Path one = tmp.resolve("one");
         assertEquals(0, launch(tmp.resolve("train.json"), 1, one, 11));
@@ -108,8 +126,8 @@ class MultiProcessTrainingTest {
                 }
             }
         }
-        System.out.println("2 workers vs 1 worker after " + STEPS + " steps: worst relative parameter difference " + worst);
-        assertTrue(worst <= 1e-5, "2 workers vs 1: worst relative difference " + worst);
+        System.out.println(optimizer + ": 2 workers vs 1 worker after " + STEPS + " steps: worst relative parameter difference " + worst);
+        return worst;
     }
 
     /** Runs {@code world} RingTrainMain processes and returns the first non-zero exit code, or 0. */
