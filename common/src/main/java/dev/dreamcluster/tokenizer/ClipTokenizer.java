@@ -30,12 +30,18 @@ public final class ClipTokenizer {
     public static final int MAX_LENGTH = 77;
 
     private static final Pattern WHITESPACE = Pattern.compile("\\s+", Pattern.UNICODE_CHARACTER_CLASS);
-    private static final Pattern PIECES = Pattern.compile(
-            "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+",
-            Pattern.CASE_INSENSITIVE | Pattern.UNICODE_CASE | Pattern.UNICODE_CHARACTER_CLASS);
+    private static final String PIECES_REGEX =
+            "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+";
+    private static final int FLAGS = Pattern.CASE_INSENSITIVE | Pattern.UNICODE_CASE | Pattern.UNICODE_CHARACTER_CLASS;
     private static final char[] BYTE_TO_CHAR = byteAlphabet();
 
     private final Map<String, Integer> vocab;
+    /**
+     * CLIP's split pattern; a pad token other than BOS/EOS is a special token too, matched first (SD2
+     * pads with "!", so every "!" in a caption becomes id 0, exactly as Hugging Face tokenizes it).
+     */
+    private final Pattern pieces;
+    private final String specialPad;
     private final Map<String, Integer> mergeRank;
     private final Map<String, int[]> cache = new ConcurrentHashMap<>();
     private final int bos;
@@ -54,6 +60,9 @@ public final class ClipTokenizer {
         this.bos = id(BOS);
         this.eos = id(EOS);
         this.pad = id(padToken);
+        boolean extra = !padToken.equals(BOS) && !padToken.equals(EOS);
+        this.specialPad = extra ? padToken : null;
+        this.pieces = Pattern.compile(extra ? Pattern.quote(padToken) + "|" + PIECES_REGEX : PIECES_REGEX, FLAGS);
     }
 
     private int id(String token) {
@@ -110,10 +119,10 @@ public final class ClipTokenizer {
     /** Token ids of {@code text} without BOS/EOS, padding or truncation. */
     public int[] encodeNoSpecial(String text) {
         List<Integer> ids = new ArrayList<>();
-        Matcher m = PIECES.matcher(clean(text));
+        Matcher m = pieces.matcher(clean(text));
         while (m.find()) {
             String piece = m.group();
-            if (piece.equals(BOS) || piece.equals(EOS)) {
+            if (piece.equals(BOS) || piece.equals(EOS) || piece.equals(specialPad)) {
                 ids.add(vocab.get(piece));
                 continue;
             }

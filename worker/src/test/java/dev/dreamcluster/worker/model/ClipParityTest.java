@@ -31,11 +31,19 @@ class ClipParityTest {
     @TempDir
     static Path tmp;
     static DiffusersFolder folder;
+    /** SD2-style text encoder: exact GELU, and a tokenizer that pads with "!". */
+    static DiffusersFolder sd2;
 
     @BeforeAll
     static void writeModel() {
         DiffusersFolder.writeRandom(tmp.resolve("tiny"), Presets.TINY, 1, DType.F32);
         folder = DiffusersFolder.read(tmp.resolve("tiny"));
+        Presets p = Presets.TINY;
+        dev.dreamcluster.model.ClipTextConfig te = new dev.dreamcluster.model.ClipTextConfig(1024, 32, 3, 4, 64, 77, "gelu", 1e-5);
+        DiffusersFolder.write(tmp.resolve("tiny-sd2"), p.unet, te, p.vae,
+                dev.dreamcluster.diffusion.DdpmScheduler.stableDiffusion(dev.dreamcluster.diffusion.DdpmScheduler.Prediction.V_PREDICTION),
+                true, DType.F32, DiffusersFolder.randomInit(2, p.unet, te, p.vae), null);
+        sd2 = DiffusersFolder.read(tmp.resolve("tiny-sd2"));
     }
 
     static ByteBuffer resource(String name) throws IOException {
@@ -53,15 +61,20 @@ class ClipParityTest {
 
     @Test
     void shouldMatchTransformersHiddenStates() throws IOException {
-        ByteBuffer idBytes = resource("clip_ids.bin");
+        checkHiddenStates(folder, "");
+        checkHiddenStates(sd2, "sd2_");
+    }
+
+    static void checkHiddenStates(DiffusersFolder folder, String prefix) throws IOException {
+        ByteBuffer idBytes = resource(prefix + "clip_ids.bin");
         long[] ids = new long[idBytes.remaining() / 8];
         idBytes.asLongBuffer().get(ids);
         try (NDManager m = NDManager.newBaseManager(Device.cpu());
                 ModelWeights te = ModelWeights.load(m, folder, Component.TEXT_ENCODER, Device.cpu(), n -> false)) {
             NDArray input = m.create(ids, new Shape(2, 77));
             ClipTextModel clip = new ClipTextModel(folder.textEncoder(), te);
-            assertClose(floats("clip_last.bin"), clip.forward(input, 1).toFloatArray(), "last_hidden_state");
-            assertClose(floats("clip_skip2.bin"), clip.forward(input, 2).toFloatArray(), "clip_skip 2");
+            assertClose(floats(prefix + "clip_last.bin"), clip.forward(input, 1).toFloatArray(), prefix + "last_hidden_state");
+            assertClose(floats(prefix + "clip_skip2.bin"), clip.forward(input, 2).toFloatArray(), prefix + "clip_skip 2");
         }
     }
 
@@ -75,8 +88,13 @@ class ClipParityTest {
 
     @Test
     void shouldTokenizeLikeTransformers() throws IOException {
+        checkTokens(folder, "tok.json");
+        checkTokens(sd2, "sd2_tok.json");
+    }
+
+    static void checkTokens(DiffusersFolder folder, String file) throws IOException {
         ClipTokenizer tok = ClipTokenizer.load(folder.dir().resolve("tokenizer"));
-        ByteBuffer b = resource("tok.json");
+        ByteBuffer b = resource(file);
         JsonNode cases = Json.MAPPER.readTree(new String(b.array(), java.nio.charset.StandardCharsets.UTF_8));
         cases.fields().forEachRemaining(e -> assertArrayEquals(Json.MAPPER.convertValue(e.getValue(), int[].class),
                 tok.encode(e.getKey()).inputIds(), e.getKey()));
