@@ -1,6 +1,6 @@
 /**
- * The coordinator: a cluster-singleton actor that resolves the run's configuration, builds the
- * parameter plan and shard assignment, and drives workers through training steps and checkpoints.
- * Depends on {@code common} only (no DJL). The actor itself arrives with the cluster-runtime issue.
+ * The coordinator: a cluster-singleton actor that discovers workers through the Receptionist,
+ * assigns ranks and the parameter plan (with its hash), starts the run, turns step reports into
+ * TrainingEvents and metrics.jsonl, and stops the run when a worker is lost. No DJL here.
  */
 package dev.dreamcluster.coordinator;

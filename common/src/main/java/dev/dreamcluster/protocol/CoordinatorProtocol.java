@@ -1,0 +1,26 @@
+package dev.dreamcluster.protocol;
+
+import akka.actor.typed.ActorRef;
+
+/** What the coordinator receives from workers. */
+public final class CoordinatorProtocol {
+    private CoordinatorProtocol() {}
+
+    public sealed interface Command extends CborSerializable
+            permits WorkerIdentified, PlanAccepted, PlanRefused, StepReported, RunEnded {}
+
+    /** @param dataAddress host:port of the worker's data-plane (ring) socket */
+    public record WorkerIdentified(ActorRef<WorkerProtocol.Command> worker, String dataAddress) implements Command {}
+
+    public record PlanAccepted(long runId, int rank) implements Command {}
+
+    public record PlanRefused(long runId, int rank, String reason) implements Command {}
+
+    /** One optimizer step as rank {@code rank} saw it; seconds split into compute, communication, optimizer. */
+    public record StepReported(long runId, int rank, int step, double loss, double lrUnet, double lrTextEncoder,
+            double gradNorm, double samplesPerS, double computeSeconds, double commSeconds, double optimizerSeconds)
+            implements Command {}
+
+    /** The rank finished (ok) or failed (message names why and the last checkpoint). */
+    public record RunEnded(long runId, int rank, boolean ok, String message) implements Command {}
+}

@@ -1,0 +1,19 @@
+package dev.dreamcluster.protocol;
+
+import java.util.List;
+
+/**
+ * What the coordinator hands every worker of a run: the run id (also the ring's handshake), the plan
+ * hash the worker must reproduce, each rank's data-plane address (rank order), the train.json every
+ * node reads (same path on every node: an embedded cluster, or a shared volume), and the run length.
+ */
+public record RunPlan(long runId, String planHash, List<String> peers, String trainJson, int maxSteps, String out)
+        implements CborSerializable {
+    public RunPlan {
+        peers = List.copyOf(peers);
+    }
+
+    public int worldSize() {
+        return peers.size();
+    }
+}

@@ -1,0 +1,25 @@
+package dev.dreamcluster.protocol;
+
+import akka.actor.typed.ActorRef;
+import akka.actor.typed.receptionist.ServiceKey;
+
+/** What a worker receives from the coordinator. Workers register under {@link #SERVICE}. */
+public final class WorkerProtocol {
+    public static final ServiceKey<Command> SERVICE = ServiceKey.create(Command.class, "dreamcluster-worker");
+
+    private WorkerProtocol() {}
+
+    public sealed interface Command extends CborSerializable permits Identify, AssignPlan, StartRun, StopRun {}
+
+    /** Asks for the worker's data-plane address; answered with CoordinatorProtocol.WorkerIdentified. */
+    public record Identify(ActorRef<CoordinatorProtocol.Command> replyTo) implements Command {}
+
+    /** Rank assignment and plan; answered with PlanAccepted or PlanRefused (hash mismatch). */
+    public record AssignPlan(RunPlan plan, int rank, ActorRef<CoordinatorProtocol.Command> replyTo) implements Command {}
+
+    /** Every rank accepted: start training. */
+    public record StartRun(long runId) implements Command {}
+
+    /** Stop the run (a peer was lost, or the user stopped it). */
+    public record StopRun(long runId, String reason) implements Command {}
+}
