@@ -111,7 +111,7 @@ public final class Coordinator {
 
     private Behavior<Command> finished() {
         return Behaviors.receive(Command.class)
-                .onMessage(MemberChanged.class, this::onMember)
+                .onMessage(MemberChanged.class, this::onMemberAfterRun)
                 .onAnyMessage(m -> Behaviors.same())
                 .build();
     }
@@ -207,12 +207,18 @@ public final class Coordinator {
     // ---- membership and failure ----
 
     private Behavior<Command> onMember(MemberChanged m) {
-        var member = m.event().member();
-        events.tell(Topic.publish(new TrainingEvent.MemberChanged(member.address().toString(), String.join(",", member.getRoles()),
-                m.event().getClass().getSimpleName())));
+        onMemberAfterRun(m);
         if (m.event() instanceof ClusterEvent.MemberRemoved removed && isWorker(removed.member().address())) {
             return lost(removed.member().address().toString());
         }
+        return Behaviors.same();
+    }
+
+    /** Membership is still published after the run (workers leaving), but nothing is lost any more. */
+    private Behavior<Command> onMemberAfterRun(MemberChanged m) {
+        var member = m.event().member();
+        events.tell(Topic.publish(new TrainingEvent.MemberChanged(member.address().toString(), String.join(",", member.getRoles()),
+                m.event().getClass().getSimpleName())));
         return Behaviors.same();
     }
 

@@ -55,13 +55,16 @@ final class TrainCommand implements Callable<Integer> {
     picocli.CommandLine.Model.CommandSpec spec;
 
     @Override
-    public Integer call() {
+    public Integer call() throws Exception {
         if (!Files.isRegularFile(config)) {
             throw new ConfigError("--config: " + Json.quote(config.toString()) + " does not exist or is not a file");
         }
-        if (workers != 1) {
-            throw ConfigError.invalid("--workers", Integer.toString(workers),
-                    "1: this build trains in one process; the multi-worker cluster runtime is not in it yet");
+        if (workers < 1 || workers > 64) {
+            throw ConfigError.invalid("--workers", Integer.toString(workers), "1..64 local worker processes");
+        }
+        if (workers > 1 && resume != null) {
+            throw ConfigError.invalid("--resume", Json.quote(resume.toString()),
+                    "resume runs on one process (--workers 1); its optimizer state is re-sharded from any worker count");
         }
         if (resume != null && !Files.isRegularFile(resume.resolve("trainer_state.json"))) {
             throw new ConfigError("--resume: " + Json.quote(resume.toString()) + " is not a checkpoint (no trainer_state.json)");
@@ -80,6 +83,9 @@ final class TrainCommand implements Callable<Integer> {
             spec.commandLine().getErr().println("warning: " + w);
         }
         spec.commandLine().getErr().flush();
+        if (workers > 1) {
+            return new EmbeddedCluster(config.toAbsolutePath(), cfg, workers).run(spec.commandLine().getOut(), spec.commandLine().getErr());
+        }
         StepResult last = new TrainingRun(cfg, opt, resume, System.err).run();
         spec.commandLine().getOut().printf("done: %d steps, last loss %.4f, val_loss %.4f; model in %s%n", last == null ? 0 : last.step(),
                 last == null ? Double.NaN : last.loss(), last == null ? Double.NaN : last.valLoss(), cfg.out().resolve("final"));

@@ -1,0 +1,91 @@
+package dev.dreamcluster.cli;
+
+import akka.actor.typed.ActorRef;
+import akka.actor.typed.ActorSystem;
+import akka.actor.typed.javadsl.Behaviors;
+import akka.actor.typed.pubsub.Topic;
+import akka.cluster.typed.Cluster;
+import akka.cluster.typed.ClusterSingleton;
+import akka.cluster.typed.ClusterSingletonSettings;
+import akka.cluster.typed.Join;
+import akka.cluster.typed.SingletonActor;
+import dev.dreamcluster.coordinator.Coordinator;
+import dev.dreamcluster.coordinator.CoordinatorSettings;
+import dev.dreamcluster.protocol.RunPlan;
+import dev.dreamcluster.protocol.TrainingEvent;
+import dev.dreamcluster.worker.node.Worker;
+import dev.dreamcluster.worker.train.TrainConfig;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * {@code train --workers N}: the coordinator in this process and N worker JVMs it starts on
+ * 127.0.0.1, all stopped at the end or on Ctrl-C. Worker logs go to {@code <out>/worker-R.log}.
+ */
+final class EmbeddedCluster {
+    private final Path trainJson;
+    private final TrainConfig cfg;
+    private final int workers;
+
+    EmbeddedCluster(Path trainJson, TrainConfig cfg, int workers) {
+        this.trainJson = trainJson;
+        this.cfg = cfg;
+        this.workers = workers;
+    }
+
+    int run(java.io.PrintWriter out, java.io.PrintWriter err) throws Exception {
+        long runId = System.nanoTime() ^ ProcessHandle.current().pid();
+        int maxSteps = cfg.maxSteps() == null ? 0 : cfg.maxSteps();
+        RunPlan probe = new RunPlan(runId, "", Collections.nCopies(workers, "127.0.0.1:0"), trainJson.toString(), maxSteps,
+                cfg.out().toString());
+        String hash = Worker.localPlanHash(probe);
+        CoordinatorSettings settings = new CoordinatorSettings(workers, runId, hash, trainJson, maxSteps, cfg.out());
+        Files.createDirectories(cfg.out());
+        CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
+        ActorSystem<Void> system = Nodes.start(Behaviors.<Void>setup(ctx -> {
+            Cluster c = Cluster.get(ctx.getSystem());
+            c.manager().tell(Join.create(c.selfMember().address()));
+            ClusterSingleton.get(ctx.getSystem()).init(SingletonActor.of(Coordinator.create(settings), "coordinator")
+                    .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
+            ActorRef<Topic.Command<TrainingEvent>> topic = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "events-client");
+            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(System.err, done), "printer")));
+            return Behaviors.empty();
+        }), "coordinator", "127.0.0.1", 0, null);
+        int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
+        List<Process> children = new ArrayList<>();
+        Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));
+        Runtime.getRuntime().addShutdownHook(hook); // Ctrl-C stops the workers too
+        try {
+            for (int r = 0; r < workers; r++) {
+                children.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
+                        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker", "--seed", "127.0.0.1:" + port)
+                        .redirectErrorStream(true).redirectOutput(cfg.out().resolve("worker-" + r + ".log").toFile()).start());
+            }
+            System.err.println("coordinator on 127.0.0.1:" + port + ", " + workers + " workers starting (logs in "
+                    + cfg.out().resolve("worker-*.log") + ")");
+            TrainingEvent.RunFinished end = done.get(7, TimeUnit.DAYS);
+            for (Process p : children) {
+                if (!p.waitFor(60, TimeUnit.SECONDS)) {
+                    p.destroyForcibly();
+                }
+            }
+            if (!end.ok()) {
+                err.println("error: run failed: " + end.message());
+                err.flush();
+                return 3;
+            }
+            out.println("done: " + end.message());
+            out.flush();
+            return 0;
+        } finally {
+            children.forEach(Process::destroyForcibly);
+            system.terminate();
+            Runtime.getRuntime().removeShutdownHook(hook);
+        }
+    }
+}

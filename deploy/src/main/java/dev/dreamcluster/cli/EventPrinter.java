@@ -1,0 +1,41 @@
+package dev.dreamcluster.cli;
+
+import akka.actor.typed.Behavior;
+import akka.actor.typed.javadsl.Behaviors;
+import dev.dreamcluster.protocol.TrainingEvent;
+import java.io.PrintStream;
+import java.util.Locale;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * A live view of a run from the TrainingEvent topic: members and their state, a progress line per
+ * step (loss, lr, grad norm, samples/s, compute/comm/optimizer split), and the end. Completes
+ * {@code done} when the run finishes.
+ */
+final class EventPrinter {
+    private EventPrinter() {}
+
+    static Behavior<TrainingEvent> create(PrintStream out, CompletableFuture<TrainingEvent.RunFinished> done) {
+        return Behaviors.receive(TrainingEvent.class)
+                .onMessage(TrainingEvent.MemberChanged.class, m -> print(out, String.format("member %s [%s] %s", m.address(), m.roles(),
+                        m.status().replace("Member", "").toLowerCase(Locale.ROOT))))
+                .onMessage(TrainingEvent.RunStarted.class, m -> print(out, String.format("run %d started on %d workers (plan %s)",
+                        m.runId(), m.workers(), m.planHash().substring(0, 12))))
+                .onMessage(TrainingEvent.StepCompleted.class, m -> print(out, String.format(Locale.ROOT,
+                        "step %d loss %.4f lr %.2e/%.2e grad_norm %.3f %.1f samples/s (step %.2f s)", m.step(), m.loss(), m.lrUnet(),
+                        m.lrTextEncoder(), m.gradNorm(), m.samplesPerS(), m.computeSeconds())))
+                .onMessage(TrainingEvent.WorkerLost.class, m -> print(out, "worker lost: " + m.address()))
+                .onMessage(TrainingEvent.RunFinished.class, m -> {
+                    print(out, (m.ok() ? "run finished: " : "run failed: ") + m.message());
+                    done.complete(m);
+                    return Behaviors.same();
+                })
+                .build();
+    }
+
+    private static Behavior<TrainingEvent> print(PrintStream out, String line) {
+        out.println(line);
+        out.flush();
+        return Behaviors.same();
+    }
+}

@@ -1,0 +1,40 @@
+package dev.dreamcluster.cli;
+
+import akka.actor.typed.ActorRef;
+import akka.actor.typed.ActorSystem;
+import akka.actor.typed.javadsl.Behaviors;
+import akka.actor.typed.pubsub.Topic;
+import dev.dreamcluster.protocol.TrainingEvent;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code dreamcluster monitor}: joins as role "monitor" and prints members and training progress. */
+@Command(name = "monitor", mixinStandardHelpOptions = true, description = "Watch a cluster's members and training progress.")
+final class MonitorCommand implements Callable<Integer> {
+    @Option(names = "--seed", required = true, paramLabel = "HOST:PORT")
+    String seed;
+
+    @Option(names = "--bind", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0")
+    String bind;
+
+    @Override
+    public Integer call() throws Exception {
+        Nodes.hostPort(seed, "--seed");
+        String[] b = Nodes.hostPort(bind, "--bind");
+        CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
+        ActorSystem<Void> system = Nodes.start(Behaviors.<Void>setup(ctx -> {
+            ActorRef<Topic.Command<TrainingEvent>> topic = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "events");
+            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(System.out, done), "printer")));
+            return Behaviors.empty();
+        }), "monitor", b[0], Integer.parseInt(b[1]), seed);
+        try {
+            TrainingEvent.RunFinished f = done.get(7, TimeUnit.DAYS);
+            return f.ok() ? 0 : 3;
+        } finally {
+            system.terminate();
+        }
+    }
+}

@@ -1,0 +1,51 @@
+package dev.dreamcluster.cli;
+
+import akka.actor.typed.ActorSystem;
+import akka.actor.typed.Behavior;
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import dev.dreamcluster.config.ConfigError;
+import dev.dreamcluster.config.Json;
+
+/** Builds the Akka config of a DreamCluster node: one role, Artery on HOST:PORT, optional seed. */
+final class Nodes {
+    static final String SYSTEM = "dreamcluster";
+
+    private Nodes() {}
+
+    static <T> ActorSystem<T> start(Behavior<T> guardian, String role, String host, int port, String seed) {
+        StringBuilder c = new StringBuilder();
+        c.append("akka.actor.provider = cluster\n");
+        c.append("akka.loglevel = WARNING\n");
+        c.append("akka.remote.artery.canonical.hostname = \"").append(host).append("\"\n");
+        c.append("akka.remote.artery.canonical.port = ").append(port).append('\n');
+        c.append("akka.cluster.roles = [").append(role).append("]\n");
+        if (seed != null) {
+            c.append("akka.cluster.seed-nodes = [\"akka://").append(SYSTEM).append('@').append(seed).append("\"]\n");
+        }
+        // a lost node is downed after the failure detector gives up, so a run never waits forever
+        c.append("akka.cluster.downing-provider-class = \"akka.cluster.sbr.SplitBrainResolverProvider\"\n");
+        c.append("akka.cluster.split-brain-resolver.active-strategy = keep-oldest\n");
+        c.append("akka.cluster.split-brain-resolver.stable-after = 5s\n");
+        c.append("akka.coordinated-shutdown.exit-jvm = off\n");
+        Config config = ConfigFactory.parseString(c.toString()).withFallback(ConfigFactory.load());
+        return ActorSystem.create(guardian, SYSTEM, config);
+    }
+
+    /** HOST:PORT from a flag, or a one-line error naming it. */
+    static String[] hostPort(String value, String flag) {
+        int colon = value == null ? -1 : value.lastIndexOf(':');
+        if (colon <= 0) {
+            throw ConfigError.invalid(flag, Json.quote(String.valueOf(value)), "HOST:PORT");
+        }
+        try {
+            int port = Integer.parseInt(value.substring(colon + 1));
+            if (port < 0 || port > 65535) {
+                throw new NumberFormatException();
+            }
+        } catch (NumberFormatException e) {
+            throw ConfigError.invalid(flag, Json.quote(value), "HOST:PORT with a port in 0..65535");
+        }
+        return new String[] {value.substring(0, colon), value.substring(colon + 1)};
+    }
+}
