@@ -16,10 +16,13 @@ public final class CoordinatorProtocol {
 
     public record PlanRefused(long runId, int rank, String reason) implements Command {}
 
-    /** One optimizer step as rank {@code rank} saw it; seconds split into compute, communication, optimizer. */
+    /**
+     * One optimizer step as rank {@code rank} saw it; seconds split into compute, communication and
+     * optimizer; {@code valLoss} is NaN when the step ran no validation.
+     */
     public record StepReported(long runId, int rank, int step, double loss, double lrUnet, double lrTextEncoder,
-            double gradNorm, double samplesPerS, double computeSeconds, double commSeconds, double optimizerSeconds)
-            implements Command {}
+            double gradNorm, double samplesPerS, double computeSeconds, double commSeconds, double optimizerSeconds,
+            double valLoss) implements Command {}
 
     /** The rank finished (ok) or failed (message names why and the last checkpoint). */
     public record RunEnded(long runId, int rank, boolean ok, String message) implements Command {}

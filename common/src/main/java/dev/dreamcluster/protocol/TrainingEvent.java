@@ -12,7 +12,8 @@ public sealed interface TrainingEvent extends CborSerializable {
     record RunStarted(long runId, int workers, String planHash) implements TrainingEvent {}
 
     record StepCompleted(long runId, int step, double loss, double lrUnet, double lrTextEncoder, double gradNorm,
-            double samplesPerS, double computeSeconds, double commSeconds, double optimizerSeconds) implements TrainingEvent {}
+            double samplesPerS, double computeSeconds, double commSeconds, double optimizerSeconds, double valLoss)
+            implements TrainingEvent {}
 
     record WorkerLost(long runId, String address) implements TrainingEvent {}
 

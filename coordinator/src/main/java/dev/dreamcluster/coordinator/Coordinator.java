@@ -172,7 +172,8 @@ public final class Coordinator {
     private Behavior<Command> onRunningReport(FromWorker m) {
         if (m.message() instanceof CoordinatorProtocol.StepReported s && s.runId() == settings.runId() && s.rank() == 0) {
             TrainingEvent.StepCompleted e = new TrainingEvent.StepCompleted(s.runId(), s.step(), s.loss(), s.lrUnet(),
-                    s.lrTextEncoder(), s.gradNorm(), s.samplesPerS(), s.computeSeconds(), s.commSeconds(), s.optimizerSeconds());
+                    s.lrTextEncoder(), s.gradNorm(), s.samplesPerS(), s.computeSeconds(), s.commSeconds(), s.optimizerSeconds(),
+                    s.valLoss());
             events.tell(Topic.publish(e));
             appendMetrics(e);
         } else if (m.message() instanceof CoordinatorProtocol.RunEnded e && e.runId() == settings.runId()) {
@@ -192,9 +193,9 @@ public final class Coordinator {
     private void appendMetrics(TrainingEvent.StepCompleted e) {
         String line = String.format(java.util.Locale.ROOT,
                 "{\"step\":%d,\"loss\":%s,\"lr_unet\":%s,\"lr_text_encoder\":%s,\"grad_norm\":%s,\"samples_per_s\":%s,"
-                        + "\"compute_s\":%s,\"comm_s\":%s,\"optimizer_s\":%s}%n",
+                        + "\"compute_s\":%s,\"comm_s\":%s,\"optimizer_s\":%s%s}%n",
                 e.step(), e.loss(), e.lrUnet(), e.lrTextEncoder(), e.gradNorm(), e.samplesPerS(), e.computeSeconds(),
-                e.commSeconds(), e.optimizerSeconds());
+                e.commSeconds(), e.optimizerSeconds(), Double.isNaN(e.valLoss()) ? "" : ",\"val_loss\":" + e.valLoss());
         try {
             Files.createDirectories(settings.out());
             Files.writeString(settings.out().resolve("metrics.jsonl"), line, StandardCharsets.UTF_8, StandardOpenOption.CREATE,

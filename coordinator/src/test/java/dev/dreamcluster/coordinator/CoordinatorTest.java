@@ -103,7 +103,7 @@ class CoordinatorTest {
         w0.expectMessageClass(WorkerProtocol.StartRun.class);
         w1.expectMessageClass(WorkerProtocol.StartRun.class);
         assertEquals(101, nextEvent(TrainingEvent.RunStarted.class).runId());
-        a0.replyTo().tell(new CoordinatorProtocol.StepReported(101, 0, 1, 0.5, 1e-4, 5e-5, 2.0, 8.0, 0.1, 0.02, 0.01));
+        a0.replyTo().tell(new CoordinatorProtocol.StepReported(101, 0, 1, 0.5, 1e-4, 5e-5, 2.0, 8.0, 0.1, 0.02, 0.01, 0.4));
         TrainingEvent.StepCompleted step = nextEvent(TrainingEvent.StepCompleted.class);
         assertEquals(1, step.step());
         assertEquals(0.5, step.loss());
@@ -112,6 +112,7 @@ class CoordinatorTest {
         TrainingEvent.RunFinished fin = nextEvent(TrainingEvent.RunFinished.class);
         assertTrue(fin.ok(), fin.message());
         assertTrue(Files.readString(out.resolve("metrics.jsonl")).contains("\"step\":1,\"loss\":0.5"));
+        assertTrue(Files.readString(out.resolve("metrics.jsonl")).contains("\"val_loss\":0.4"));
         coord.tell(new Coordinator.Stop("test over")); // a finished singleton stays up and ignores the stop
         kit.system().receptionist().tell(Receptionist.deregister(WorkerProtocol.SERVICE, w0.getRef()));
         kit.system().receptionist().tell(Receptionist.deregister(WorkerProtocol.SERVICE, w1.getRef()));

@@ -61,8 +61,13 @@ final class EmbeddedCluster {
         Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));
         Runtime.getRuntime().addShutdownHook(hook); // Ctrl-C stops the workers too
         try {
+            // local workers share this machine's cores: give each its share, or libtorch's and the
+            // optimizer's thread pools oversubscribe the CPU (measured 5x slower on 2 cores)
+            int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / workers);
             for (int r = 0; r < workers; r++) {
                 children.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
+                        "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1",
+                        "-Ddreamcluster.optimizer.threads=" + threads,
                         "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker", "--seed", "127.0.0.1:" + port)
                         .redirectErrorStream(true).redirectOutput(cfg.out().resolve("worker-" + r + ".log").toFile()).start());
             }

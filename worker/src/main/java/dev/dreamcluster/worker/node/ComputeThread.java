@@ -79,8 +79,12 @@ final class ComputeThread extends Thread {
                     long t0 = System.nanoTime();
                     StepResult s = t.trainStep();
                     double secs = (System.nanoTime() - t0) / 1e9;
+                    boolean last = t.step() == t.totalSteps();
+                    // validation needs no collective: rank 0 runs it, the others wait at the next step's first collective
+                    double val = rank == 0 && (last || (cfg.valEveryNSteps() > 0 && s.step() % cfg.valEveryNSteps() == 0))
+                            ? t.validate() : Double.NaN;
                     coordinator.tell(new CoordinatorProtocol.StepReported(plan.runId(), rank, s.step(), s.loss(), s.lrUnet(),
-                            s.lrTextEncoder(), s.gradNorm(), s.samplesPerS(), secs, 0, 0));
+                            s.lrTextEncoder(), s.gradNorm(), s.samplesPerS(), secs, 0, 0, val));
                     if (cfg.saveEveryNSteps() > 0 && s.step() % cfg.saveEveryNSteps() == 0) {
                         t.checkpoint(cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", s.step())));
                     }
