@@ -47,7 +47,7 @@ public final class Coordinator {
     private record ReachabilityChanged(ClusterEvent.ReachabilityEvent event) implements Command {}
 
     /** Stop the run (Ctrl-C in the embedded launcher). */
-    public record Stop(String reason) implements Command {}
+    public record Stop(String reason) implements Command, dev.dreamcluster.protocol.CborSerializable {}
 
     private final ActorContext<Command> ctx;
     private final CoordinatorSettings settings;

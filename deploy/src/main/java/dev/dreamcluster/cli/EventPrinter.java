@@ -22,8 +22,9 @@ final class EventPrinter {
                 .onMessage(TrainingEvent.RunStarted.class, m -> print(out, String.format("run %d started on %d workers (plan %s)",
                         m.runId(), m.workers(), m.planHash().substring(0, 12))))
                 .onMessage(TrainingEvent.StepCompleted.class, m -> print(out, String.format(Locale.ROOT,
-                        "step %d loss %.4f lr %.2e/%.2e grad_norm %.3f %.1f samples/s (step %.2f s)%s", m.step(), m.loss(), m.lrUnet(),
-                        m.lrTextEncoder(), m.gradNorm(), m.samplesPerS(), m.computeSeconds(),
+                        "step %d loss %.4f lr %.2e/%.2e grad_norm %.3f %.1f samples/s (compute %.3f s, comm %.3f s, optimizer %.3f s)%s",
+                        m.step(), m.loss(), m.lrUnet(), m.lrTextEncoder(), m.gradNorm(), m.samplesPerS(), m.computeSeconds(),
+                        m.commSeconds(), m.optimizerSeconds(),
                         Double.isNaN(m.valLoss()) ? "" : String.format(Locale.ROOT, " val_loss %.4f", m.valLoss()))))
                 .onMessage(TrainingEvent.WorkerLost.class, m -> print(out, "worker lost: " + m.address()))
                 .onMessage(TrainingEvent.RunFinished.class, m -> {

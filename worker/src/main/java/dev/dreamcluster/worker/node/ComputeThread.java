@@ -83,8 +83,10 @@ final class ComputeThread extends Thread {
                     // validation needs no collective: rank 0 runs it, the others wait at the next step's first collective
                     double val = rank == 0 && (last || (cfg.valEveryNSteps() > 0 && s.step() % cfg.valEveryNSteps() == 0))
                             ? t.validate() : Double.NaN;
+                    double comm = t.lastCommSeconds();
+                    double optim = t.lastOptimizerSeconds();
                     coordinator.tell(new CoordinatorProtocol.StepReported(plan.runId(), rank, s.step(), s.loss(), s.lrUnet(),
-                            s.lrTextEncoder(), s.gradNorm(), s.samplesPerS(), secs, 0, 0, val));
+                            s.lrTextEncoder(), s.gradNorm(), s.samplesPerS(), secs - comm - optim, comm, optim, val));
                     if (cfg.saveEveryNSteps() > 0 && s.step() % cfg.saveEveryNSteps() == 0) {
                         t.checkpoint(cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", s.step())));
                     }

@@ -81,6 +81,9 @@ public final class Trainer implements AutoCloseable {
     private int batchIndex;
     private long microStep;
     private int skipped;
+    /** Time the last step spent in collectives and in optimizer kernels (the rest is compute). */
+    private double lastCommSeconds;
+    private double lastOptimizerSeconds;
     /** item path + bucket size to the unscaled latent mean and log-variance, when latent_cache is on. */
     private final java.util.Map<String, float[][]> latentCache = new java.util.HashMap<>();
     private List<Batch> plan;
@@ -181,6 +184,16 @@ public final class Trainer implements AutoCloseable {
         return c == null ? null : c.schedule(totalSteps);
     }
 
+    /** Seconds the last step spent in collectives (reduce-scatter, norm all-reduce, all-gather). */
+    public double lastCommSeconds() {
+        return lastCommSeconds;
+    }
+
+    /** Seconds the last step spent in the optimizer on this rank's shard. */
+    public double lastOptimizerSeconds() {
+        return lastOptimizerSeconds;
+    }
+
     public int totalSteps() {
         return totalSteps;
     }
@@ -204,6 +217,7 @@ public final class Trainer implements AutoCloseable {
             samples += batch.items().size(); // the global batch: every rank reports the same throughput
         }
         float mean = 1f / cfg.gradAccum();
+        long tComm = System.nanoTime();
         unetShard.reduceGrads(collective, mean); // each rank: the mean gradient of its own shard
         teShard.reduceGrads(collective, mean);
         // one global L2 norm over every trainable tensor: shard partial sums, summed over ranks
@@ -215,6 +229,7 @@ public final class Trainer implements AutoCloseable {
         }
         double gradNorm = Math.sqrt(sums[0]);
         loss = sums[1];
+        double comm = (System.nanoTime() - tComm) / 1e9;
         if (!Double.isFinite(gradNorm)) {
             // as a GradScaler does: never let a NaN/Inf gradient into the weights or the optimizer state
             unetFlat.writeBack(manager);
@@ -232,10 +247,14 @@ public final class Trainer implements AutoCloseable {
         }
         double lrU = unetLr == null ? 0 : unetLr.lrAt(step);
         double lrT = teLr == null ? 0 : teLr.lrAt(step);
+        long tOpt = System.nanoTime();
         unetShard.step(lrU);
         teShard.step(lrT);
+        long tGather = System.nanoTime();
         unetShard.gatherParams(collective); // every replica receives every rank's updated shard
         teShard.gatherParams(collective);
+        lastOptimizerSeconds = (tGather - tOpt) / 1e9;
+        lastCommSeconds = comm + (System.nanoTime() - tGather) / 1e9;
         unetFlat.writeBack(manager); // frozen tensors are never written: they stay bit-identical
         teFlat.writeBack(manager);
         step++;
