@@ -1,17 +1,8 @@
 package dev.dreamcluster.cli;
 
-import akka.actor.typed.ActorRef;
 import akka.actor.typed.ActorSystem;
-import akka.actor.typed.javadsl.Behaviors;
-import akka.actor.typed.pubsub.Topic;
-import akka.cluster.typed.Cluster;
-import akka.cluster.typed.ClusterSingleton;
-import akka.cluster.typed.ClusterSingletonSettings;
-import akka.cluster.typed.Join;
-import akka.cluster.typed.SingletonActor;
 import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.config.Json;
-import dev.dreamcluster.coordinator.Coordinator;
 import dev.dreamcluster.coordinator.CoordinatorSettings;
 import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.protocol.TrainingEvent;
@@ -65,15 +56,7 @@ final class CoordinatorCommand implements Callable<Integer> {
                 steps, cfg.out().toString()));
         CoordinatorSettings settings = new CoordinatorSettings(minWorkers, runId, hash, trainJson, steps, cfg.out());
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.start(Behaviors.<Void>setup(ctx -> {
-            Cluster c = Cluster.get(ctx.getSystem());
-            c.manager().tell(Join.create(c.selfMember().address()));
-            ClusterSingleton.get(ctx.getSystem()).init(SingletonActor.of(Coordinator.create(settings), "coordinator")
-                    .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
-            ActorRef<Topic.Command<TrainingEvent>> topic = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "events-client");
-            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(System.err, done), "printer")));
-            return Behaviors.empty();
-        }), "coordinator", b[0], Integer.parseInt(b[1]), null);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, b[0], Integer.parseInt(b[1]), done);
         try {
             System.err.println("coordinator on " + bind + ": waiting for " + minWorkers + " workers (dreamcluster worker --seed " + bind + ")");
             return done.get(7, TimeUnit.DAYS).ok() ? 0 : 3;

@@ -1,15 +1,7 @@
 package dev.dreamcluster.cli;
 
-import akka.actor.typed.ActorRef;
 import akka.actor.typed.ActorSystem;
-import akka.actor.typed.javadsl.Behaviors;
-import akka.actor.typed.pubsub.Topic;
 import akka.cluster.typed.Cluster;
-import akka.cluster.typed.ClusterSingleton;
-import akka.cluster.typed.ClusterSingletonSettings;
-import akka.cluster.typed.Join;
-import akka.cluster.typed.SingletonActor;
-import dev.dreamcluster.coordinator.Coordinator;
 import dev.dreamcluster.coordinator.CoordinatorSettings;
 import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.protocol.TrainingEvent;
@@ -47,15 +39,7 @@ final class EmbeddedCluster {
         CoordinatorSettings settings = new CoordinatorSettings(workers, runId, hash, trainJson, maxSteps, cfg.out());
         Files.createDirectories(cfg.out());
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.start(Behaviors.<Void>setup(ctx -> {
-            Cluster c = Cluster.get(ctx.getSystem());
-            c.manager().tell(Join.create(c.selfMember().address()));
-            ClusterSingleton.get(ctx.getSystem()).init(SingletonActor.of(Coordinator.create(settings), "coordinator")
-                    .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
-            ActorRef<Topic.Command<TrainingEvent>> topic = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "events-client");
-            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(System.err, done), "printer")));
-            return Behaviors.empty();
-        }), "coordinator", "127.0.0.1", 0, null);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, "127.0.0.1", 0, done);
         int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
         List<Process> children = new ArrayList<>();
         Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));

@@ -1,6 +1,17 @@
 package dev.dreamcluster.cli;
 
 import akka.actor.typed.ActorSystem;
+import akka.actor.typed.javadsl.Behaviors;
+import akka.actor.typed.pubsub.Topic;
+import akka.cluster.typed.Cluster;
+import akka.cluster.typed.ClusterSingleton;
+import akka.cluster.typed.ClusterSingletonSettings;
+import akka.cluster.typed.Join;
+import akka.cluster.typed.SingletonActor;
+import dev.dreamcluster.coordinator.Coordinator;
+import dev.dreamcluster.coordinator.CoordinatorSettings;
+import dev.dreamcluster.protocol.TrainingEvent;
+import java.util.concurrent.CompletableFuture;
 import akka.actor.typed.Behavior;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
@@ -30,6 +41,26 @@ final class Nodes {
         c.append("akka.coordinated-shutdown.exit-jvm = off\n");
         Config config = ConfigFactory.parseString(c.toString()).withFallback(ConfigFactory.load());
         return ActorSystem.create(guardian, SYSTEM, config);
+    }
+
+    /**
+     * A coordinator node: joins itself (it is the seed), runs the Coordinator as a cluster singleton
+     * on role "coordinator", and prints the run's TrainingEvents to stderr, completing {@code done}
+     * when the run ends.
+     */
+    static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, String host, int port,
+            CompletableFuture<TrainingEvent.RunFinished> done) {
+        return start(Behaviors.<Void>setup(ctx -> {
+            Cluster c = Cluster.get(ctx.getSystem());
+            c.manager().tell(Join.create(c.selfMember().address()));
+            ClusterSingleton.get(ctx.getSystem()).init(SingletonActor
+                    .of(Coordinator.create(settings), "coordinator")
+                    .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
+            var topic = ctx.spawn(Topic.create(TrainingEvent.class,
+                    TrainingEvent.TOPIC), "events-client");
+            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(System.err, done), "printer")));
+            return Behaviors.empty();
+        }), "coordinator", host, port, null);
     }
 
     /** HOST:PORT from a flag, or a one-line error naming it. */
