@@ -36,7 +36,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  */
 public final class RingCollective implements Collective {
     static final int MAGIC = 0x44434C52; // "DCLR"
-    static final int FRAME_FLOATS = 256 * 1024; // 1 MiB of payload per frame
+    static final int FRAME_FLOATS = 256 * 1024; // 1 MiB of payload per frame (4 MiB and 256 KiB measured slower)
     static final int HEADER = 24;
     /** Socket buffers of a few frames let the sender run ahead of the receiver's additions. */
     static final int SOCKET_BUFFER = 8 << 20;

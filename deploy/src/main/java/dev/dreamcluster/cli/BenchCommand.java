@@ -127,8 +127,9 @@ final class BenchCommand {
             }
         }
 
-        /** Seconds per operation: one warm-up, then the mean of {@code iters}, each started after a barrier. */
+        /** Seconds per operation: two warm-ups (JIT), then the mean of {@code iters}, each started after a barrier. */
         private double time(Runnable op, Collective c) {
+            op.run();
             op.run();
             double total = 0;
             for (int i = 0; i < iters; i++) {
