@@ -23,11 +23,15 @@ final class EmbeddedCluster {
     private final Path trainJson;
     private final TrainConfig cfg;
     private final int workers;
+    private final String host;
+    private final int bindPort;
 
-    EmbeddedCluster(Path trainJson, TrainConfig cfg, int workers) {
+    EmbeddedCluster(Path trainJson, TrainConfig cfg, int workers, String host, int bindPort) {
         this.trainJson = trainJson;
         this.cfg = cfg;
         this.workers = workers;
+        this.host = host;
+        this.bindPort = bindPort;
     }
 
     int run(java.io.PrintWriter out, java.io.PrintWriter err) throws Exception {
@@ -39,7 +43,7 @@ final class EmbeddedCluster {
         CoordinatorSettings settings = new CoordinatorSettings(workers, runId, hash, trainJson, maxSteps, cfg.out());
         Files.createDirectories(cfg.out());
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, "127.0.0.1", 0, done);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, host, bindPort, done);
         int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
         List<Process> children = new ArrayList<>();
         Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));
@@ -52,10 +56,10 @@ final class EmbeddedCluster {
                 children.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
                         "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1",
                         "-Ddreamcluster.optimizer.threads=" + threads,
-                        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker", "--seed", "127.0.0.1:" + port)
+                        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker", "--seed", host + ":" + port, "--bind", host + ":0")
                         .redirectErrorStream(true).redirectOutput(cfg.out().resolve("worker-" + r + ".log").toFile()).start());
             }
-            System.err.println("coordinator on 127.0.0.1:" + port + ", " + workers + " workers starting (logs in "
+            System.err.println("coordinator on " + host + ":" + port + ", " + workers + " workers starting (logs in "
                     + cfg.out().resolve("worker-*.log") + ")");
             TrainingEvent.RunFinished end = done.get(7, TimeUnit.DAYS);
             for (Process p : children) {

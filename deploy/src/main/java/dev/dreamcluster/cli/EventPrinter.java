@@ -3,7 +3,7 @@ package dev.dreamcluster.cli;
 import akka.actor.typed.Behavior;
 import akka.actor.typed.javadsl.Behaviors;
 import dev.dreamcluster.protocol.TrainingEvent;
-import java.io.PrintStream;
+import java.util.function.Consumer;
 import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
 
@@ -15,7 +15,7 @@ import java.util.concurrent.CompletableFuture;
 final class EventPrinter {
     private EventPrinter() {}
 
-    static Behavior<TrainingEvent> create(PrintStream out, CompletableFuture<TrainingEvent.RunFinished> done) {
+    static Behavior<TrainingEvent> create(Consumer<String> out, CompletableFuture<TrainingEvent.RunFinished> done) {
         return Behaviors.receive(TrainingEvent.class)
                 .onMessage(TrainingEvent.MemberChanged.class, m -> print(out, String.format("member %s [%s] %s", m.address(), m.roles(),
                         m.status().replace("Member", "").toLowerCase(Locale.ROOT))))
@@ -35,9 +35,8 @@ final class EventPrinter {
                 .build();
     }
 
-    private static Behavior<TrainingEvent> print(PrintStream out, String line) {
-        out.println(line);
-        out.flush();
+    private static Behavior<TrainingEvent> print(Consumer<String> out, String line) {
+        out.accept(line);
         return Behaviors.same();
     }
 }

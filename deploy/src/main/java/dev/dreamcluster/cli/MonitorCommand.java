@@ -20,6 +20,9 @@ final class MonitorCommand implements Callable<Integer> {
     @Option(names = "--bind", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0")
     String bind;
 
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
     @Override
     public Integer call() throws Exception {
         Nodes.hostPort(seed, "--seed");
@@ -27,7 +30,11 @@ final class MonitorCommand implements Callable<Integer> {
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
         ActorSystem<Void> system = Nodes.start(Behaviors.<Void>setup(ctx -> {
             ActorRef<Topic.Command<TrainingEvent>> topic = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "events");
-            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(System.out, done), "printer")));
+            var out = spec.commandLine().getOut();
+            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(line -> {
+                out.println(line);
+                out.flush();
+            }, done), "printer")));
             return Behaviors.empty();
         }), "monitor", b[0], Integer.parseInt(b[1]), seed);
         try {

@@ -58,7 +58,7 @@ final class Nodes {
                     .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
             var topic = ctx.spawn(Topic.create(TrainingEvent.class,
                     TrainingEvent.TOPIC), "events-client");
-            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(System.err, done), "printer")));
+            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(System.err::println, done), "printer")));
             return Behaviors.empty();
         }), "coordinator", host, port, null);
     }

@@ -51,6 +51,10 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = {"--seed"}, paramLabel = "N")
     Long seed;
 
+    @Option(names = "--coordinator_bind", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0",
+            description = "cluster address of the embedded coordinator (with --workers > 1), for a monitor's --seed")
+    String coordinatorBind;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -84,7 +88,9 @@ final class TrainCommand implements Callable<Integer> {
         }
         spec.commandLine().getErr().flush();
         if (workers > 1) {
-            return new EmbeddedCluster(config.toAbsolutePath(), cfg, workers).run(spec.commandLine().getOut(), spec.commandLine().getErr());
+            String[] b = Nodes.hostPort(coordinatorBind, "--coordinator_bind");
+            return new EmbeddedCluster(config.toAbsolutePath(), cfg, workers, b[0], Integer.parseInt(b[1]))
+                    .run(spec.commandLine().getOut(), spec.commandLine().getErr());
         }
         StepResult last = new TrainingRun(cfg, opt, resume, System.err).run();
         spec.commandLine().getOut().printf("done: %d steps, last loss %.4f, val_loss %.4f; model in %s%n", last == null ? 0 : last.step(),

@@ -23,23 +23,29 @@ class ClusterTrainingTest {
         return tmp.resolve("train.json");
     }
 
+    static int freePort() throws Exception {
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
     @Test
-    void twoWorkerJvmsShouldTrainAndReportEveryStep(@TempDir Path tmp) throws Exception {
+    void twoWorkerJvmsShouldTrainAndAMonitorShouldSeeEveryStep(@TempDir Path tmp) throws Exception {
         Path out = tmp.resolve("run");
-        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
-        java.io.PrintStream old = System.err;
-        System.setErr(new java.io.PrintStream(err, true));
-        Cli r;
-        try {
-            r = Cli.run("train", "--config", example(tmp).toString(), "--workers", "2", "--max_steps", "3", "--out", out.toString());
-        } finally {
-            System.setErr(old);
-        }
-        String events = err.toString();
-        assertEquals(0, r.status(), events + r.err());
+        Path trainJson = example(tmp);
+        int port = freePort();
+        CompletableFuture<Cli> train = CompletableFuture.supplyAsync(() -> Cli.run("train", "--config", trainJson.toString(),
+                "--workers", "2", "--max_steps", "3", "--out", out.toString(), "--coordinator_bind", "127.0.0.1:" + port));
+        Thread.sleep(1500); // the coordinator node is up well before the worker JVMs have loaded DJL
+        Cli monitor = Cli.run("monitor", "--seed", "127.0.0.1:" + port);
+        Cli r = train.get(180, TimeUnit.SECONDS);
+        assertEquals(0, r.status(), r.out() + r.err());
+        assertEquals(0, monitor.status(), monitor.out() + monitor.err());
+        String events = monitor.out();
         for (int s = 1; s <= 3; s++) {
-            assertTrue(events.contains("step " + s + " loss "), "the event stream shows step " + s + ":\n" + events);
+            assertTrue(events.contains("step " + s + " loss "), "the monitor shows step " + s + ":\n" + events);
         }
+        assertTrue(events.contains("[worker,dc-default] up"), "the monitor lists the members:\n" + events);
         assertTrue(events.contains("run finished"), events);
         List<String> metrics = Files.readAllLines(out.resolve("metrics.jsonl"));
         assertEquals(3, metrics.size(), metrics.toString());
