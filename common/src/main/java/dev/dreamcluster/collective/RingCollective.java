@@ -171,6 +171,19 @@ public final class RingCollective implements Collective {
         throw new IOException("left neighbour (rank " + expectRank + ") did not connect");
     }
 
+    /** "host:port" strings (rank order) as socket addresses, as the coordinator and the launchers pass them. */
+    public static List<InetSocketAddress> parsePeers(List<String> peers) {
+        List<InetSocketAddress> out = new java.util.ArrayList<>(peers.size());
+        for (String p : peers) {
+            int colon = p.lastIndexOf(':');
+            if (colon <= 0) {
+                throw new IllegalArgumentException("peer address must be host:port, got " + p);
+            }
+            out.add(new InetSocketAddress(p.substring(0, colon), Integer.parseInt(p.substring(colon + 1))));
+        }
+        return out;
+    }
+
     @Override
     public int rank() {
         return rank;

@@ -1,7 +1,6 @@
 package dev.dreamcluster.config;
 
 import java.util.Collection;
-import java.util.List;
 import java.util.Set;
 
 /** The keys each JSON file may hold, and "did you mean" for the ones it may not. */
@@ -79,6 +78,4 @@ final class Keys {
         return prev[b.length()];
     }
 
-    static final List<String> SOURCES = List.of(
-            "cli", "train.json", "optimizer.json:base", "optimizer.json:text_encoder_overrides", "default");
 }

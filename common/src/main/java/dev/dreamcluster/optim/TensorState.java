@@ -1,7 +1,6 @@
 package dev.dreamcluster.optim;
 
 import dev.dreamcluster.config.OptimizerName;
-import dev.dreamcluster.optim.kernel.QuantMap;
 
 /**
  * Optimizer state of one {@link TensorSlice}. Which arrays exist depends on the {@link Kind}:
@@ -95,10 +94,5 @@ public final class TensorState {
             n += a == null ? 0 : a.length;
         }
         return n;
-    }
-
-    /** Blocks of 256 this slice spans, as {@link QuantMap#BLOCK} counts them. */
-    int blocks() {
-        return slice.blocks();
     }
 }

@@ -246,12 +246,7 @@ final class BenchCommand {
             if (peers == null || peers.isEmpty()) {
                 throw new ConfigError("--peers: missing (host:port per rank)");
             }
-            List<InetSocketAddress> out = new ArrayList<>();
-            for (String p : peers) {
-                int colon = p.lastIndexOf(':');
-                out.add(new InetSocketAddress(p.substring(0, colon), Integer.parseInt(p.substring(colon + 1))));
-            }
-            return out;
+            return RingCollective.parsePeers(peers);
         }
     }
 }

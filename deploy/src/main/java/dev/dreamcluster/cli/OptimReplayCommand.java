@@ -150,14 +150,7 @@ final class OptimReplayCommand implements Callable<Integer> {
         if (s.absmax2 != null) {
             write(tmp.resolve("absmax2.bin"), f32(s.absmax2));
         }
-        if (Files.exists(abs)) {
-            try (var files = Files.list(abs)) {
-                for (Path f : files.toList()) {
-                    Files.delete(f);
-                }
-            }
-            Files.delete(abs);
-        }
+        dev.dreamcluster.model.DiffusersFolder.deleteRecursively(abs);
         Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
     }
 

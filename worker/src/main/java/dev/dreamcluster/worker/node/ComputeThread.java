@@ -17,7 +17,6 @@ import java.net.InetSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -67,11 +66,7 @@ final class ComputeThread extends Thread {
             TrainConfig cfg = TrainConfig.load(trainJson, overrides);
             int layers = DiffusersFolder.read(cfg.model()).textEncoder().numHiddenLayers();
             ResolvedTrainingConfig opt = ConfigResolver.load(trainJson, CliFlags.NONE, layers);
-            List<InetSocketAddress> peers = new ArrayList<>();
-            for (String p : plan.peers()) {
-                int colon = p.lastIndexOf(':');
-                peers.add(new InetSocketAddress(p.substring(0, colon), Integer.parseInt(p.substring(colon + 1))));
-            }
+            List<InetSocketAddress> peers = RingCollective.parsePeers(plan.peers());
             try (Collective r = RingCollective.connect(plan.runId(), rank, peers, server, Duration.ofSeconds(60));
                     Trainer t = new Trainer(cfg, opt, null, w -> System.err.println("rank " + rank + " warning: " + w), r)) {
                 ring = r;

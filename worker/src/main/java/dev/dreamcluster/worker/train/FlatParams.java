@@ -77,20 +77,6 @@ final class FlatParams {
         }
     }
 
-    double sumSquares() {
-        double s = 0;
-        for (float g : grads) {
-            s += (double) g * g;
-        }
-        return s;
-    }
-
-    void scaleGrads(float f) {
-        for (int i = 0; i < grads.length; i++) {
-            grads[i] *= f;
-        }
-    }
-
     /** Copies the flat parameters into the model's tensors (in place) and zeroes their gradients. */
     void writeBack(NDManager m) {
         for (int i = 0; i < arrays.size(); i++) {

@@ -12,7 +12,6 @@ import java.net.InetSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -42,11 +41,7 @@ public final class RingTrainMain {
         int saveEvery = args.length == 7 ? Integer.parseInt(args[6]) : 0;
         Path trainJson = Path.of(args[0]);
         int rank = Integer.parseInt(args[1]);
-        List<InetSocketAddress> peers = new ArrayList<>();
-        for (String p : args[2].split(",")) {
-            int colon = p.lastIndexOf(':');
-            peers.add(new InetSocketAddress(p.substring(0, colon), Integer.parseInt(p.substring(colon + 1))));
-        }
+        List<InetSocketAddress> peers = RingCollective.parsePeers(List.of(args[2].split(",")));
         int steps = Integer.parseInt(args[3]);
         Path out = Path.of(args[4]);
         long runId = Long.parseLong(args[5]);
