@@ -25,20 +25,14 @@ final class Nodes {
     private Nodes() {}
 
     static <T> ActorSystem<T> start(Behavior<T> guardian, String role, String host, int port, String seed) {
+        // everything else a node needs is in protocol's reference.conf
         StringBuilder c = new StringBuilder();
-        c.append("akka.actor.provider = cluster\n");
-        c.append("akka.loglevel = WARNING\n");
         c.append("akka.remote.artery.canonical.hostname = \"").append(host).append("\"\n");
         c.append("akka.remote.artery.canonical.port = ").append(port).append('\n');
         c.append("akka.cluster.roles = [").append(role).append("]\n");
         if (seed != null) {
             c.append("akka.cluster.seed-nodes = [\"akka://").append(SYSTEM).append('@').append(seed).append("\"]\n");
         }
-        // a lost node is downed after the failure detector gives up, so a run never waits forever
-        c.append("akka.cluster.downing-provider-class = \"akka.cluster.sbr.SplitBrainResolverProvider\"\n");
-        c.append("akka.cluster.split-brain-resolver.active-strategy = keep-oldest\n");
-        c.append("akka.cluster.split-brain-resolver.stable-after = 5s\n");
-        c.append("akka.coordinated-shutdown.exit-jvm = off\n");
         Config config = ConfigFactory.parseString(c.toString()).withFallback(ConfigFactory.load());
         return ActorSystem.create(guardian, SYSTEM, config);
     }
