@@ -18,23 +18,23 @@ import java.util.concurrent.TimeUnit;
  */
 final class EmbeddedCluster {
     private final RunConfig run;
-    private final Path resume;
+    private final CoordinatorSettings settings;
     private final int workers;
     private final Nodes.HostPort bind;
 
-    EmbeddedCluster(RunConfig run, Path resume, int workers, Nodes.HostPort bind) {
+    /** @param workers local worker JVMs to start (at least the settings' min_workers) */
+    EmbeddedCluster(RunConfig run, CoordinatorSettings settings, int workers, Nodes.HostPort bind) {
         this.run = run;
-        this.resume = resume;
+        this.settings = settings;
         this.workers = workers;
         this.bind = bind;
     }
 
     int run(java.io.PrintWriter out, java.io.PrintWriter err) throws Exception {
         Path outDir = run.train().out();
-        CoordinatorSettings settings = CoordinatorCommand.settings(run, resume, workers);
         Files.createDirectories(outDir);
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, bind, null, done);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, bind, null, done, err);
         int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
         List<Process> children = new ArrayList<>();
         Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));

@@ -60,11 +60,11 @@ final class Nodes {
 
     /**
      * A coordinator node: joins itself (it is the seed), runs the Coordinator as a cluster singleton
-     * on role "coordinator", and prints the run's TrainingEvents to stderr, completing {@code done}
-     * when the run ends.
+     * on role "coordinator", and prints the run's TrainingEvents to {@code events}, completing {@code
+     * done} when the run ends.
      */
     static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, HostPort bind, HostPort advertise,
-            CompletableFuture<TrainingEvent.RunFinished> done) {
+            CompletableFuture<TrainingEvent.RunFinished> done, java.io.PrintWriter events) {
         return start(Behaviors.<Void>setup(ctx -> {
             Cluster c = Cluster.get(ctx.getSystem());
             c.manager().tell(Join.create(c.selfMember().address()));
@@ -72,7 +72,10 @@ final class Nodes {
                     .of(Coordinator.create(settings), "coordinator")
                     .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
             var topic = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "events-client");
-            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(System.err::println, done), "printer")));
+            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(line -> {
+                events.println(line);
+                events.flush();
+            }, done), "printer")));
             return Behaviors.empty();
         }), "coordinator", bind, advertise, null);
     }

@@ -45,7 +45,8 @@ final class TrainCommand implements Callable<Integer> {
         }
         spec.commandLine().getErr().flush();
         if (workers > 1) {
-            return new EmbeddedCluster(cfg, run.resume, workers, bind).run(spec.commandLine().getOut(), spec.commandLine().getErr());
+            return new EmbeddedCluster(cfg, run.coordinatorSettings(cfg, workers), workers, bind)
+                    .run(spec.commandLine().getOut(), spec.commandLine().getErr());
         }
         StepMetrics last;
         try (LocalProgress progress = new LocalProgress(new MetricsLog(cfg.train().out()), System.err, cfg.train().logStep())) {

@@ -5,7 +5,9 @@ import java.util.List;
 /**
  * What the coordinator hands every worker of a run.
  *
- * @param runId the run (also the ring's handshake)
+ * @param runId the run
+ * @param generation which generation of the run (0, then one more after each shrink or grow); the
+ *     ring's handshake carries both
  * @param planHash SHA-256 of {@code manifest}: the worker recomputes it from its own model and data
  *     copies and {@code runConfig}, and refuses the plan when it differs
  * @param manifest the coordinator's plan manifest ({@code key<TAB>value} lines, PlanManifest), so a
@@ -15,7 +17,7 @@ import java.util.List;
  * @param resume the checkpoint the run continues from, as the coordinator's node names it ("" for
  *     none); a worker may hold its own copy elsewhere ({@code worker --resume})
  */
-public record RunPlan(long runId, String planHash, List<String> manifest, List<String> peers, String runConfig, String resume)
+public record RunPlan(long runId, int generation, String planHash, List<String> manifest, List<String> peers, String runConfig, String resume)
         implements CborSerializable {
     public RunPlan {
         manifest = List.copyOf(manifest);
@@ -24,5 +26,10 @@ public record RunPlan(long runId, String planHash, List<String> manifest, List<S
 
     public int worldSize() {
         return peers.size();
+    }
+
+    /** The ring's handshake id: connections from another run or generation are refused. */
+    public long ringId() {
+        return runId * 1_000_003L + generation;
     }
 }

@@ -24,6 +24,9 @@ public final class TrainLoop {
     /** Receives each step's metrics (and step 0: the starting val_loss) on the loop's thread. */
     public interface StepListener {
         void stepCompleted(StepMetrics metrics, int totalSteps);
+
+        /** Rank 0: the checkpoint of {@code step} is complete under its real name (a restart point). */
+        default void checkpointCommitted(int step, int totalSteps, Path dir) {}
     }
 
     private final RunConfig run;
@@ -67,8 +70,12 @@ public final class TrainLoop {
                 }
                 listener.stepCompleted(m, t.totalSteps());
                 if (end || checkpointDue(cfg, t, lastCheckpoint)) {
-                    t.checkpoint(cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", t.step())));
+                    Path dir = cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", t.step()));
+                    t.checkpoint(dir);
                     lastCheckpoint = System.nanoTime();
+                    if (rank0) {
+                        listener.checkpointCommitted(t.step(), t.totalSteps(), dir.toAbsolutePath());
+                    }
                 }
                 last = m;
             }
