@@ -23,10 +23,13 @@ import java.util.concurrent.CompletableFuture;
 /**
  * Starts a DreamCluster node: one role, Artery listening on the bind address and known to peers by
  * the advertised one (they differ behind NAT or in containers, as Akka's bind-hostname and
- * canonical-hostname do), and the seed it joins. Every other setting is in protocol's reference.conf.
+ * canonical-hostname do), and the seed it joins. Every other setting is in protocol's
+ * dreamcluster-node.conf (and reference.conf, for the serialization bindings).
  */
 final class Nodes {
     static final String SYSTEM = "dreamcluster";
+    /** Every node's cluster settings (protocol/src/main/resources). */
+    static final String NODE_CONF = "dreamcluster-node.conf";
 
     private Nodes() {}
 
@@ -55,7 +58,7 @@ final class Nodes {
         if (join != null) {
             c = c.withValue("akka.cluster.seed-nodes", ConfigValueFactory.fromIterable(List.of("akka://" + SYSTEM + "@" + join)));
         }
-        return ActorSystem.create(guardian, SYSTEM, c.withFallback(ConfigFactory.load()));
+        return ActorSystem.create(guardian, SYSTEM, c.withFallback(ConfigFactory.parseResources(NODE_CONF)).withFallback(ConfigFactory.load()));
     }
 
     /**

@@ -65,10 +65,11 @@ final class RunFlags {
     dev.dreamcluster.coordinator.CoordinatorSettings coordinatorSettings(RunConfig cfg, int defaultWorkers) {
         com.fasterxml.jackson.databind.JsonNode j = Json.readObject(config, config.toString());
         int min = count(minWorkers, "--min_workers", j, "min_workers", defaultWorkers);
-        int max = count(maxWorkers, "--max_workers", j, "max_workers", Math.max(min, defaultWorkers));
-        if (max < min) {
-            throw new ConfigError("--max_workers / max_workers: " + max + " is less than min_workers " + min
-                    + " (allowed: max_workers >= min_workers)");
+        int start = Math.max(min, defaultWorkers);
+        int max = count(maxWorkers, "--max_workers", j, "max_workers", start);
+        if (max < start) {
+            throw new ConfigError("--max_workers / max_workers: " + max + " is less than " + start + " (allowed: max_workers >= "
+                    + "min_workers and >= --workers)");
         }
         var timeouts = new dev.dreamcluster.coordinator.CoordinatorSettings.Timeouts(
                 java.time.Duration.ofSeconds(count(joinTimeout, "--join_timeout", j, "join_timeout", 1800)),
@@ -77,9 +78,9 @@ final class RunFlags {
                 dev.dreamcluster.coordinator.CoordinatorSettings.Timeouts.DEFAULT.abort());
         long runId = System.nanoTime() ^ ProcessHandle.current().pid();
         Path resumeAbs = resume == null ? null : resume.toAbsolutePath().normalize();
-        dev.dreamcluster.plan.PlanManifest manifest = dev.dreamcluster.plan.PlanManifest.compute(cfg, min, resumeAbs);
+        dev.dreamcluster.plan.PlanManifest manifest = dev.dreamcluster.plan.PlanManifest.compute(cfg, start, resumeAbs);
         LOG.info("plan {}: {} entries", manifest.hash(), manifest.entries().size());
-        return new dev.dreamcluster.coordinator.CoordinatorSettings(min, max, runId, manifest.hash(), manifest.lines(), cfg.toJson(),
+        return new dev.dreamcluster.coordinator.CoordinatorSettings(min, start, max, runId, manifest.hash(), manifest.lines(), cfg.toJson(),
                 resumeAbs == null ? "" : resumeAbs.toString(), cfg.train().out(), timeouts);
     }
 

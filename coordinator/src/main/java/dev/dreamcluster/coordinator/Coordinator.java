@@ -220,7 +220,8 @@ public final class Coordinator {
     // ---- waiting ----
 
     private Behavior<Command> onWaitingReply(FromWorker m) {
-        if (addAvailable(m.message()) && available.size() >= settings.minWorkers()) {
+        int needed = generation < 0 ? settings.startWorkers() : settings.minWorkers();
+        if (addAvailable(m.message()) && available.size() >= needed) {
             timers.cancel(new TimedOut("join", 0));
             return plan(generation < 0 ? "start" : "rejoin: " + abortReason);
         }
@@ -229,7 +230,8 @@ public final class Coordinator {
 
     private Behavior<Command> onWaitingTimeout(TimedOut t) {
         if (t.what().equals("join") || t.what().equals("rejoin")) {
-            return fail("only " + available.size() + " of min_workers " + settings.minWorkers() + " workers joined within "
+            return fail("only " + available.size() + " of " + (t.what().equals("join") ? settings.startWorkers() : settings.minWorkers())
+                    + " workers joined within "
                     + seconds(t.what().equals("join") ? settings.timeouts().join() : settings.timeouts().rejoin()));
         }
         return Behaviors.same();
@@ -244,7 +246,7 @@ public final class Coordinator {
         int world = Math.min(available.size(), settings.maxWorkers());
         int gen = generation;
         String resume = lastCheckpoint;
-        if (gen == 0 && world == settings.minWorkers()) {
+        if (gen == 0 && world == settings.startWorkers()) {
             ctx.getSelf().tell(new Planned(gen, PlanManifest.fromLines(settings.manifest()), settings.planHash(), null));
         } else {
             CompletableFuture<PlanManifest> f = CompletableFuture.supplyAsync(() -> PlanManifest.compute(

@@ -7,16 +7,18 @@ import java.util.List;
 /**
  * What a coordinator needs to run one training run, all resolved before it starts.
  *
- * @param minWorkers workers to wait for before the first generation, and the fewest a generation may have
+ * @param minWorkers the fewest workers a generation may have
+ * @param startWorkers workers to wait for before the first generation (min_workers, or the embedded
+ *     cluster's --workers)
  * @param maxWorkers the most a generation may have (workers beyond wait as spares)
  * @param planHash the hash of {@code manifest}
- * @param manifest the plan manifest computed here for a world of {@code minWorkers} (generation 0)
+ * @param manifest the plan manifest computed here for a world of {@code startWorkers} (generation 0)
  * @param runConfig the resolved RunConfig as JSON, sent to every worker
  * @param resume the checkpoint the run continues from ("" for none)
  * @param out the run's output folder on this node (metrics.jsonl)
  * @param timeouts how long each wait may last
  */
-public record CoordinatorSettings(int minWorkers, int maxWorkers, long runId, String planHash, List<String> manifest,
+public record CoordinatorSettings(int minWorkers, int startWorkers, int maxWorkers, long runId, String planHash, List<String> manifest,
         String runConfig, String resume, Path out, Timeouts timeouts) {
 
     /**
@@ -31,8 +33,9 @@ public record CoordinatorSettings(int minWorkers, int maxWorkers, long runId, St
     }
 
     public CoordinatorSettings {
-        if (minWorkers < 1 || maxWorkers < minWorkers) {
-            throw new IllegalArgumentException("need 1 <= min_workers <= max_workers, got " + minWorkers + ", " + maxWorkers);
+        if (minWorkers < 1 || startWorkers < minWorkers || maxWorkers < startWorkers) {
+            throw new IllegalArgumentException("need 1 <= min_workers <= start workers <= max_workers, got " + minWorkers + ", "
+                    + startWorkers + ", " + maxWorkers);
         }
         manifest = List.copyOf(manifest);
     }

@@ -84,7 +84,7 @@ class CoordinatorTest {
     void shouldDiscoverWorkersAssignRanksAndReportSteps(@TempDir Path out) throws Exception {
         TestProbe<WorkerProtocol.Command> w0 = worker();
         TestProbe<WorkerProtocol.Command> w1 = worker();
-        CoordinatorSettings s = new CoordinatorSettings(2, 2, 101, "abc123", List.of("world\t2"), "{\"train_config\":{}}", "", out,
+        CoordinatorSettings s = new CoordinatorSettings(2, 2, 2, 101, "abc123", List.of("world\t2"), "{\"train_config\":{}}", "", out,
                 CoordinatorSettings.Timeouts.DEFAULT);
         ActorRef<Coordinator.Command> coord = ClusterSingleton.get(kit.system())
                 .init(SingletonActor.of(Coordinator.create(s), "coordinator-101"));
@@ -125,7 +125,7 @@ class CoordinatorTest {
     void shouldStopTheRunWhenAWorkerRefusesThePlan(@TempDir Path out) throws Exception {
         TestProbe<WorkerProtocol.Command> w0 = worker();
         TestProbe<WorkerProtocol.Command> w1 = worker();
-        CoordinatorSettings s = new CoordinatorSettings(2, 2, 202, "hash-a", List.of("world\t2"), "{}", "", out, CoordinatorSettings.Timeouts.DEFAULT);
+        CoordinatorSettings s = new CoordinatorSettings(2, 2, 2, 202, "hash-a", List.of("world\t2"), "{}", "", out, CoordinatorSettings.Timeouts.DEFAULT);
         ActorRef<Coordinator.Command> coord = kit.spawn(Coordinator.create(s), "coordinator-202");
         for (TestProbe<WorkerProtocol.Command> w : List.of(w0, w1)) {
             w.fishForMessage(Duration.ofSeconds(15), m -> m instanceof WorkerProtocol.Identify id && from(id, "coordinator-202")
@@ -163,7 +163,7 @@ class CoordinatorTest {
         var run = new dev.dreamcluster.config.RunConfig(dev.dreamcluster.config.TrainConfig.load(tmp.resolve("train.json"), java.util.Map.of()),
                 dev.dreamcluster.config.ConfigResolver.load(tmp.resolve("train.json"), dev.dreamcluster.config.CliFlags.NONE, 4));
         var gen0 = dev.dreamcluster.plan.PlanManifest.compute(run, 3, null);
-        CoordinatorSettings s = new CoordinatorSettings(2, 3, 303, gen0.hash(), gen0.lines(), run.toJson(), "", tmp.resolve("out"),
+        CoordinatorSettings s = new CoordinatorSettings(2, 3, 3, 303, gen0.hash(), gen0.lines(), run.toJson(), "", tmp.resolve("out"),
                 new CoordinatorSettings.Timeouts(Duration.ofMinutes(1), Duration.ofMinutes(1), Duration.ofMinutes(1), Duration.ofSeconds(2)));
         List<TestProbe<WorkerProtocol.Command>> ws = List.of(worker(), worker(), worker());
         ActorRef<Coordinator.Command> coord = kit.spawn(Coordinator.create(s), "coordinator-303");

@@ -46,7 +46,8 @@ public final class RingCollective implements Collective {
     private final int n;
     private final SocketChannel right;
     private final SocketChannel left;
-    private final long timeoutMs;
+    private volatile long timeoutMs;
+    private volatile String timeoutWhat = "an operation";
     private final ExecutorService sender;
     private final ScheduledExecutorService watchdog;
     private final ByteBuffer sendBuf = ByteBuffer.allocateDirect(HEADER + 4 * FRAME_FLOATS).order(ByteOrder.LITTLE_ENDIAN);
@@ -241,6 +242,12 @@ public final class RingCollective implements Collective {
         allReduce(new float[1], 1);
     }
 
+    @Override
+    public void setTimeout(Duration timeout, String what) {
+        this.timeoutMs = timeout.toMillis();
+        this.timeoutWhat = what;
+    }
+
     /** Sends data[sOff, +sLen) right while receiving rLen floats from the left into data[rOff..] (added or copied). */
     private void exchange(float[] data, int sOff, int sLen, int rOff, int rLen, boolean add) {
         if (broken) {
@@ -261,7 +268,8 @@ public final class RingCollective implements Collective {
             close();
             Throwable cause = e instanceof ExecutionException ? e.getCause() : e;
             throw new CollectiveException(timedOut.get()
-                    ? "rank " + rank + ": collective timed out after " + timeoutMs + " ms (a neighbour of rank " + rank + " stalled or died)"
+                    ? "rank " + rank + ": collective timed out after " + timeoutMs + " ms, the bound for " + timeoutWhat
+                            + " (a neighbour of rank " + rank + " stalled or died)"
                     : "rank " + rank + ": collective failed: " + cause, cause);
         } catch (InterruptedException e) {
             broken = true;

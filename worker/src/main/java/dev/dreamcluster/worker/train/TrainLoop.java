@@ -29,6 +29,18 @@ public final class TrainLoop {
         default void checkpointCommitted(int step, int totalSteps, Path dir) {}
     }
 
+    /**
+     * How long a rank waits for its peers: the first step waits for every rank's model load (and rank
+     * 0's starting validation); a step after a validation step waits for rank 0's validation; a
+     * checkpoint for rank 0's writing; any other step {@link #STEP_FACTOR} x the median step time
+     * measured so far, never less than {@link #STEP_FLOOR}.
+     */
+    static final java.time.Duration LOAD_BOUND = java.time.Duration.ofMinutes(10);
+    static final java.time.Duration VALIDATION_BOUND = java.time.Duration.ofMinutes(10);
+    static final java.time.Duration CHECKPOINT_BOUND = java.time.Duration.ofMinutes(10);
+    static final java.time.Duration STEP_FLOOR = java.time.Duration.ofSeconds(60);
+    static final int STEP_FACTOR = 10;
+
     private final RunConfig run;
     private final Path resume;
     private final Collective collective;
@@ -62,15 +74,30 @@ public final class TrainLoop {
             }
             StepMetrics last = null;
             long lastCheckpoint = System.nanoTime();
+            java.util.List<Double> stepSeconds = new java.util.ArrayList<>();
+            bound(LOAD_BOUND, "every rank's model load and the starting validation");
             while (t.step() < t.totalSteps()) {
+                long t0 = System.nanoTime();
                 StepMetrics m = t.trainStep();
+                stepSeconds.add((System.nanoTime() - t0) / 1e9);
+                if (stepSeconds.size() > 101) {
+                    stepSeconds.remove(0); // the median of the last 101 steps
+                }
                 boolean end = t.step() == t.totalSteps();
-                if (rank0 && (end || (cfg.valEveryNSteps() > 0 && m.step() % cfg.valEveryNSteps() == 0))) {
+                boolean validated = end || (cfg.valEveryNSteps() > 0 && m.step() % cfg.valEveryNSteps() == 0);
+                if (rank0 && validated) {
                     m = m.withValLoss(t.validate());
                 }
                 listener.stepCompleted(m, t.totalSteps());
+                if (validated) {
+                    bound(VALIDATION_BOUND, "rank 0's validation after step " + m.step());
+                } else {
+                    bound(stepBound(stepSeconds), "a step (" + STEP_FACTOR + " x the median step time, at least "
+                            + STEP_FLOOR.toSeconds() + " s)");
+                }
                 if (end || checkpointDue(cfg, t, lastCheckpoint)) {
                     Path dir = cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", t.step()));
+                    bound(CHECKPOINT_BOUND, "the checkpoint of step " + t.step());
                     t.checkpoint(dir);
                     lastCheckpoint = System.nanoTime();
                     if (rank0) {
@@ -85,6 +112,18 @@ public final class TrainLoop {
             t.barrier(); // nobody leaves before rank 0 has written the final model
             return last;
         }
+    }
+
+    private void bound(java.time.Duration d, String what) {
+        if (collective != null) {
+            collective.setTimeout(d, what);
+        }
+    }
+
+    static java.time.Duration stepBound(java.util.List<Double> seconds) {
+        double[] s = seconds.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+        double median = s[s.length / 2];
+        return java.time.Duration.ofMillis(Math.max(STEP_FLOOR.toMillis(), (long) (STEP_FACTOR * median * 1000)));
     }
 
     /**

@@ -36,6 +36,10 @@ import org.junit.jupiter.api.io.TempDir;
  * starts training.
  */
 class WorkerTest {
+    /** A cluster node as the CLI starts one (the worker watches cluster membership for its coordinator). */
+    static final com.typesafe.config.Config NODE = com.typesafe.config.ConfigFactory.parseResources("dreamcluster-node.conf")
+            .withFallback(com.typesafe.config.ConfigFactory.load());
+
     static RunConfig config(Path tmp, String optimizerJson) throws Exception {
         Files.writeString(tmp.resolve("opt.json"), optimizerJson);
         Files.writeString(tmp.resolve("train.json"), "{\"data_root\": \"data\", \"resume_ckpt\": \"model\", \"optimizer_config\": \"opt.json\","
@@ -57,7 +61,7 @@ class WorkerTest {
         RunConfig otherLr = config(tmp, "{\"base\": {\"lr\": 2e-4}, \"text_encoder_freezing\": {\"freeze_front_n_layers\": 2}}");
         RunConfig otherFreezing = config(tmp, "{\"base\": {\"lr\": 1e-4}, \"text_encoder_freezing\": {\"freeze_front_n_layers\": 3}}");
 
-        ActorTestKit kit = ActorTestKit.create("worker-test");
+        ActorTestKit kit = ActorTestKit.create("worker-test", NODE);
         try {
             CompletableFuture<Worker.ComputeEnded> ended = new CompletableFuture<>();
             var worker = kit.spawn(Worker.create(RingEndpoint.loopback(), LocalPaths.PLAN, ended));
@@ -104,7 +108,7 @@ class WorkerTest {
         }
         Files.writeString(caption, Files.readString(caption) + " changed");
 
-        ActorTestKit kit = ActorTestKit.create("worker-test-copies");
+        ActorTestKit kit = ActorTestKit.create("worker-test-copies", NODE);
         try {
             LocalPaths mine = new LocalPaths(copy.resolve("data"), copy.resolve("model"), copy.resolve("out"), null);
             var worker = kit.spawn(Worker.create(RingEndpoint.loopback(), mine, new CompletableFuture<>()));
