@@ -158,7 +158,8 @@ public final class Coordinator {
             accepted.add(a.rank());
             if (accepted.size() == ranks.size()) {
                 ranks.forEach(w -> w.tell(new WorkerProtocol.StartRun(settings.runId())));
-                events.tell(Topic.publish(new TrainingEvent.RunStarted(settings.runId(), ranks.size(), settings.planHash())));
+                events.tell(Topic.publish(new TrainingEvent.RunStarted(settings.runId(), ranks.size(), settings.planHash(),
+                        settings.maxSteps())));
                 return running();
             }
         } else if (m.message() instanceof CoordinatorProtocol.PlanRefused r && r.runId() == settings.runId()) {
@@ -170,6 +171,11 @@ public final class Coordinator {
     // ---- running ----
 
     private Behavior<Command> onRunningReport(FromWorker m) {
+        if (m.message() instanceof CoordinatorProtocol.StepReported s && s.runId() == settings.runId() && s.rank() < ranks.size()) {
+            events.tell(Topic.publish(new TrainingEvent.WorkerStepCompleted(s.runId(), s.rank(),
+                    ranks.get(s.rank()).path().address().toString(), s.step(), s.samplesPerS(), s.computeSeconds(), s.commSeconds(),
+                    s.optimizerSeconds())));
+        }
         if (m.message() instanceof CoordinatorProtocol.StepReported s && s.runId() == settings.runId() && s.rank() == 0) {
             TrainingEvent.StepCompleted e = new TrainingEvent.StepCompleted(s.runId(), s.step(), s.loss(), s.lrUnet(),
                     s.lrTextEncoder(), s.gradNorm(), s.samplesPerS(), s.computeSeconds(), s.commSeconds(), s.optimizerSeconds(),
