@@ -4,6 +4,7 @@ import akka.actor.typed.ActorSystem;
 import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.config.Json;
 import dev.dreamcluster.coordinator.CoordinatorSettings;
+import dev.dreamcluster.monitoring.MonitoringSettings;
 import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.protocol.TrainingEvent;
 import dev.dreamcluster.worker.node.Worker;
@@ -37,6 +38,10 @@ final class CoordinatorCommand implements Callable<Integer> {
     @Option(names = "--max_steps", paramLabel = "K")
     Integer maxSteps;
 
+    @Option(names = "--http", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0",
+            description = "monitoring HTTP server: dashboard, status API, Prometheus metrics (port 0: any free port)")
+    String http;
+
     @Override
     public Integer call() throws Exception {
         if (!Files.isRegularFile(config)) {
@@ -46,6 +51,7 @@ final class CoordinatorCommand implements Callable<Integer> {
             throw ConfigError.invalid("--min_workers", Integer.toString(minWorkers), "a number of workers >= 1");
         }
         String[] b = Nodes.hostPort(bind, "--bind");
+        String[] h = Nodes.hostPort(http, "--http");
         Path trainJson = config.toAbsolutePath();
         java.util.HashMap<String, Object> overrides = new java.util.HashMap<>();
         overrides.put("max_steps", maxSteps);
@@ -56,7 +62,8 @@ final class CoordinatorCommand implements Callable<Integer> {
                 steps, cfg.out().toString()));
         CoordinatorSettings settings = new CoordinatorSettings(minWorkers, runId, hash, trainJson, steps, cfg.out());
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, b[0], Integer.parseInt(b[1]), done);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, b[0], Integer.parseInt(b[1]),
+                new MonitoringSettings(h[0], Integer.parseInt(h[1]), cfg.out()), done);
         try {
             System.err.println("coordinator on " + bind + ": waiting for " + minWorkers + " workers (dreamcluster worker --seed " + bind + ")");
             return done.get(7, TimeUnit.DAYS).ok() ? 0 : 3;

@@ -3,6 +3,7 @@ package dev.dreamcluster.cli;
 import akka.actor.typed.ActorSystem;
 import akka.cluster.typed.Cluster;
 import dev.dreamcluster.coordinator.CoordinatorSettings;
+import dev.dreamcluster.monitoring.MonitoringSettings;
 import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.protocol.TrainingEvent;
 import dev.dreamcluster.worker.node.Worker;
@@ -25,8 +26,10 @@ final class EmbeddedCluster {
     private final int workers;
     private final String host;
     private final int bindPort;
+    private final MonitoringSettings http;
 
-    EmbeddedCluster(Path trainJson, TrainConfig cfg, int workers, String host, int bindPort) {
+    EmbeddedCluster(Path trainJson, TrainConfig cfg, int workers, String host, int bindPort, MonitoringSettings http) {
+        this.http = http;
         this.trainJson = trainJson;
         this.cfg = cfg;
         this.workers = workers;
@@ -43,7 +46,7 @@ final class EmbeddedCluster {
         CoordinatorSettings settings = new CoordinatorSettings(workers, runId, hash, trainJson, maxSteps, cfg.out());
         Files.createDirectories(cfg.out());
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, host, bindPort, done);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, host, bindPort, http, done);
         int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
         List<Process> children = new ArrayList<>();
         Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));

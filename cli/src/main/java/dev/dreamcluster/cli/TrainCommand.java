@@ -55,6 +55,10 @@ final class TrainCommand implements Callable<Integer> {
             description = "cluster address of the embedded coordinator (with --workers > 1), for a monitor's --seed")
     String coordinatorBind;
 
+    @Option(names = "--http", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0",
+            description = "monitoring HTTP server of the embedded coordinator (with --workers > 1; port 0: any free port)")
+    String http;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -89,7 +93,9 @@ final class TrainCommand implements Callable<Integer> {
         spec.commandLine().getErr().flush();
         if (workers > 1) {
             String[] b = Nodes.hostPort(coordinatorBind, "--coordinator_bind");
-            return new EmbeddedCluster(config.toAbsolutePath(), cfg, workers, b[0], Integer.parseInt(b[1]))
+            String[] h = Nodes.hostPort(http, "--http");
+            return new EmbeddedCluster(config.toAbsolutePath(), cfg, workers, b[0], Integer.parseInt(b[1]),
+                    new dev.dreamcluster.monitoring.MonitoringSettings(h[0], Integer.parseInt(h[1]), cfg.out()))
                     .run(spec.commandLine().getOut(), spec.commandLine().getErr());
         }
         StepResult last = new TrainingRun(cfg, opt, resume, System.err).run();
