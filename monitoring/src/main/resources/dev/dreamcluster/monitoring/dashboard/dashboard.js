@@ -210,7 +210,12 @@ function connect() {
     split.set(d.rank, d);
     drawSplit();
   });
-  for (const type of ['RunStarted', 'RunFinished', 'MemberChanged', 'WorkerLost']) es.addEventListener(type, loadStatus);
+  for (const type of ['RunStarted', 'MemberChanged', 'WorkerLost']) es.addEventListener(type, loadStatus);
+  es.addEventListener('RunFinished', () => {
+    es.close(); // the server ends the stream after the run; nothing more will come
+    $('live').textContent = 'run over';
+    loadStatus();
+  });
 }
 
 async function start() {
