@@ -22,6 +22,7 @@ public final class TerminalView {
     private final PrintStream terminal;
     private final RunStatus status = new RunStatus();
     private int drawnLines;
+    private boolean ended;
 
     public TerminalView(PrintStream terminal) {
         this.terminal = terminal;
@@ -51,9 +52,12 @@ public final class TerminalView {
         status.on(event, System.nanoTime());
         boolean scrolls = line != null && !(event instanceof TrainingEvent.StepCompleted)
                 && !(event instanceof TrainingEvent.WorkerStepCompleted);
-        if (event instanceof TrainingEvent.MemberChanged && drawnLines == 0 && scrolls) {
-            terminal.println(clip(line)); // before the run: nothing to redraw yet
+        if ((ended || (event instanceof TrainingEvent.MemberChanged && drawnLines == 0)) && scrolls) {
+            terminal.println(clip(line)); // before the run nothing is drawn yet; after it the last block stays as it is
             terminal.flush();
+            return;
+        }
+        if (ended) {
             return;
         }
         StringBuilder b = new StringBuilder();
@@ -68,6 +72,8 @@ public final class TerminalView {
             b.append(l).append('\n');
         }
         drawnLines = block.size();
+        // the final block is never redrawn: what the command prints next (its result on stdout) goes below it
+        ended = event instanceof TrainingEvent.RunFinished;
         terminal.print(b);
         terminal.flush();
     }

@@ -68,5 +68,10 @@ class TerminalViewTest {
         for (String l : last.split("\n")) {
             assertTrue(l.length() <= TerminalView.WIDTH, l);
         }
+        view.show(new TrainingEvent.RunFinished(7, true, "finished; model in out/final"), "run finished: finished");
+        int before = bytes.size();
+        view.show(new TrainingEvent.MemberChanged("akka://dreamcluster@127.0.0.1:1", "worker", "MemberLeft"), "member left");
+        assertEquals("member left\n", bytes.toString(StandardCharsets.UTF_8).substring(before),
+                "after the end the last block stays and later lines go below it (the command's result follows on stdout)");
     }
 }
