@@ -9,10 +9,10 @@ import java.util.concurrent.CompletableFuture;
 import java.util.function.Consumer;
 
 /**
- * A live view of a run from the TrainingEvent topic: members and their state, a progress line per
- * step (loss, lr, grad norm, samples/s, compute/comm/optimizer split), and the end; on a terminal, a
- * redrawn status block ({@link TerminalView}) instead of the step lines. Completes {@code done} when
- * the run finishes.
+ * A live view of a run from the TrainingEvent topic: members and their state, generations, a progress
+ * line per step (loss, lr, grad norm, samples/s, compute/comm/optimizer split), and the end; on a
+ * terminal, a redrawn status block ({@link TerminalView}) instead of the step lines. Completes
+ * {@code done} when the run finishes.
  */
 final class EventPrinter {
     private EventPrinter() {}
@@ -45,6 +45,13 @@ final class EventPrinter {
             return String.format("member %s [%s] %s", m.address(), m.roles(), m.status().replace("Member", "").toLowerCase(Locale.ROOT));
         } else if (event instanceof TrainingEvent.RunStarted m) {
             return String.format("run %d started on %d workers (plan %s)", m.runId(), m.workers(), m.planHash().substring(0, 12));
+        } else if (event instanceof TrainingEvent.GenerationStarted m) {
+            return String.format("generation %d started on %d workers from step %d (%s; plan %s)", m.generation(), m.world(),
+                    m.fromStep(), m.reason(), m.planHash().substring(0, 12));
+        } else if (event instanceof TrainingEvent.WorkerJoined m) {
+            return "worker joined: " + m.address() + " (admitted at the next checkpoint)";
+        } else if (event instanceof TrainingEvent.StepCompleted m && m.step() == 0) {
+            return String.format(Locale.ROOT, "step 0 val_loss %.4f (before training)", m.valLoss());
         } else if (event instanceof TrainingEvent.StepCompleted m) {
             return String.format(Locale.ROOT,
                     "step %d loss %.4f lr %.2e/%.2e grad_norm %.3f %.1f samples/s (compute %.3f s, comm %.3f s, optimizer %.3f s)%s",

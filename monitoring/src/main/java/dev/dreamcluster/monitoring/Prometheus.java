@@ -21,6 +21,10 @@ final class Prometheus {
         String run = "run_id=\"" + s.runId() + "\"";
         p.gauge("dreamcluster_run_info", "The run being watched (value 1), its plan hash and phase.",
                 run + ",plan_hash=\"" + s.planHash() + "\",phase=\"" + s.phase() + "\"", 1);
+        if (s.generation() >= 0) {
+            p.gauge("dreamcluster_generation", "Generation of the elastic run (0 first; one more per shrink or grow).", run,
+                    s.generation());
+        }
         p.gauge("dreamcluster_step", "Optimizer steps completed.", run, s.step());
         p.gauge("dreamcluster_total_steps", "Optimizer steps the run will take (0: unknown).", run, s.totalSteps());
         p.gauge("dreamcluster_workers", "Ranks in the run.", run, s.workers());

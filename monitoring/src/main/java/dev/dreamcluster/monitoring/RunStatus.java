@@ -22,9 +22,10 @@ public final class RunStatus {
 
     /**
      * What a monitor shows. {@code runId} is 0 and {@code phase} "waiting" until a run started;
-     * numbers not known yet are NaN; {@code totalSteps} 0 means unknown.
+     * {@code generation} is -1 until one started; numbers not known yet are NaN; {@code totalSteps}
+     * 0 means unknown.
      */
-    public record Snapshot(long runId, String phase, int workers, String planHash, int step, int totalSteps, double loss,
+    public record Snapshot(long runId, int generation, String phase, int workers, String planHash, int step, int totalSteps, double loss,
             double valLoss, int valLossStep, double lrUnet, double lrTextEncoder, double gradNorm, double samplesPerS,
             double secondsPerStep, double etaSeconds, List<WorkerSplit> split, String message) {
         /** Fraction done in [0, 1], NaN when the length is unknown. */
@@ -34,6 +35,7 @@ public final class RunStatus {
     }
 
     private long runId;
+    private int generation = -1;
     private String phase = "waiting";
     private int workers;
     private String planHash = "";
@@ -53,6 +55,19 @@ public final class RunStatus {
             planHash = s.planHash();
             totalSteps = s.totalSteps();
             phase = "running";
+        } else if (event instanceof TrainingEvent.GenerationStarted g) {
+            // a new world: ranks are renumbered and steps after fromStep are done again, so the split and the rate restart
+            adopt(g.runId());
+            generation = g.generation();
+            workers = g.world();
+            planHash = g.planHash();
+            split.clear();
+            arrivals.clear();
+            if (g.generation() > 0) {
+                message = "generation " + g.generation() + " from step " + g.fromStep() + ": " + g.reason();
+            }
+        } else if (event instanceof TrainingEvent.WorkerJoined j) {
+            message = "worker joined: " + j.address() + " (admitted at the next checkpoint)";
         } else if (event instanceof TrainingEvent.StepCompleted s) {
             adopt(s.runId());
             last = s;
@@ -68,7 +83,6 @@ public final class RunStatus {
             adopt(w.runId());
             split.put(w.rank(), new WorkerSplit(w.rank(), w.address(), w.step(), w.samplesPerS(), w.computeSeconds(),
                     w.commSeconds(), w.optimizerSeconds()));
-            workers = Math.max(workers, split.size());
         } else if (event instanceof TrainingEvent.WorkerLost w) {
             message = "worker lost: " + w.address();
         } else if (event instanceof TrainingEvent.RunFinished f) {
@@ -102,7 +116,7 @@ public final class RunStatus {
         } else if (totalSteps > 0 && !Double.isNaN(secondsPerStep) && "running".equals(phase)) {
             eta = (totalSteps - step) * secondsPerStep;
         }
-        return new Snapshot(runId, phase, workers, planHash, step, totalSteps, last == null ? Double.NaN : last.loss(), valLoss,
+        return new Snapshot(runId, generation, phase, workers, planHash, step, totalSteps, last == null ? Double.NaN : last.loss(), valLoss,
                 valLossStep, last == null ? Double.NaN : last.lrUnet(), last == null ? Double.NaN : last.lrTextEncoder(),
                 last == null ? Double.NaN : last.gradNorm(), last == null ? Double.NaN : last.samplesPerS(), secondsPerStep, eta,
                 List.copyOf(split.values()), message);

@@ -13,7 +13,11 @@ final class StatusJson {
     static ObjectNode of(RunStatus.Snapshot s, RunFiles files, Iterable<Member> members, Set<Member> unreachable) {
         ObjectNode n = JsonOut.object();
         n.put("run_id", s.runId() == 0 ? null : Long.toString(s.runId()));
-        n.putNull("generation"); // elastic runs (a later issue) will number their generations
+        if (s.generation() >= 0) {
+            n.put("generation", s.generation()); // elastic runs: 0, then one more per shrink or grow
+        } else {
+            n.putNull("generation");
+        }
         n.put("phase", s.phase());
         n.put("workers", s.workers());
         n.put("plan_hash", s.planHash());

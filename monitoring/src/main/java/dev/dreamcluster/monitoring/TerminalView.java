@@ -81,8 +81,8 @@ public final class TerminalView {
     /** The block's lines for a snapshot (each at most {@value #WIDTH} characters). */
     static List<String> block(RunStatus.Snapshot s) {
         List<String> lines = new ArrayList<>();
-        lines.add(clip(String.format(Locale.ROOT, "run %s on %d worker%s: %s", s.runId() == 0 ? "-" : Long.toString(s.runId()),
-                s.workers(), s.workers() == 1 ? "" : "s", s.phase())));
+        lines.add(clip(String.format(Locale.ROOT, "run %s on %d worker%s: %s%s", s.runId() == 0 ? "-" : Long.toString(s.runId()),
+                s.workers(), s.workers() == 1 ? "" : "s", s.phase(), s.generation() > 0 ? " (generation " + s.generation() + ")" : "")));
         StringBuilder p = new StringBuilder();
         if (s.totalSteps() > 0) {
             int filled = (int) Math.round(s.progress() * BAR);

@@ -102,6 +102,7 @@ class MonitoringServerTest {
             assertEquals("42", st.get("run_id").asText());
             return null;
         });
+        topic.tell(Topic.publish(new TrainingEvent.GenerationStarted(42, 0, 2, 0, "cafe", "start")));
         topic.tell(Topic.publish(new TrainingEvent.StepCompleted(42, 1, 0.5, 1e-4, 5e-5, 2.0, 8.0, 0.1, 0.02, 0.01, Double.NaN)));
         topic.tell(Topic.publish(new TrainingEvent.WorkerStepCompleted(42, 0, "akka://dreamcluster@127.0.0.1:1", 1, 8.0, 0.1, 0.02, 0.01)));
         topic.tell(Topic.publish(new TrainingEvent.WorkerStepCompleted(42, 1, "akka://dreamcluster@127.0.0.1:2", 1, 8.0, 0.2, 0.03, 0.01)));
@@ -122,7 +123,7 @@ class MonitoringServerTest {
             assertEquals(1, s.get("checkpoints").size());
             assertEquals("samples/step-000002/a cat.png", s.at("/samples/0").asText());
             assertEquals("Up", s.at("/members/0/status").asText());
-            assertTrue(s.get("generation").isNull());
+            assertEquals(0, s.get("generation").asInt());
             return null;
         });
 
@@ -139,6 +140,7 @@ class MonitoringServerTest {
         assertTrue(prom.headers().firstValue("Content-Type").orElse("").startsWith("text/plain"), prom.headers().toString());
         assertTrue(prom.body().contains("dreamcluster_step{run_id=\"42\"} 2\n"), prom.body());
         assertTrue(prom.body().contains("dreamcluster_total_steps{run_id=\"42\"} 10\n"), prom.body());
+        assertTrue(prom.body().contains("dreamcluster_generation{run_id=\"42\"} 0\n"), prom.body());
         assertTrue(prom.body().contains("dreamcluster_learning_rate{run_id=\"42\",component=\"unet\"} 1.0E-4\n"), prom.body());
         assertTrue(prom.body().contains("rank=\"1\",address=\"akka://dreamcluster@127.0.0.1:2\",phase=\"compute\"} 0.2\n"), prom.body());
         assertTrue(prom.body().contains("dreamcluster_last_checkpoint_step{run_id=\"42\"} 2\n"), prom.body());

@@ -36,6 +36,28 @@ class TerminalViewTest {
     }
 
     @Test
+    void aNewGenerationShouldRestartTheSplitAndTheRate() {
+        RunStatus status = new RunStatus();
+        status.on(new TrainingEvent.RunStarted(7, 2, "abc", 10), 0);
+        status.on(new TrainingEvent.GenerationStarted(7, 0, 2, 0, "abc", "start"), 0);
+        assertEquals(0, status.snapshot().generation());
+        for (int s = 1; s <= 3; s++) {
+            status.on(step(s), s * 500_000_000L);
+            status.on(new TrainingEvent.WorkerStepCompleted(7, 1, "akka://dreamcluster@127.0.0.1:2", s, 8.0, 0.2, 0.05, 0.01), 0);
+        }
+        assertEquals(1, status.snapshot().split().size());
+        status.on(new TrainingEvent.GenerationStarted(7, 1, 1, 2, "def", "shrink: worker lost"), 4_000_000_000L);
+        RunStatus.Snapshot snap = status.snapshot();
+        assertEquals(1, snap.generation());
+        assertEquals(1, snap.workers());
+        assertEquals("def", snap.planHash());
+        assertTrue(snap.split().isEmpty(), "rank 1 no longer exists");
+        assertTrue(Double.isNaN(snap.secondsPerStep()), "the rate restarts with the new world");
+        assertEquals("generation 1 from step 2: shrink: worker lost", snap.message());
+        assertTrue(TerminalView.block(snap).get(0).endsWith("running (generation 1)"), TerminalView.block(snap).get(0));
+    }
+
+    @Test
     void aMonitorThatMissedRunStartedShouldStillFollowTheSteps() {
         RunStatus status = new RunStatus();
         status.on(step(3), 1);

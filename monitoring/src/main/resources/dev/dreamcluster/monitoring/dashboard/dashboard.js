@@ -151,7 +151,7 @@ function showStep(r) {
 
 function showStatus(s) {
   status = s;
-  $('run-id').textContent = s.run_id || '-';
+  $('run-id').textContent = (s.run_id || '-') + (s.generation > 0 ? ' · generation ' + s.generation : '');
   $('phase').textContent = s.phase;
   $('phase').className = 'badge ' + s.phase;
   $('message').textContent = s.message || '';
@@ -210,7 +210,11 @@ function connect() {
     split.set(d.rank, d);
     drawSplit();
   });
-  for (const type of ['RunStarted', 'MemberChanged', 'WorkerLost']) es.addEventListener(type, loadStatus);
+  for (const type of ['RunStarted', 'MemberChanged', 'WorkerLost', 'WorkerJoined']) es.addEventListener(type, loadStatus);
+  es.addEventListener('GenerationStarted', () => {
+    split.clear(); // a new world renumbers the ranks
+    loadStatus();
+  });
   es.addEventListener('RunFinished', () => {
     es.close(); // the server ends the stream after the run; nothing more will come
     $('live').textContent = 'run over';
