@@ -3,6 +3,7 @@ package dev.dreamcluster.cli;
 import akka.actor.typed.ActorSystem;
 import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.coordinator.CoordinatorSettings;
+import dev.dreamcluster.monitoring.MonitoringSettings;
 import dev.dreamcluster.protocol.TrainingEvent;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
@@ -30,6 +31,10 @@ final class CoordinatorCommand implements Callable<Integer> {
             description = "the address workers dial as --join (default: --bind; set it behind NAT or in containers)")
     String advertise;
 
+    @Option(names = "--http", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0",
+            description = "monitoring HTTP server: dashboard, status API, Prometheus metrics (port 0: any free port)")
+    String http;
+
     @Override
     public Integer call() throws Exception {
         Nodes.HostPort b = Nodes.hostPort(bind, "--bind");
@@ -38,9 +43,11 @@ final class CoordinatorCommand implements Callable<Integer> {
         for (String w : cfg.optimizer().warnings()) {
             System.err.println("warning: " + w);
         }
+        Nodes.HostPort h = Nodes.hostPort(http, "--http");
         CoordinatorSettings settings = run.coordinatorSettings(cfg, 1);
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, b, a, done, new java.io.PrintWriter(System.err, true));
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, b, a, new MonitoringSettings(h.host(), h.port(), cfg.train().out()),
+                done, new java.io.PrintWriter(System.err, true));
         try {
             String seed = (a != null ? a : b).toString();
             System.err.println("coordinator on " + seed + ": waiting for " + settings.minWorkers() + " workers (dreamcluster worker --join "

@@ -4,6 +4,7 @@ import akka.actor.typed.ActorSystem;
 import akka.cluster.typed.Cluster;
 import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.coordinator.CoordinatorSettings;
+import dev.dreamcluster.monitoring.MonitoringSettings;
 import dev.dreamcluster.protocol.TrainingEvent;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,11 +22,13 @@ final class EmbeddedCluster {
     private final CoordinatorSettings settings;
     private final int workers;
     private final Nodes.HostPort bind;
+    private final MonitoringSettings http;
 
     /** @param workers local worker JVMs to start (at least the settings' min_workers) */
-    EmbeddedCluster(RunConfig run, CoordinatorSettings settings, int workers, Nodes.HostPort bind) {
+    EmbeddedCluster(RunConfig run, CoordinatorSettings settings, int workers, Nodes.HostPort bind, MonitoringSettings http) {
         this.run = run;
         this.settings = settings;
+        this.http = http;
         this.workers = workers;
         this.bind = bind;
     }
@@ -34,7 +37,7 @@ final class EmbeddedCluster {
         Path outDir = run.train().out();
         Files.createDirectories(outDir);
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, bind, null, done, err);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, bind, null, http, done, err);
         int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
         List<Process> children = new ArrayList<>();
         Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));

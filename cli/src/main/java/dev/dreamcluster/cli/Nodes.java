@@ -19,6 +19,13 @@ import dev.dreamcluster.coordinator.CoordinatorSettings;
 import dev.dreamcluster.protocol.TrainingEvent;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import dev.dreamcluster.monitoring.MonitoringServer;
+import dev.dreamcluster.monitoring.MonitoringSettings;
+import dev.dreamcluster.monitoring.TerminalView;
+import java.net.URI;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * Starts a DreamCluster node: one role, Artery listening on the bind address and known to peers by
@@ -63,24 +70,36 @@ final class Nodes {
 
     /**
      * A coordinator node: joins itself (it is the seed), runs the Coordinator as a cluster singleton
-     * on role "coordinator", and prints the run's TrainingEvents to {@code events}, completing {@code
-     * done} when the run ends.
+     * on role "coordinator", prints the run's TrainingEvents to {@code events} (a redrawn status block
+     * on stderr instead when stderr is a terminal), serves the monitoring HTTP API on {@code http}
+     * (its URL printed once to {@code events}), and completes {@code done} when the run ends.
      */
-    static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, HostPort bind, HostPort advertise,
+    static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, HostPort bind, HostPort advertise, MonitoringSettings http,
             CompletableFuture<TrainingEvent.RunFinished> done, java.io.PrintWriter events) {
-        return start(Behaviors.<Void>setup(ctx -> {
+        ActorSystem<Void> system = start(Behaviors.<Void>setup(ctx -> {
             Cluster c = Cluster.get(ctx.getSystem());
             c.manager().tell(Join.create(c.selfMember().address()));
             ClusterSingleton.get(ctx.getSystem()).init(SingletonActor
                     .of(Coordinator.create(settings), "coordinator")
                     .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
             var topic = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "events-client");
-            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(line -> {
+            boolean terminal = TerminalView.isTerminal(2);
+            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(terminal ? null : line -> {
                 events.println(line);
                 events.flush();
-            }, done), "printer")));
+            }, terminal ? new TerminalView(System.err) : null, done), "printer")));
             return Behaviors.empty();
         }), "coordinator", bind, advertise, null);
+        try {
+            URI url = MonitoringServer.start(system, http).toCompletableFuture().get(60, TimeUnit.SECONDS);
+            events.println("monitoring on " + url + " (dashboard; api/status, api/metrics, api/events, metrics, ready)");
+            events.flush();
+        } catch (ExecutionException | TimeoutException | InterruptedException e) {
+            system.terminate();
+            Throwable why = e instanceof ExecutionException ? e.getCause() : e;
+            throw new ConfigError("--http: cannot listen on " + http.host() + ":" + http.port() + " (" + why.getMessage() + ")");
+        }
+        return system;
     }
 
     /** HOST:PORT from a flag (null stays null), or a one-line error naming it. */

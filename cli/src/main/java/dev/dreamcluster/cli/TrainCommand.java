@@ -30,6 +30,10 @@ final class TrainCommand implements Callable<Integer> {
             description = "cluster address of the embedded coordinator (with --workers > 1), for a monitor's --join")
     String coordinatorBind;
 
+    @Option(names = "--http", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0",
+            description = "monitoring HTTP server of the embedded coordinator (with --workers > 1; port 0: any free port)")
+    String http;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -45,7 +49,9 @@ final class TrainCommand implements Callable<Integer> {
         }
         spec.commandLine().getErr().flush();
         if (workers > 1) {
-            return new EmbeddedCluster(cfg, run.coordinatorSettings(cfg, workers), workers, bind)
+            Nodes.HostPort h = Nodes.hostPort(http, "--http");
+            return new EmbeddedCluster(cfg, run.coordinatorSettings(cfg, workers), workers, bind,
+                    new dev.dreamcluster.monitoring.MonitoringSettings(h.host(), h.port(), cfg.train().out()))
                     .run(spec.commandLine().getOut(), spec.commandLine().getErr());
         }
         StepMetrics last;

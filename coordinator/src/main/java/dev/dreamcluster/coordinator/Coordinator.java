@@ -302,7 +302,8 @@ public final class Coordinator {
                 timers.cancel(new TimedOut("accept", generation));
                 ranks.forEach(w -> w.tell(new WorkerProtocol.StartRun(settings.runId())));
                 if (generation == 0) {
-                    events.tell(Topic.publish(new TrainingEvent.RunStarted(settings.runId(), ranks.size(), plan.planHash())));
+                    events.tell(Topic.publish(new TrainingEvent.RunStarted(settings.runId(), ranks.size(), plan.planHash(),
+                            totalSteps())));
                 }
                 events.tell(Topic.publish(new TrainingEvent.GenerationStarted(settings.runId(), generation, ranks.size(),
                         lastCheckpointStep, plan.planHash(), abortReason)));
@@ -332,6 +333,11 @@ public final class Coordinator {
         CoordinatorProtocol.Command c = m.message();
         if (addAvailable(c)) {
             return Behaviors.same();
+        }
+        if (c instanceof CoordinatorProtocol.StepReported s && s.runId() == settings.runId() && s.rank() < ranks.size()) {
+            events.tell(Topic.publish(new TrainingEvent.WorkerStepCompleted(s.runId(), s.rank(),
+                    ranks.get(s.rank()).path().address().toString(), s.step(), s.samplesPerS(), s.computeSeconds(), s.commSeconds(),
+                    s.optimizerSeconds())));
         }
         if (c instanceof CoordinatorProtocol.StepReported s && s.runId() == settings.runId() && s.rank() == 0) {
             TrainingEvent.StepCompleted e = new TrainingEvent.StepCompleted(s.runId(), s.step(), s.loss(), s.lrUnet(),
@@ -538,6 +544,16 @@ public final class Coordinator {
         everyone.forEach(w -> w.tell(new WorkerProtocol.StopRun(settings.runId(), why)));
         events.tell(Topic.publish(new TrainingEvent.RunFinished(settings.runId(), false, message)));
         return finished();
+    }
+
+    /** The run's length for monitors: max_steps of the resolved config, 0 when it is sized by epochs (the workers count those). */
+    private int totalSteps() {
+        try {
+            Integer max = RunConfig.fromJson(settings.runConfig()).train().maxSteps();
+            return max == null ? 0 : max;
+        } catch (RuntimeException e) {
+            return 0; // not a full run config (the actor tests send a minimal one)
+        }
     }
 
     private String lastCheckpoint() {

@@ -105,11 +105,23 @@ class CoordinatorTest {
         a1.replyTo().tell(new CoordinatorProtocol.PlanAccepted(101, a1.rank()));
         w0.expectMessageClass(WorkerProtocol.StartRun.class);
         w1.expectMessageClass(WorkerProtocol.StartRun.class);
-        assertEquals(101, nextEvent(TrainingEvent.RunStarted.class).runId());
+        TrainingEvent.RunStarted started = nextEvent(TrainingEvent.RunStarted.class);
+        assertEquals(101, started.runId());
+        assertEquals(3, started.totalSteps());
         a0.replyTo().tell(new CoordinatorProtocol.StepReported(101, 0, 1, 0.5, 1e-4, 5e-5, 2.0, 8.0, 0.1, 0.02, 0.01, 0.4));
+        TrainingEvent.WorkerStepCompleted rank0 = nextEvent(TrainingEvent.WorkerStepCompleted.class);
+        assertEquals(0, rank0.rank());
+        assertEquals(0.1, rank0.computeSeconds());
         TrainingEvent.StepCompleted step = nextEvent(TrainingEvent.StepCompleted.class);
         assertEquals(1, step.step());
         assertEquals(0.5, step.loss());
+        // every rank's split is published (only rank 0's step makes a StepCompleted and a metrics line)
+        (a0.rank() == 1 ? a0 : a1).replyTo().tell(new CoordinatorProtocol.StepReported(101, 1, 1, 0.5, 1e-4, 5e-5, 2.0, 8.0,
+                0.3, 0.04, 0.02, Double.NaN));
+        TrainingEvent.WorkerStepCompleted rank1 = nextEvent(TrainingEvent.WorkerStepCompleted.class);
+        assertEquals(1, rank1.rank());
+        assertEquals(0.3, rank1.computeSeconds());
+        assertEquals(0.04, rank1.commSeconds());
         a0.replyTo().tell(new CoordinatorProtocol.RunEnded(101, 0, true, "done"));
         a1.replyTo().tell(new CoordinatorProtocol.RunEnded(101, 1, true, "done"));
         TrainingEvent.RunFinished fin = nextEvent(TrainingEvent.RunFinished.class);

@@ -9,11 +9,19 @@ public sealed interface TrainingEvent extends CborSerializable {
 
     record MemberChanged(String address, String roles, String status) implements TrainingEvent {}
 
-    record RunStarted(long runId, int workers, String planHash) implements TrainingEvent {}
+    /** @param totalSteps the run's length in optimizer steps, 0 when the coordinator does not know it */
+    record RunStarted(long runId, int workers, String planHash, int totalSteps) implements TrainingEvent {}
 
     record StepCompleted(long runId, int step, double loss, double lrUnet, double lrTextEncoder, double gradNorm,
             double samplesPerS, double computeSeconds, double commSeconds, double optimizerSeconds, double valLoss)
             implements TrainingEvent {}
+
+    /**
+     * One rank's view of a step (every rank, every step): where its time went, for the per-worker
+     * split of the monitors. {@code address} is the rank's cluster address.
+     */
+    record WorkerStepCompleted(long runId, int rank, String address, int step, double samplesPerS, double computeSeconds,
+            double commSeconds, double optimizerSeconds) implements TrainingEvent {}
 
     record WorkerLost(long runId, String address) implements TrainingEvent {}
 
