@@ -20,10 +20,13 @@ import java.util.Map;
  * One rank of a multi-process training run whose peers are given on the command line:
  *
  * <pre>
- *   java ... RingTrainMain TRAIN_JSON RANK HOST:PORT,HOST:PORT,... STEPS OUT RUN_ID [SAVE_EVERY]
+ *   java ... RingTrainMain TRAIN_JSON RANK HOST:PORT,HOST:PORT,... STEPS OUT RUN_ID [SAVE_EVERY [RESUME]]
  * </pre>
  *
- * With SAVE_EVERY > 0 a checkpoint is committed to OUT/checkpoints every SAVE_EVERY steps. A failed
+ * With SAVE_EVERY > 0 a checkpoint is committed to OUT/checkpoints every SAVE_EVERY steps (by rank 0
+ * alone: a {@code {rank}} in OUT gives each rank its own folder, as on nodes without a shared file
+ * system). RESUME is a checkpoint folder to continue from (any worker count wrote it); STEPS counts
+ * the steps of this process. A failed
  * collective (a peer died or stalled) ends the process with status 3 and one {@code error:} line.
  *
  * Each process owns one DJL engine (one GradientCollector per JVM) and its ring socket; rank 0 saves
@@ -34,26 +37,27 @@ public final class RingTrainMain {
     private RingTrainMain() {}
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 6 && args.length != 7) {
-            System.err.println("usage: RingTrainMain TRAIN_JSON RANK PEERS STEPS OUT RUN_ID [SAVE_EVERY]");
+        if (args.length < 6 || args.length > 8) {
+            System.err.println("usage: RingTrainMain TRAIN_JSON RANK PEERS STEPS OUT RUN_ID [SAVE_EVERY [RESUME]]");
             System.exit(2);
         }
-        int saveEvery = args.length == 7 ? Integer.parseInt(args[6]) : 0;
+        int saveEvery = args.length >= 7 ? Integer.parseInt(args[6]) : 0;
+        Path resume = args.length == 8 ? Path.of(args[7]) : null;
         Path trainJson = Path.of(args[0]);
         int rank = Integer.parseInt(args[1]);
         List<InetSocketAddress> peers = RingCollective.parsePeers(List.of(args[2].split(",")));
         int steps = Integer.parseInt(args[3]);
-        Path out = Path.of(args[4]);
+        Path out = Path.of(args[4].replace("{rank}", args[1]));
         long runId = Long.parseLong(args[5]);
         Map<String, Object> overrides = new HashMap<>();
-        overrides.put("max_steps", steps);
+        overrides.put("max_steps", resume == null ? steps : steps + TrainerState.read(resume).step());
         overrides.put("out", out.toAbsolutePath().toString());
         TrainConfig cfg = TrainConfig.load(trainJson, overrides);
         int layers = DiffusersFolder.read(cfg.model()).textEncoder().numHiddenLayers();
         ResolvedTrainingConfig opt = ConfigResolver.load(trainJson, CliFlags.NONE, layers);
         ServerSocketChannel server = ServerSocketChannel.open().bind(peers.get(rank));
         try (Collective ring = RingCollective.connect(runId, rank, peers, server, Duration.ofSeconds(30));
-                Trainer t = new Trainer(cfg, opt, null, w -> System.err.println("rank " + rank + " warning: " + w), ring)) {
+                Trainer t = new Trainer(cfg, opt, resume, w -> System.err.println("rank " + rank + " warning: " + w), ring)) {
             for (int i = 0; i < steps; i++) {
                 StepResult r = t.trainStep();
                 if (rank == 0) {
