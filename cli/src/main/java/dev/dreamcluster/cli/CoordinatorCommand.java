@@ -37,6 +37,9 @@ final class CoordinatorCommand implements Callable<Integer> {
     @Option(names = "--max_steps", paramLabel = "K")
     Integer maxSteps;
 
+    @picocli.CommandLine.Mixin
+    ClusterFormation formation;
+
     @Override
     public Integer call() throws Exception {
         if (!Files.isRegularFile(config)) {
@@ -56,7 +59,9 @@ final class CoordinatorCommand implements Callable<Integer> {
                 steps, cfg.out().toString()));
         CoordinatorSettings settings = new CoordinatorSettings(minWorkers, runId, hash, trainJson, steps, cfg.out());
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, b[0], Integer.parseInt(b[1]), done);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, b[0], Integer.parseInt(b[1]), done, formation.bootstrap(),
+                formation.config(b[0]));
+        formation.start(system);
         try {
             System.err.println("coordinator on " + bind + ": waiting for " + minWorkers + " workers (dreamcluster worker --seed " + bind + ")");
             return done.get(7, TimeUnit.DAYS).ok() ? 0 : 3;

@@ -25,6 +25,11 @@ final class Nodes {
     private Nodes() {}
 
     static <T> ActorSystem<T> start(Behavior<T> guardian, String role, String host, int port, String seed) {
+        return start(guardian, role, host, port, seed, "");
+    }
+
+    /** As above, plus {@code extra} HOCON (Cluster Bootstrap and management, {@link ClusterFormation#config}). */
+    static <T> ActorSystem<T> start(Behavior<T> guardian, String role, String host, int port, String seed, String extra) {
         // everything else a node needs is in protocol's reference.conf
         StringBuilder c = new StringBuilder();
         c.append("akka.remote.artery.canonical.hostname = \"").append(host).append("\"\n");
@@ -33,6 +38,7 @@ final class Nodes {
         if (seed != null) {
             c.append("akka.cluster.seed-nodes = [\"akka://").append(SYSTEM).append('@').append(seed).append("\"]\n");
         }
+        c.append(extra);
         Config config = ConfigFactory.parseString(c.toString()).withFallback(ConfigFactory.load());
         return ActorSystem.create(guardian, SYSTEM, config);
     }
@@ -44,9 +50,17 @@ final class Nodes {
      */
     static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, String host, int port,
             CompletableFuture<TrainingEvent.RunFinished> done) {
+        return startCoordinator(settings, host, port, done, false, "");
+    }
+
+    /** With {@code bootstrap} the node does not join itself: Cluster Bootstrap forms the cluster. */
+    static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, String host, int port,
+            CompletableFuture<TrainingEvent.RunFinished> done, boolean bootstrap, String extra) {
         return start(Behaviors.<Void>setup(ctx -> {
             Cluster c = Cluster.get(ctx.getSystem());
-            c.manager().tell(Join.create(c.selfMember().address()));
+            if (!bootstrap) {
+                c.manager().tell(Join.create(c.selfMember().address()));
+            }
             ClusterSingleton.get(ctx.getSystem()).init(SingletonActor
                     .of(Coordinator.create(settings), "coordinator")
                     .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
@@ -54,7 +68,7 @@ final class Nodes {
                     TrainingEvent.TOPIC), "events-client");
             topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(System.err::println, done), "printer")));
             return Behaviors.empty();
-        }), "coordinator", host, port, null);
+        }), "coordinator", host, port, null, extra);
     }
 
     /** HOST:PORT from a flag, or a one-line error naming it. */

@@ -13,8 +13,11 @@ import picocli.CommandLine.Option;
 @Command(name = "worker", mixinStandardHelpOptions = true,
         description = "Join a cluster as a worker; train the coordinator's run; exit when it ends (0 ok, 3 failed).")
 final class WorkerCommand implements Callable<Integer> {
-    @Option(names = "--seed", required = true, paramLabel = "HOST:PORT", description = "the coordinator's cluster address")
+    @Option(names = "--seed", paramLabel = "HOST:PORT", description = "the coordinator's cluster address (or --discovery)")
     String seed;
+
+    @picocli.CommandLine.Mixin
+    ClusterFormation formation;
 
     @Option(names = "--bind", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0", description = "this node's cluster address")
     String bind;
@@ -27,7 +30,9 @@ final class WorkerCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Nodes.hostPort(seed, "--seed");
+        if (!formation.bootstrap()) {
+            Nodes.hostPort(seed, "--seed");
+        }
         String[] b = Nodes.hostPort(bind, "--bind");
         if (!device.equals("cpu")) {
             throw dev.dreamcluster.config.ConfigError.invalid("--device", "\"" + device + "\"",
@@ -37,7 +42,8 @@ final class WorkerCommand implements Callable<Integer> {
         ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress(d[0], Integer.parseInt(d[1])));
         InetSocketAddress bound = (InetSocketAddress) server.getLocalAddress();
         ActorSystem<Worker.Command> system = Nodes.start(Worker.create(server, d[0] + ":" + bound.getPort()), "worker", b[0],
-                Integer.parseInt(b[1]), seed);
+                Integer.parseInt(b[1]), formation.bootstrap() ? null : seed, formation.config(b[0]));
+        formation.start(system);
         system.getWhenTerminated().toCompletableFuture().get(7, TimeUnit.DAYS);
         Worker.ComputeEnded end = Worker.ended;
         if (end == null || !end.ok()) {
