@@ -22,11 +22,17 @@ fi
 base=localhost/dreamcluster-base:17
 if ! podman image exists "$base"; then
   command -v mmdebstrap >/dev/null || { echo "podman.sh: mmdebstrap not installed; no $base"; exit 0; }
+  tar=${DREAMCLUSTER_BASE_TAR:-}
+  if [ -n "$tar" ] && [ -f "$tar" ]; then
+    podman import --change 'CMD ["/bin/bash"]' "$tar" "$base" >/dev/null
+    echo "podman.sh: imported $base from $tar"
+    exit 0
+  fi
   tar=$(mktemp --suffix=.tar)
   trap 'rm -f "$tar"' EXIT
+  # (excluding /usr/share/man breaks openjdk's postinst: its alternatives point at the man pages)
   mmdebstrap --quiet --variant=minbase --include=openjdk-17-jre-headless,ca-certificates \
-    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' bookworm "$tar" http://deb.debian.org/debian
+    bookworm "$tar" http://deb.debian.org/debian
   podman import --change 'CMD ["/bin/bash"]' "$tar" "$base" >/dev/null
   echo "podman.sh: built $base"
 fi
