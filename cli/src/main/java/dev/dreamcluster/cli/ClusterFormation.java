@@ -57,11 +57,11 @@ final class ClusterFormation {
         if (discovery == null && management == null) {
             return "";
         }
-        String[] m = management != null ? Nodes.hostPort(management, "--management")
-                : new String[] {nodeHost, Integer.toString(DEFAULT_MANAGEMENT_PORT)};
+        Nodes.HostPort m = management != null ? Nodes.hostPort(management, "--management")
+                : new Nodes.HostPort(nodeHost, DEFAULT_MANAGEMENT_PORT);
         StringBuilder c = new StringBuilder();
-        c.append("akka.management.http.hostname = ").append(Json.quote(m[0])).append('\n');
-        c.append("akka.management.http.port = ").append(m[1]).append('\n');
+        c.append("akka.management.http.hostname = ").append(Json.quote(m.host())).append('\n');
+        c.append("akka.management.http.port = ").append(m.port()).append('\n');
         if (discovery == null) {
             return c.toString();
         }
@@ -78,8 +78,8 @@ final class ClusterFormation {
             }
             c.append("akka.discovery.config.services.").append(Json.quote(service)).append(".endpoints = [");
             for (String p : contactPoints) {
-                String[] hp = Nodes.hostPort(p, "--contact_points");
-                c.append("{host = ").append(Json.quote(hp[0])).append(", port = ").append(hp[1]).append("}, ");
+                Nodes.HostPort hp = Nodes.hostPort(p, "--contact_points");
+                c.append("{host = ").append(Json.quote(hp.host())).append(", port = ").append(hp.port()).append("}, ");
             }
             c.append("]\n");
             required = requiredContactPoints != null ? requiredContactPoints : contactPoints.size();

@@ -17,7 +17,8 @@ import picocli.CommandLine.Option;
  * a DeepSpeed hostfile, one worker: over ssh ({@code ssh -tt}, so that ending the ssh client, as
  * Ctrl-C here does, hangs up the remote worker too) or, for localhost, as a local process. Each host
  * needs the same distribution at {@code --remote_dir} and the model, data and train.json at the
- * paths train.json names. Without ssh, start {@code dreamcluster worker --seed} on each host by hand.
+ * paths train.json names (or at --model/--data, the same on every host). Without ssh, start
+ * {@code dreamcluster worker --join} on each host by hand.
  */
 @Command(name = "launch", mixinStandardHelpOptions = true,
         description = "Start the coordinator here and the workers of a hostfile (HOST slots=N) over ssh; exits when the run ends.")
@@ -45,6 +46,12 @@ final class LaunchCommand implements Callable<Integer> {
     @Option(names = "--ssh", paramLabel = "CMD", defaultValue = "ssh", description = "the ssh client")
     String ssh;
 
+    @Option(names = "--model", paramLabel = "DIR", description = "every host's copy of the model (default: train.json's path)")
+    String model;
+
+    @Option(names = "--data", paramLabel = "DIR", description = "every host's copy of the data (default: train.json's path)")
+    String data;
+
     @Option(names = "--dry_run", description = "print the worker command lines and exit")
     boolean dryRun;
 
@@ -54,8 +61,8 @@ final class LaunchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Hostfile hosts = Hostfile.read(hostfile);
-        String[] b = Nodes.hostPort(bind, "--bind");
-        if (b[1].equals("0")) {
+        Nodes.HostPort b = Nodes.hostPort(bind, "--bind");
+        if (b.port() == 0) {
             throw ConfigError.invalid("--bind", Json.quote(bind), "HOST:PORT with a fixed port (remote workers are told it before it binds)");
         }
         if (!device.equals("cpu") && !device.equals("gpu")) {
@@ -64,8 +71,15 @@ final class LaunchCommand implements Callable<Integer> {
         if (!Files.isRegularFile(config)) {
             throw new ConfigError("--config: " + Json.quote(config.toString()) + " does not exist or is not a file");
         }
-        List<List<String>> commands = workerCommands(hosts, bind, device, remoteDir != null ? remoteDir : distributionRoot().toString(), ssh,
-                System.getenv("DREAMCLUSTER_JAVA_OPTS"));
+        List<String> paths = new ArrayList<>();
+        if (model != null) {
+            paths.addAll(List.of("--model", model));
+        }
+        if (data != null) {
+            paths.addAll(List.of("--data", data));
+        }
+        List<List<String>> commands = workerCommands(hosts, bind, device, paths,
+                remoteDir != null ? remoteDir : distributionRoot().toString(), ssh, System.getenv("DREAMCLUSTER_JAVA_OPTS"));
         if (dryRun) {
             for (List<String> c : commands) {
                 spec.commandLine().getOut().println(String.join(" ", c.stream().map(LaunchCommand::shellQuote).toList()));
@@ -110,12 +124,14 @@ final class LaunchCommand implements Callable<Integer> {
      * One command per slot, in hostfile order: a local process for localhost, else ssh HOST with one
      * remote shell line. Each worker binds its host's name (others reach it there) on any free port.
      */
-    static List<List<String>> workerCommands(Hostfile hosts, String coordinator, String device, String dir, String ssh, String javaOpts) {
+    static List<List<String>> workerCommands(Hostfile hosts, String coordinator, String device, List<String> paths, String dir,
+            String ssh, String javaOpts) {
         List<List<String>> out = new ArrayList<>();
         for (Hostfile.Host h : hosts.hosts()) {
             for (int slot = 0; slot < h.slots(); slot++) {
-                List<String> worker = new ArrayList<>(List.of(dir + "/bin/dreamcluster", "worker", "--seed", coordinator,
+                List<String> worker = new ArrayList<>(List.of(dir + "/bin/dreamcluster", "worker", "--join", coordinator,
                         "--bind", h.name() + ":0"));
+                worker.addAll(paths);
                 if (device.equals("gpu")) {
                     worker.addAll(List.of("--device", "gpu:" + slot));
                 }

@@ -58,14 +58,14 @@ class LaunchCommandTest {
                 "--device", "gpu", "--remote_dir", "/opt/dream cluster", "--dry_run");
         assertEquals(0, r.status(), r.err());
         assertEquals(List.of(
-                "ssh -tt -o BatchMode=yes gpu-a 'exec '\\''/opt/dream cluster/bin/dreamcluster'\\'' worker --seed 10.1.0.5:25520 --bind gpu-a:0 --device gpu:0'",
-                "ssh -tt -o BatchMode=yes gpu-a 'exec '\\''/opt/dream cluster/bin/dreamcluster'\\'' worker --seed 10.1.0.5:25520 --bind gpu-a:0 --device gpu:1'",
-                "'/opt/dream cluster/bin/dreamcluster' worker --seed 10.1.0.5:25520 --bind localhost:0 --device gpu:0"),
+                "ssh -tt -o BatchMode=yes gpu-a 'exec '\\''/opt/dream cluster/bin/dreamcluster'\\'' worker --join 10.1.0.5:25520 --bind gpu-a:0 --device gpu:0'",
+                "ssh -tt -o BatchMode=yes gpu-a 'exec '\\''/opt/dream cluster/bin/dreamcluster'\\'' worker --join 10.1.0.5:25520 --bind gpu-a:0 --device gpu:1'",
+                "'/opt/dream cluster/bin/dreamcluster' worker --join 10.1.0.5:25520 --bind localhost:0 --device gpu:0"),
                 r.out().strip().lines().toList());
-        List<List<String>> withOpts = LaunchCommand.workerCommands(Hostfile.parse(List.of("n1 slots=1"), "h"), "c:1", "cpu", "/d",
-                "ssh -p 2222", "-Dx=1 -Dy=2");
+        List<List<String>> withOpts = LaunchCommand.workerCommands(Hostfile.parse(List.of("n1 slots=1"), "h"), "c:1", "cpu",
+                List.of("--model", "/m", "--data", "/d d"), "/d", "ssh -p 2222", "-Dx=1 -Dy=2");
         assertEquals(List.of("ssh", "-p", "2222", "-tt", "-o", "BatchMode=yes", "n1",
-                "DREAMCLUSTER_JAVA_OPTS='-Dx=1 -Dy=2' exec /d/bin/dreamcluster worker --seed c:1 --bind n1:0"), withOpts.get(0));
+                "DREAMCLUSTER_JAVA_OPTS='-Dx=1 -Dy=2' exec /d/bin/dreamcluster worker --join c:1 --bind n1:0 --model /m --data '/d d'"), withOpts.get(0));
     }
 
     /** Two local slots: the distribution here is a bin/dreamcluster that runs this test's class path. */

@@ -9,15 +9,15 @@ import akka.actor.typed.receptionist.Receptionist;
 import akka.cluster.ClusterEvent;
 import akka.cluster.typed.Cluster;
 import akka.cluster.typed.Subscribe;
+import dev.dreamcluster.io.MetricsLog;
+import dev.dreamcluster.io.StepMetrics;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.protocol.TrainingEvent;
 import dev.dreamcluster.protocol.WorkerProtocol;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
@@ -58,6 +58,8 @@ public final class Coordinator {
     private final List<ActorRef<WorkerProtocol.Command>> ranks = new ArrayList<>();
     private final Set<Integer> accepted = new HashSet<>();
     private final Map<Integer, Boolean> ended = new HashMap<>();
+    /** metrics.jsonl of the run, opened at the first step report. */
+    private MetricsLog metrics;
 
     private Coordinator(ActorContext<Command> ctx, CoordinatorSettings settings) {
         this.ctx = ctx;
@@ -110,6 +112,10 @@ public final class Coordinator {
     }
 
     private Behavior<Command> finished() {
+        if (metrics != null) {
+            metrics.close();
+            metrics = null;
+        }
         return Behaviors.receive(Command.class)
                 .onMessage(MemberChanged.class, this::onMemberAfterRun)
                 .onAnyMessage(m -> Behaviors.same())
@@ -143,8 +149,8 @@ public final class Coordinator {
         identified.keySet().stream().sorted(Comparator.comparing(r -> r.path().toString())).limit(settings.minWorkers())
                 .forEach(ranks::add);
         List<String> peers = ranks.stream().map(identified::get).toList();
-        RunPlan plan = new RunPlan(settings.runId(), settings.planHash(), peers, settings.trainJson().toString(),
-                settings.maxSteps(), settings.out().toString());
+        RunPlan plan = new RunPlan(settings.runId(), settings.planHash(), settings.manifest(), peers, settings.runConfig(),
+                settings.resume());
         for (int r = 0; r < ranks.size(); r++) {
             ranks.get(r).tell(new WorkerProtocol.AssignPlan(plan, r, replies));
         }
@@ -191,17 +197,14 @@ public final class Coordinator {
     }
 
     private void appendMetrics(TrainingEvent.StepCompleted e) {
-        String line = String.format(java.util.Locale.ROOT,
-                "{\"step\":%d,\"loss\":%s,\"lr_unet\":%s,\"lr_text_encoder\":%s,\"grad_norm\":%s,\"samples_per_s\":%s,"
-                        + "\"compute_s\":%s,\"comm_s\":%s,\"optimizer_s\":%s%s}%n",
-                e.step(), e.loss(), e.lrUnet(), e.lrTextEncoder(), e.gradNorm(), e.samplesPerS(), e.computeSeconds(),
-                e.commSeconds(), e.optimizerSeconds(), Double.isNaN(e.valLoss()) ? "" : ",\"val_loss\":" + e.valLoss());
         try {
-            Files.createDirectories(settings.out());
-            Files.writeString(settings.out().resolve("metrics.jsonl"), line, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
-                    StandardOpenOption.APPEND);
-        } catch (IOException ex) {
-            ctx.getLog().warn("cannot append to {}: {}", settings.out().resolve("metrics.jsonl"), ex.toString());
+            if (metrics == null) {
+                metrics = new MetricsLog(settings.out());
+            }
+            metrics.append(new StepMetrics(e.step(), e.loss(), e.lrUnet(), e.lrTextEncoder(), e.gradNorm(), e.samplesPerS(),
+                    e.computeSeconds(), e.commSeconds(), e.optimizerSeconds(), e.valLoss()));
+        } catch (java.io.UncheckedIOException ex) {
+            ctx.getLog().warn("cannot append to {}: {}", settings.out().resolve(MetricsLog.FILE), ex.getCause().toString());
         }
     }
 

@@ -84,7 +84,7 @@ class CoordinatorTest {
     void shouldDiscoverWorkersAssignRanksAndReportSteps(@TempDir Path out) throws Exception {
         TestProbe<WorkerProtocol.Command> w0 = worker();
         TestProbe<WorkerProtocol.Command> w1 = worker();
-        CoordinatorSettings s = new CoordinatorSettings(2, 101, "abc123", out.resolve("train.json"), 3, out);
+        CoordinatorSettings s = new CoordinatorSettings(2, 101, "abc123", List.of("world\t2"), "{\"train_config\":{}}", "", out);
         ActorRef<Coordinator.Command> coord = ClusterSingleton.get(kit.system())
                 .init(SingletonActor.of(Coordinator.create(s), "coordinator-101"));
         for (TestProbe<WorkerProtocol.Command> w : List.of(w0, w1)) {
@@ -97,6 +97,8 @@ class CoordinatorTest {
         assertEquals("abc123", a0.plan().planHash());
         assertEquals(1, a0.rank() + a1.rank(), "ranks 0 and 1");
         assertEquals(a0.plan(), a1.plan());
+        assertEquals(List.of("world\t2"), a0.plan().manifest(), "the manifest travels with the plan");
+        assertEquals("{\"train_config\":{}}", a0.plan().runConfig(), "the run config travels as data");
         assertEquals(a0.rank() == 0 ? "127.0.0.1:7000" : "127.0.0.1:7001", a0.plan().peers().get(0));
         a0.replyTo().tell(new CoordinatorProtocol.PlanAccepted(101, a0.rank()));
         a1.replyTo().tell(new CoordinatorProtocol.PlanAccepted(101, a1.rank()));
@@ -122,7 +124,7 @@ class CoordinatorTest {
     void shouldStopTheRunWhenAWorkerRefusesThePlan(@TempDir Path out) throws Exception {
         TestProbe<WorkerProtocol.Command> w0 = worker();
         TestProbe<WorkerProtocol.Command> w1 = worker();
-        CoordinatorSettings s = new CoordinatorSettings(2, 202, "hash-a", out.resolve("train.json"), 3, out);
+        CoordinatorSettings s = new CoordinatorSettings(2, 202, "hash-a", List.of("world\t2"), "{}", "", out);
         ActorRef<Coordinator.Command> coord = kit.spawn(Coordinator.create(s));
         for (TestProbe<WorkerProtocol.Command> w : List.of(w0, w1)) {
             w.fishForMessage(Duration.ofSeconds(15), m -> m instanceof WorkerProtocol.Identify id

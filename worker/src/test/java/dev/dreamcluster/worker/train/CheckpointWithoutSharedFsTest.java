@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.dreamcluster.config.CliFlags;
 import dev.dreamcluster.config.ConfigResolver;
+import dev.dreamcluster.config.TrainConfig;
 import dev.dreamcluster.freeze.Component;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.safetensors.DType;
