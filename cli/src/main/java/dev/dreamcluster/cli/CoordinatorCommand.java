@@ -35,6 +35,9 @@ final class CoordinatorCommand implements Callable<Integer> {
             description = "monitoring HTTP server: dashboard, status API, Prometheus metrics (port 0: any free port)")
     String http;
 
+    @picocli.CommandLine.Mixin
+    ClusterFormation formation;
+
     @Override
     public Integer call() throws Exception {
         Nodes.HostPort b = Nodes.hostPort(bind, "--bind");
@@ -47,7 +50,8 @@ final class CoordinatorCommand implements Callable<Integer> {
         CoordinatorSettings settings = run.coordinatorSettings(cfg, 1);
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
         ActorSystem<Void> system = Nodes.startCoordinator(settings, b, a, new MonitoringSettings(h.host(), h.port(), cfg.train().out()),
-                done, new java.io.PrintWriter(System.err, true));
+                done, new java.io.PrintWriter(System.err, true), formation.bootstrap(), formation.config((a != null ? a : b).host()));
+        formation.start(system);
         try {
             String seed = (a != null ? a : b).toString();
             System.err.println("coordinator on " + seed + ": waiting for " + settings.minWorkers() + " workers (dreamcluster worker --join "

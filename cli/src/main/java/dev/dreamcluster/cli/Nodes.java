@@ -54,6 +54,12 @@ final class Nodes {
      * @param join the seed node to join (null: a seed itself)
      */
     static <T> ActorSystem<T> start(Behavior<T> guardian, String role, HostPort bind, HostPort advertise, HostPort join) {
+        return start(guardian, role, bind, advertise, join, "");
+    }
+
+    /** As above, plus {@code extra} HOCON (Cluster Bootstrap and management, {@link ClusterFormation#config}). */
+    static <T> ActorSystem<T> start(Behavior<T> guardian, String role, HostPort bind, HostPort advertise, HostPort join,
+            String extra) {
         HostPort canonical = advertise != null ? advertise : bind;
         Config c = ConfigFactory.empty()
                 .withValue("akka.remote.artery.canonical.hostname", ConfigValueFactory.fromAnyRef(canonical.host()))
@@ -65,7 +71,8 @@ final class Nodes {
         if (join != null) {
             c = c.withValue("akka.cluster.seed-nodes", ConfigValueFactory.fromIterable(List.of("akka://" + SYSTEM + "@" + join)));
         }
-        return ActorSystem.create(guardian, SYSTEM, c.withFallback(ConfigFactory.parseResources(NODE_CONF)).withFallback(ConfigFactory.load()));
+        return ActorSystem.create(guardian, SYSTEM, ConfigFactory.parseString(extra).withFallback(c)
+                .withFallback(ConfigFactory.parseResources(NODE_CONF)).withFallback(ConfigFactory.load()));
     }
 
     /**
@@ -76,9 +83,17 @@ final class Nodes {
      */
     static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, HostPort bind, HostPort advertise, MonitoringSettings http,
             CompletableFuture<TrainingEvent.RunFinished> done, java.io.PrintWriter events) {
+        return startCoordinator(settings, bind, advertise, http, done, events, false, "");
+    }
+
+    /** With {@code bootstrap} the node does not join itself: Cluster Bootstrap forms the cluster. */
+    static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, HostPort bind, HostPort advertise, MonitoringSettings http,
+            CompletableFuture<TrainingEvent.RunFinished> done, java.io.PrintWriter events, boolean bootstrap, String extra) {
         ActorSystem<Void> system = start(Behaviors.<Void>setup(ctx -> {
             Cluster c = Cluster.get(ctx.getSystem());
-            c.manager().tell(Join.create(c.selfMember().address()));
+            if (!bootstrap) {
+                c.manager().tell(Join.create(c.selfMember().address()));
+            }
             ClusterSingleton.get(ctx.getSystem()).init(SingletonActor
                     .of(Coordinator.create(settings), "coordinator")
                     .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
@@ -89,7 +104,7 @@ final class Nodes {
                 events.flush();
             }, terminal ? new TerminalView(System.err) : null, done), "printer")));
             return Behaviors.empty();
-        }), "coordinator", bind, advertise, null);
+        }), "coordinator", bind, advertise, null, extra);
         try {
             URI url = MonitoringServer.start(system, http).toCompletableFuture().get(60, TimeUnit.SECONDS);
             events.println("monitoring on " + url + " (dashboard; api/status, api/metrics, api/events, metrics, ready)");

@@ -22,8 +22,11 @@ import picocli.CommandLine.Option;
 @Command(name = "worker", mixinStandardHelpOptions = true,
         description = "Join a cluster as a worker; train the coordinator's run; exit when it ends (0 ok, 3 failed).")
 final class WorkerCommand implements Callable<Integer> {
-    @Option(names = "--join", required = true, paramLabel = "HOST:PORT", description = "the coordinator's cluster address")
+    @Option(names = "--join", paramLabel = "HOST:PORT", description = "the coordinator's cluster address (or --discovery)")
     String join;
+
+    @picocli.CommandLine.Mixin
+    ClusterFormation formation;
 
     @Option(names = "--bind", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0", description = "where this node's cluster port listens")
     String bind;
@@ -54,7 +57,10 @@ final class WorkerCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Nodes.HostPort seed = Nodes.hostPort(join, "--join");
+        if (join == null && !formation.bootstrap()) {
+            throw new ConfigError("--join: required (the coordinator's HOST:PORT), unless the cluster forms through --discovery");
+        }
+        Nodes.HostPort seed = formation.bootstrap() ? null : Nodes.hostPort(join, "--join");
         Nodes.HostPort b = Nodes.hostPort(bind, "--bind");
         Nodes.HostPort a = Nodes.hostPort(advertise, "--advertise");
         if (!device.equals("cpu")) {
@@ -72,7 +78,8 @@ final class WorkerCommand implements Callable<Integer> {
                 ringAdv != null ? ringAdv.host() : a != null ? a.host() : ring.host(), ringAdv != null ? ringAdv.port() : 0);
         CompletableFuture<Worker.ComputeEnded> ended = new CompletableFuture<>();
         ActorSystem<Worker.Command> system = Nodes.start(Worker.create(endpoint, new LocalPaths(data, model, out, resume), ended),
-                "worker", b, a, seed);
+                "worker", b, a, seed, formation.config((a != null ? a : b).host()));
+        formation.start(system);
         system.getWhenTerminated().toCompletableFuture().get(7, TimeUnit.DAYS);
         Worker.ComputeEnded end = ended.getNow(null);
         if (end == null || !end.ok()) {

@@ -26,6 +26,9 @@ final class ShardedParams implements AutoCloseable {
     final FlatParams flat;
     final int[] bounds;
     final List<TensorSlice> slices;
+    /** Every rank's slices (the same on every rank) and the hyperparameters (null: no optimizer), for gathers. */
+    final List<List<TensorSlice>> plan;
+    final OptimizerHyper hyper;
     private final int rank;
     private final Optimizer opt;
     private final float[] shardParams;
@@ -38,7 +41,8 @@ final class ShardedParams implements AutoCloseable {
         for (TensorSlice s : flat.slices()) {
             tensors.add(new ShardPlanner.Tensor(s.name(), s.numel()));
         }
-        List<List<TensorSlice>> plan = ShardPlanner.plan(tensors, world);
+        this.plan = ShardPlanner.plan(tensors, world);
+        this.hyper = config == null ? null : OptimizerHyper.of(config);
         this.bounds = new int[world + 1];
         for (int r = 0; r < world; r++) {
             int len = plan.get(r).stream().mapToInt(TensorSlice::length).sum();
@@ -49,7 +53,7 @@ final class ShardedParams implements AutoCloseable {
         this.shardParams = new float[len];
         this.shardGrads = new float[len];
         this.opt = config == null || flat.isEmpty() || slices.isEmpty() ? null
-                : Optimizer.create(OptimizerHyper.of(config), slices, threads);
+                : Optimizer.create(hyper, slices, threads);
     }
 
     Optimizer optimizer() {

@@ -37,7 +37,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -427,49 +426,37 @@ public final class Trainer implements AutoCloseable {
 
     /**
      * Writes {@code dir}: model/ (diffusers, fp32 so resume is exact), optimizer/{unet,text_encoder}/
-     * (one folder per rank, {@code rank-R}, when several workers share the run) and trainer_state.json,
-     * all under a temporary name first; rank 0 renames it once every rank's shard is written, so a
-     * crash never leaves a half checkpoint under the real name. Every rank must call it (it
-     * synchronises through the collective); with several workers the folder must be on a file system
-     * they share.
+     * (the whole state: every rank's shard gathered to rank 0 over the collective) and
+     * trainer_state.json (the manifest, written last). Only rank 0 writes, under a temporary name,
+     * each file fsynced, then renamed: the checkpoint is complete on rank 0's node alone, so workers
+     * need no shared file system, and a crash never leaves a half checkpoint under the real name.
+     * Every rank must call it (the gather is a collective).
      */
     public void checkpoint(Path dir) {
-        Path abs = dir.toAbsolutePath();
-        Path tmp = abs.resolveSibling("." + abs.getFileName() + ".tmp");
-        try {
-            if (rank == 0) {
-                DiffusersFolder.deleteRecursively(tmp);
-                Files.createDirectories(tmp);
-            }
-            barrier();
-            writeShard(unetShard, tmp.resolve("optimizer").resolve("unet"));
-            writeShard(teShard, tmp.resolve("optimizer").resolve("text_encoder"));
-            barrier();
-            if (rank == 0) {
+        var unetState = OptimizerGather.toRoot(unetShard, collective, 0);
+        var teState = OptimizerGather.toRoot(teShard, collective, 0);
+        if (rank == 0) {
+            CheckpointWriter.commit(dir, tmp -> {
+                if (unetState != null) {
+                    OptimizerStateFile.write(unetState, tmp.resolve("optimizer").resolve("unet"));
+                }
+                if (teState != null) {
+                    OptimizerStateFile.write(teState, tmp.resolve("optimizer").resolve("text_encoder"));
+                }
                 saveModel(tmp.resolve("model"), DType.F32);
                 byte[] state = dev.dreamcluster.config.Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(
                         new TrainerState(step, epoch, batchIndex, microStep).toJson(cfg, ResolvedConfigJson.write(opt))
                                 .put("world_size", world));
                 OptimizerStateFile.writeAtomically(tmp.resolve(TrainerState.FILE), java.nio.ByteBuffer.wrap(state));
-                DiffusersFolder.deleteRecursively(abs);
-                Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
-            }
-            barrier();
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write checkpoint " + dir, e);
+            });
         }
+        barrier(); // returns on every rank once the checkpoint is committed
     }
 
     /** Every rank waits here for every other (no-op in one process). */
     public void barrier() {
         if (collective != null && world > 1) {
             collective.barrier();
-        }
-    }
-
-    private void writeShard(ShardedParams p, Path dir) {
-        if (p.optimizer() != null) {
-            OptimizerStateFile.write(p.optimizer().state(), world == 1 ? dir : dir.resolve("rank-" + rank));
         }
     }
 

@@ -21,8 +21,11 @@ import java.util.Map;
  * the real {@link TrainLoop} over the ring without the Akka control plane:
  *
  * <pre>
- *   java ... RingTrainMain TRAIN_JSON RANK HOST:PORT,HOST:PORT,... STEPS OUT RUN_ID [SAVE_EVERY]
+ *   java ... RingTrainMain TRAIN_JSON RANK HOST:PORT,HOST:PORT,... STEPS OUT RUN_ID [SAVE_EVERY [RESUME]]
  * </pre>
+ *
+ * A {@code {rank}} in OUT gives each rank its own folder (nodes without a shared file system); RESUME
+ * is a checkpoint folder to continue from, STEPS then counts the steps of this process.
  *
  * A failed collective (a peer died or stalled) ends the process with status 3 and one {@code error:}
  * line naming the checkpoints folder.
@@ -31,13 +34,14 @@ public final class RingTrainMain {
     private RingTrainMain() {}
 
     public static void main(String[] args) throws Exception {
-        int saveEvery = args.length == 7 ? Integer.parseInt(args[6]) : 0;
+        int saveEvery = args.length >= 7 ? Integer.parseInt(args[6]) : 0;
+        Path resume = args.length == 8 ? Path.of(args[7]) : null;
         Path trainJson = Path.of(args[0]);
         int rank = Integer.parseInt(args[1]);
         List<InetSocketAddress> peers = RingCollective.parsePeers(List.of(args[2].split(",")));
-        Path out = Path.of(args[4]).toAbsolutePath();
+        Path out = Path.of(args[4].replace("{rank}", args[1])).toAbsolutePath();
         Map<String, Object> overrides = new HashMap<>();
-        overrides.put("max_steps", Integer.parseInt(args[3]));
+        overrides.put("max_steps", Integer.parseInt(args[3]) + (resume == null ? 0 : TrainerState.read(resume).step()));
         overrides.put("out", out.toString());
         overrides.put("save_every_n_steps", saveEvery);
         overrides.put("save_full_precision", true); // the equivalence tests compare final weights in fp32
@@ -46,7 +50,7 @@ public final class RingTrainMain {
         RunConfig run = new RunConfig(cfg, ConfigResolver.load(trainJson, CliFlags.NONE, layers));
         ServerSocketChannel server = ServerSocketChannel.open().bind(peers.get(rank));
         try (Collective ring = RingCollective.connect(Long.parseLong(args[5]), rank, peers, server, Duration.ofSeconds(30))) {
-            new TrainLoop(run, null, ring, (m, total) -> {
+            new TrainLoop(run, resume, ring, (m, total) -> {
                 if (rank == 0 && m.step() > 0) {
                     System.out.printf("step %d loss %.6f grad_norm %.6f%n", m.step(), m.loss(), m.gradNorm());
                 }
