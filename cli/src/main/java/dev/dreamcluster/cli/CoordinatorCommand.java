@@ -53,7 +53,7 @@ final class CoordinatorCommand implements Callable<Integer> {
         int steps = cfg.maxSteps() == null ? 0 : cfg.maxSteps();
         long runId = System.nanoTime() ^ ProcessHandle.current().pid();
         String hash = Worker.localPlanHash(new RunPlan(runId, "", Collections.nCopies(minWorkers, b[0] + ":0"), trainJson.toString(),
-                steps, cfg.out().toString()));
+                steps, cfg.out().toString(), null));
         CoordinatorSettings settings = new CoordinatorSettings(minWorkers, runId, hash, trainJson, steps, cfg.out());
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
         ActorSystem<Void> system = Nodes.startCoordinator(settings, b[0], Integer.parseInt(b[1]), done);

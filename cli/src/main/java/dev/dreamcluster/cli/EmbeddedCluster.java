@@ -38,7 +38,7 @@ final class EmbeddedCluster {
         long runId = System.nanoTime() ^ ProcessHandle.current().pid();
         int maxSteps = cfg.maxSteps() == null ? 0 : cfg.maxSteps();
         RunPlan probe = new RunPlan(runId, "", Collections.nCopies(workers, "127.0.0.1:0"), trainJson.toString(), maxSteps,
-                cfg.out().toString());
+                cfg.out().toString(), null);
         String hash = Worker.localPlanHash(probe);
         CoordinatorSettings settings = new CoordinatorSettings(workers, runId, hash, trainJson, maxSteps, cfg.out());
         Files.createDirectories(cfg.out());

@@ -144,7 +144,7 @@ public final class Coordinator {
                 .forEach(ranks::add);
         List<String> peers = ranks.stream().map(identified::get).toList();
         RunPlan plan = new RunPlan(settings.runId(), settings.planHash(), peers, settings.trainJson().toString(),
-                settings.maxSteps(), settings.out().toString());
+                settings.maxSteps(), settings.out().toString(), dev.dreamcluster.collective.RingCollective.newSecret());
         for (int r = 0; r < ranks.size(); r++) {
             ranks.get(r).tell(new WorkerProtocol.AssignPlan(plan, r, replies));
         }

@@ -67,7 +67,8 @@ final class ComputeThread extends Thread {
             int layers = DiffusersFolder.read(cfg.model()).textEncoder().numHiddenLayers();
             ResolvedTrainingConfig opt = ConfigResolver.load(trainJson, CliFlags.NONE, layers);
             List<InetSocketAddress> peers = RingCollective.parsePeers(plan.peers());
-            try (Collective r = RingCollective.connect(plan.runId(), rank, peers, server, Duration.ofSeconds(60));
+            try (Collective r = RingCollective.connect(plan.runId(), RingCollective.decodeSecret(plan.runSecret()), rank, peers,
+                    server, Duration.ofSeconds(60));
                     Trainer t = new Trainer(cfg, opt, null, w -> System.err.println("rank " + rank + " warning: " + w), r)) {
                 ring = r;
                 while (t.step() < t.totalSteps()) {

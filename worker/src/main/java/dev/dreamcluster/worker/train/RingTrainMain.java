@@ -23,6 +23,7 @@ import java.util.Map;
  *   java ... RingTrainMain TRAIN_JSON RANK HOST:PORT,HOST:PORT,... STEPS OUT RUN_ID [SAVE_EVERY]
  * </pre>
  *
+ * Every rank's environment holds the same run secret in {@value #SECRET_ENV}.
  * With SAVE_EVERY > 0 a checkpoint is committed to OUT/checkpoints every SAVE_EVERY steps. A failed
  * collective (a peer died or stalled) ends the process with status 3 and one {@code error:} line.
  *
@@ -31,6 +32,9 @@ import java.util.Map;
  * peer list and run id sent by the coordinator instead of argv.
  */
 public final class RingTrainMain {
+    /** The run secret (base64, as {@link RingCollective#newSecret}) comes in the environment, not argv, which every user can read. */
+    public static final String SECRET_ENV = "DREAMCLUSTER_RING_SECRET";
+
     private RingTrainMain() {}
 
     public static void main(String[] args) throws Exception {
@@ -52,7 +56,8 @@ public final class RingTrainMain {
         int layers = DiffusersFolder.read(cfg.model()).textEncoder().numHiddenLayers();
         ResolvedTrainingConfig opt = ConfigResolver.load(trainJson, CliFlags.NONE, layers);
         ServerSocketChannel server = ServerSocketChannel.open().bind(peers.get(rank));
-        try (Collective ring = RingCollective.connect(runId, rank, peers, server, Duration.ofSeconds(30));
+        byte[] secret = RingCollective.decodeSecret(System.getenv(SECRET_ENV));
+        try (Collective ring = RingCollective.connect(runId, secret, rank, peers, server, Duration.ofSeconds(30));
                 Trainer t = new Trainer(cfg, opt, null, w -> System.err.println("rank " + rank + " warning: " + w), ring)) {
             for (int i = 0; i < steps; i++) {
                 StepResult r = t.trainStep();

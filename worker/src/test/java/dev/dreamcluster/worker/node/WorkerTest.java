@@ -23,18 +23,19 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The worker actor: identification, and refusal of a plan whose hash differs from its own. */
 class WorkerTest {
+    static final String SECRET = dev.dreamcluster.collective.RingCollective.newSecret();
     @Test
     void shouldAcceptItsOwnPlanAndRefuseAnother(@TempDir Path tmp) throws Exception {
         DiffusersFolder.writeRandom(tmp.resolve("model"), Presets.TINY, 0, DType.F32);
         Files.createDirectories(tmp.resolve("data"));
         Files.writeString(tmp.resolve("opt.json"), "{\"text_encoder_freezing\": {\"freeze_front_n_layers\": 2}}");
         Files.writeString(tmp.resolve("train.json"), "{\"data_root\": \"data\", \"resume_ckpt\": \"model\", \"optimizer_config\": \"opt.json\"}");
-        RunPlan probe = new RunPlan(1, "", List.of("a:1", "b:2"), tmp.resolve("train.json").toString(), 3, tmp.resolve("out").toString());
+        RunPlan probe = new RunPlan(1, "", List.of("a:1", "b:2"), tmp.resolve("train.json").toString(), 3, tmp.resolve("out").toString(), SECRET);
         String hash = Worker.localPlanHash(probe);
         Files.writeString(tmp.resolve("opt.json"), "{\"text_encoder_freezing\": {\"freeze_front_n_layers\": 3}}");
         assertNotEquals(hash, Worker.localPlanHash(probe), "a different freezing config changes the plan hash");
         Files.writeString(tmp.resolve("opt.json"), "{\"text_encoder_freezing\": {\"freeze_front_n_layers\": 2}}");
-        RunPlan one = new RunPlan(1, "", List.of("a:1"), probe.trainJson(), 3, probe.out());
+        RunPlan one = new RunPlan(1, "", List.of("a:1"), probe.trainJson(), 3, probe.out(), SECRET);
         assertNotEquals(hash, Worker.localPlanHash(one), "the world size is part of the plan");
 
         ActorTestKit kit = ActorTestKit.create("worker-test");
@@ -50,11 +51,11 @@ class WorkerTest {
             var ref = registered.get(registered.size() - 1).getServiceInstances(WorkerProtocol.SERVICE).iterator().next();
             ref.tell(new WorkerProtocol.Identify(coord.getRef()));
             assertEquals("127.0.0.1:1234", coord.expectMessageClass(CoordinatorProtocol.WorkerIdentified.class).dataAddress());
-            RunPlan wrong = new RunPlan(7, "0000", probe.peers(), probe.trainJson(), 3, probe.out());
+            RunPlan wrong = new RunPlan(7, "0000", probe.peers(), probe.trainJson(), 3, probe.out(), SECRET);
             ref.tell(new WorkerProtocol.AssignPlan(wrong, 1, coord.getRef()));
             CoordinatorProtocol.PlanRefused refused = coord.expectMessageClass(CoordinatorProtocol.PlanRefused.class);
             assertTrue(refused.reason().contains(hash) && refused.reason().contains("0000"), refused.reason());
-            RunPlan right = new RunPlan(8, hash, probe.peers(), probe.trainJson(), 3, probe.out());
+            RunPlan right = new RunPlan(8, hash, probe.peers(), probe.trainJson(), 3, probe.out(), SECRET);
             ref.tell(new WorkerProtocol.AssignPlan(right, 1, coord.getRef()));
             assertEquals(1, coord.expectMessageClass(CoordinatorProtocol.PlanAccepted.class).rank());
             kit.stop(worker);
