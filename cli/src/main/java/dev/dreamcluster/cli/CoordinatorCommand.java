@@ -37,8 +37,12 @@ final class CoordinatorCommand implements Callable<Integer> {
     @Option(names = "--max_steps", paramLabel = "K")
     Integer maxSteps;
 
+    @picocli.CommandLine.Mixin
+    ClusterKeyFlags cluster;
+
     @Override
     public Integer call() throws Exception {
+        ClusterKeys.NodeKeys keys = cluster.resolve();
         if (!Files.isRegularFile(config)) {
             throw new ConfigError("--config: " + Json.quote(config.toString()) + " does not exist or is not a file");
         }
@@ -56,7 +60,7 @@ final class CoordinatorCommand implements Callable<Integer> {
                 steps, cfg.out().toString(), null));
         CoordinatorSettings settings = new CoordinatorSettings(minWorkers, runId, hash, trainJson, steps, cfg.out());
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, b[0], Integer.parseInt(b[1]), done);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, b[0], Integer.parseInt(b[1]), done, keys);
         try {
             System.err.println("coordinator on " + bind + ": waiting for " + minWorkers + " workers (dreamcluster worker --seed " + bind + ")");
             return done.get(7, TimeUnit.DAYS).ok() ? 0 : 3;

@@ -25,8 +25,11 @@ final class EmbeddedCluster {
     private final int workers;
     private final String host;
     private final int bindPort;
+    private final Path keysDir;
 
-    EmbeddedCluster(Path trainJson, TrainConfig cfg, int workers, String host, int bindPort) {
+    /** @param keysDir the node keys every member uses, or null for a throwaway CA made for this run */
+    EmbeddedCluster(Path trainJson, TrainConfig cfg, int workers, String host, int bindPort, Path keysDir) {
+        this.keysDir = keysDir;
         this.trainJson = trainJson;
         this.cfg = cfg;
         this.workers = workers;
@@ -42,8 +45,20 @@ final class EmbeddedCluster {
         String hash = Worker.localPlanHash(probe);
         CoordinatorSettings settings = new CoordinatorSettings(workers, runId, hash, trainJson, maxSteps, cfg.out());
         Files.createDirectories(cfg.out());
+        ClusterKeys.NodeKeys keys = keysDir != null ? ClusterKeys.load(keysDir, "--keys") : ClusterKeys.throwaway();
+        try {
+            return run(settings, keys, out, err);
+        } finally {
+            if (keysDir == null) {
+                ClusterKeys.deleteThrowaway(keys);
+            }
+        }
+    }
+
+    private int run(CoordinatorSettings settings, ClusterKeys.NodeKeys keys, java.io.PrintWriter out, java.io.PrintWriter err)
+            throws Exception {
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, host, bindPort, done);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, host, bindPort, done, keys);
         int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
         List<Process> children = new ArrayList<>();
         Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));
@@ -56,7 +71,8 @@ final class EmbeddedCluster {
                 children.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
                         "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1",
                         "-Ddreamcluster.optimizer.threads=" + threads,
-                        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker", "--seed", host + ":" + port, "--bind", host + ":0")
+                        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker", "--seed", host + ":" + port, "--bind", host + ":0",
+                        "--keys", keys.dir().toString())
                         .redirectErrorStream(true).redirectOutput(cfg.out().resolve("worker-" + r + ".log").toFile()).start());
             }
             System.err.println("coordinator on " + host + ":" + port + ", " + workers + " workers starting (logs in "

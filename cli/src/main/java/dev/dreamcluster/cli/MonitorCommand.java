@@ -23,8 +23,12 @@ final class MonitorCommand implements Callable<Integer> {
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
+    @picocli.CommandLine.Mixin
+    ClusterKeyFlags cluster;
+
     @Override
     public Integer call() throws Exception {
+        ClusterKeys.NodeKeys keys = cluster.resolve();
         Nodes.hostPort(seed, "--seed");
         String[] b = Nodes.hostPort(bind, "--bind");
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
@@ -36,7 +40,7 @@ final class MonitorCommand implements Callable<Integer> {
                 out.flush();
             }, done), "printer")));
             return Behaviors.empty();
-        }), "monitor", b[0], Integer.parseInt(b[1]), seed);
+        }), "monitor", b[0], Integer.parseInt(b[1]), seed, keys);
         try {
             TrainingEvent.RunFinished f = done.get(7, TimeUnit.DAYS);
             return f.ok() ? 0 : 3;

@@ -24,7 +24,8 @@ final class Nodes {
 
     private Nodes() {}
 
-    static <T> ActorSystem<T> start(Behavior<T> guardian, String role, String host, int port, String seed) {
+    /** @param keys the node's TLS keys (Artery over mutual TLS), or null for plain TCP (--insecure) */
+    static <T> ActorSystem<T> start(Behavior<T> guardian, String role, String host, int port, String seed, ClusterKeys.NodeKeys keys) {
         // everything else a node needs is in protocol's reference.conf
         StringBuilder c = new StringBuilder();
         c.append("akka.remote.artery.canonical.hostname = \"").append(host).append("\"\n");
@@ -33,7 +34,11 @@ final class Nodes {
         if (seed != null) {
             c.append("akka.cluster.seed-nodes = [\"akka://").append(SYSTEM).append('@').append(seed).append("\"]\n");
         }
-        Config config = ConfigFactory.parseString(c.toString()).withFallback(ConfigFactory.load());
+        Config config = ConfigFactory.parseString(c.toString());
+        if (keys != null) {
+            config = config.withFallback(ClusterKeys.akkaConfig(keys));
+        }
+        config = config.withFallback(ConfigFactory.load());
         return ActorSystem.create(guardian, SYSTEM, config);
     }
 
@@ -43,7 +48,7 @@ final class Nodes {
      * when the run ends.
      */
     static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, String host, int port,
-            CompletableFuture<TrainingEvent.RunFinished> done) {
+            CompletableFuture<TrainingEvent.RunFinished> done, ClusterKeys.NodeKeys keys) {
         return start(Behaviors.<Void>setup(ctx -> {
             Cluster c = Cluster.get(ctx.getSystem());
             c.manager().tell(Join.create(c.selfMember().address()));
@@ -54,7 +59,7 @@ final class Nodes {
                     TrainingEvent.TOPIC), "events-client");
             topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(System.err::println, done), "printer")));
             return Behaviors.empty();
-        }), "coordinator", host, port, null);
+        }), "coordinator", host, port, null, keys);
     }
 
     /** HOST:PORT from a flag, or a one-line error naming it. */

@@ -55,6 +55,10 @@ final class TrainCommand implements Callable<Integer> {
             description = "cluster address of the embedded coordinator (with --workers > 1), for a monitor's --seed")
     String coordinatorBind;
 
+    @Option(names = "--keys", paramLabel = "DIR",
+            description = "cluster keys of the embedded cluster (with --workers > 1; default: a throwaway CA made for this run)")
+    Path keys;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -89,7 +93,7 @@ final class TrainCommand implements Callable<Integer> {
         spec.commandLine().getErr().flush();
         if (workers > 1) {
             String[] b = Nodes.hostPort(coordinatorBind, "--coordinator_bind");
-            return new EmbeddedCluster(config.toAbsolutePath(), cfg, workers, b[0], Integer.parseInt(b[1]))
+            return new EmbeddedCluster(config.toAbsolutePath(), cfg, workers, b[0], Integer.parseInt(b[1]), keys)
                     .run(spec.commandLine().getOut(), spec.commandLine().getErr());
         }
         StepResult last = new TrainingRun(cfg, opt, resume, System.err).run();

@@ -25,8 +25,12 @@ final class WorkerCommand implements Callable<Integer> {
     @Option(names = "--device", paramLabel = "D", defaultValue = "cpu", description = "cpu (gpu:N needs a libtorch with CUDA)")
     String device;
 
+    @picocli.CommandLine.Mixin
+    ClusterKeyFlags cluster;
+
     @Override
     public Integer call() throws Exception {
+        ClusterKeys.NodeKeys keys = cluster.resolve();
         Nodes.hostPort(seed, "--seed");
         String[] b = Nodes.hostPort(bind, "--bind");
         if (!device.equals("cpu")) {
@@ -37,7 +41,7 @@ final class WorkerCommand implements Callable<Integer> {
         ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress(d[0], Integer.parseInt(d[1])));
         InetSocketAddress bound = (InetSocketAddress) server.getLocalAddress();
         ActorSystem<Worker.Command> system = Nodes.start(Worker.create(server, d[0] + ":" + bound.getPort()), "worker", b[0],
-                Integer.parseInt(b[1]), seed);
+                Integer.parseInt(b[1]), seed, keys);
         system.getWhenTerminated().toCompletableFuture().get(7, TimeUnit.DAYS);
         Worker.ComputeEnded end = Worker.ended;
         if (end == null || !end.ok()) {
