@@ -1,9 +1,8 @@
 package dev.dreamcluster.cli;
 
-import akka.actor.typed.ActorRef;
 import akka.actor.typed.ActorSystem;
 import akka.actor.typed.javadsl.Behaviors;
-import akka.actor.typed.pubsub.Topic;
+import dev.dreamcluster.protocol.EventSubscribers;
 import dev.dreamcluster.protocol.TrainingEvent;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
@@ -33,12 +32,12 @@ final class MonitorCommand implements Callable<Integer> {
         String[] b = Nodes.hostPort(bind, "--bind");
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
         ActorSystem<Void> system = Nodes.start(Behaviors.<Void>setup(ctx -> {
-            ActorRef<Topic.Command<TrainingEvent>> topic = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "events");
             var out = spec.commandLine().getOut();
-            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(line -> {
+            // events only from the coordinator's node: what another member publishes on the topic is ignored
+            EventSubscribers.subscribe(ctx, ctx.spawn(EventPrinter.create(line -> {
                 out.println(line);
                 out.flush();
-            }, done), "printer")));
+            }, done), "printer"), "events");
             return Behaviors.empty();
         }), "monitor", b[0], Integer.parseInt(b[1]), seed, keys);
         try {

@@ -2,7 +2,6 @@ package dev.dreamcluster.cli;
 
 import akka.actor.typed.ActorSystem;
 import akka.actor.typed.javadsl.Behaviors;
-import akka.actor.typed.pubsub.Topic;
 import akka.cluster.typed.Cluster;
 import akka.cluster.typed.ClusterSingleton;
 import akka.cluster.typed.ClusterSingletonSettings;
@@ -10,6 +9,7 @@ import akka.cluster.typed.Join;
 import akka.cluster.typed.SingletonActor;
 import dev.dreamcluster.coordinator.Coordinator;
 import dev.dreamcluster.coordinator.CoordinatorSettings;
+import dev.dreamcluster.protocol.EventSubscribers;
 import dev.dreamcluster.protocol.TrainingEvent;
 import java.util.concurrent.CompletableFuture;
 import akka.actor.typed.Behavior;
@@ -55,9 +55,8 @@ final class Nodes {
             ClusterSingleton.get(ctx.getSystem()).init(SingletonActor
                     .of(Coordinator.create(settings), "coordinator")
                     .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
-            var topic = ctx.spawn(Topic.create(TrainingEvent.class,
-                    TrainingEvent.TOPIC), "events-client");
-            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(System.err::println, done), "printer")));
+            // events only from the coordinator's node (this one), never from the open topic
+            EventSubscribers.subscribe(ctx, ctx.spawn(EventPrinter.create(System.err::println, done), "printer"), "events");
             return Behaviors.empty();
         }), "coordinator", host, port, null, keys);
     }

@@ -10,6 +10,8 @@ import akka.cluster.ClusterEvent;
 import akka.cluster.typed.Cluster;
 import akka.cluster.typed.Subscribe;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
+import dev.dreamcluster.protocol.EventSubscribers;
+import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.protocol.TrainingEvent;
 import dev.dreamcluster.protocol.WorkerProtocol;
@@ -40,14 +42,21 @@ public final class Coordinator {
 
     private record Listed(Receptionist.Listing listing) implements Command {}
 
-    private record FromWorker(CoordinatorProtocol.Command message) implements Command {}
+    /** A worker's message and the node it came from (null: no sender); see {@link SenderGate}. */
+    private record FromWorker(CoordinatorProtocol.Command message, akka.actor.Address from)
+            implements Command, akka.actor.NoSerializationVerificationNeeded {}
+
+    private record SubscribersListed(Receptionist.Listing listing) implements Command {}
 
     private record MemberChanged(ClusterEvent.MemberEvent event) implements Command {}
 
     private record ReachabilityChanged(ClusterEvent.ReachabilityEvent event) implements Command {}
 
-    /** Stop the run (Ctrl-C in the embedded launcher). */
-    public record Stop(String reason) implements Command, dev.dreamcluster.protocol.CborSerializable {}
+    /**
+     * Stop the run, from this JVM only (the launcher): it has no serializer, so no other node can send
+     * it (a remote Stop is dropped when it is deserialized).
+     */
+    public record Stop(String reason) implements Command, akka.actor.NoSerializationVerificationNeeded {}
 
     private final ActorContext<Command> ctx;
     private final CoordinatorSettings settings;
@@ -58,14 +67,18 @@ public final class Coordinator {
     private final List<ActorRef<WorkerProtocol.Command>> ranks = new ArrayList<>();
     private final Set<Integer> accepted = new HashSet<>();
     private final Map<Integer, Boolean> ended = new HashMap<>();
+    private final Set<ActorRef<TrainingEvent>> subscribers = new HashSet<>();
 
     private Coordinator(ActorContext<Command> ctx, CoordinatorSettings settings) {
         this.ctx = ctx;
         this.settings = settings;
         this.events = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "events");
-        this.replies = ctx.messageAdapter(CoordinatorProtocol.Command.class, FromWorker::new);
-        ctx.getSystem().receptionist().tell(Receptionist.subscribe(WorkerProtocol.SERVICE,
-                ctx.messageAdapter(Receptionist.Listing.class, Listed::new)));
+        this.replies = SenderGate.spawn(ctx, CoordinatorProtocol.Command.class, FromWorker::new, ctx.getSelf(), "replies");
+        // one adapter per message class: both listings arrive through it
+        ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class,
+                l -> l.isForKey(EventSubscribers.SERVICE) ? new SubscribersListed(l) : new Listed(l));
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(WorkerProtocol.SERVICE, listings));
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(EventSubscribers.SERVICE, listings));
         Cluster cluster = Cluster.get(ctx.getSystem());
         cluster.subscriptions().tell(Subscribe.create(ctx.messageAdapter(ClusterEvent.MemberEvent.class, MemberChanged::new),
                 ClusterEvent.MemberEvent.class));
@@ -86,6 +99,7 @@ public final class Coordinator {
                 .onMessage(MemberChanged.class, this::onMember)
                 .onMessage(ReachabilityChanged.class, m -> Behaviors.same())
                 .onMessage(Stop.class, this::onStop)
+                .onMessage(SubscribersListed.class, this::onSubscribers)
                 .build();
     }
 
@@ -96,6 +110,7 @@ public final class Coordinator {
                 .onMessage(MemberChanged.class, this::onMember)
                 .onMessage(ReachabilityChanged.class, this::onReachability)
                 .onMessage(Stop.class, this::onStop)
+                .onMessage(SubscribersListed.class, this::onSubscribers)
                 .build();
     }
 
@@ -106,12 +121,14 @@ public final class Coordinator {
                 .onMessage(MemberChanged.class, this::onMember)
                 .onMessage(ReachabilityChanged.class, this::onReachability)
                 .onMessage(Stop.class, this::onStop)
+                .onMessage(SubscribersListed.class, this::onSubscribers)
                 .build();
     }
 
     private Behavior<Command> finished() {
         return Behaviors.receive(Command.class)
                 .onMessage(MemberChanged.class, this::onMemberAfterRun)
+                .onMessage(SubscribersListed.class, this::onSubscribers)
                 .onAnyMessage(m -> Behaviors.same())
                 .build();
     }
@@ -121,14 +138,14 @@ public final class Coordinator {
     private Behavior<Command> onListed(Listed m) {
         for (ActorRef<WorkerProtocol.Command> w : m.listing().getServiceInstances(WorkerProtocol.SERVICE)) {
             if (asked.add(w)) {
-                w.tell(new WorkerProtocol.Identify(replies));
+                SenderGate.tell(w, new WorkerProtocol.Identify(replies), ctx.getSelf());
             }
         }
         return Behaviors.same();
     }
 
     private Behavior<Command> onWaitingReply(FromWorker m) {
-        if (m.message() instanceof CoordinatorProtocol.WorkerIdentified id) {
+        if (m.message() instanceof CoordinatorProtocol.WorkerIdentified id && mayTakeARank(id, m.from())) {
             identified.put(id.worker(), id.dataAddress());
             ctx.getLog().info("worker {} at {} ({} of {})", id.worker().path(), id.dataAddress(), identified.size(), settings.minWorkers());
             if (identified.size() >= settings.minWorkers()) {
@@ -146,7 +163,7 @@ public final class Coordinator {
         RunPlan plan = new RunPlan(settings.runId(), settings.planHash(), peers, settings.trainJson().toString(),
                 settings.maxSteps(), settings.out().toString(), dev.dreamcluster.collective.RingCollective.newSecret());
         for (int r = 0; r < ranks.size(); r++) {
-            ranks.get(r).tell(new WorkerProtocol.AssignPlan(plan, r, replies));
+            SenderGate.tell(ranks.get(r), new WorkerProtocol.AssignPlan(plan, r, replies), ctx.getSelf());
         }
         return assigning();
     }
@@ -154,11 +171,14 @@ public final class Coordinator {
     // ---- assigning ----
 
     private Behavior<Command> onAssigningReply(FromWorker m) {
+        if (!fromItsRank(m)) {
+            return Behaviors.same();
+        }
         if (m.message() instanceof CoordinatorProtocol.PlanAccepted a && a.runId() == settings.runId()) {
             accepted.add(a.rank());
             if (accepted.size() == ranks.size()) {
-                ranks.forEach(w -> w.tell(new WorkerProtocol.StartRun(settings.runId())));
-                events.tell(Topic.publish(new TrainingEvent.RunStarted(settings.runId(), ranks.size(), settings.planHash())));
+                ranks.forEach(w -> SenderGate.tell(w, new WorkerProtocol.StartRun(settings.runId()), ctx.getSelf()));
+                publish(new TrainingEvent.RunStarted(settings.runId(), ranks.size(), settings.planHash()));
                 return running();
             }
         } else if (m.message() instanceof CoordinatorProtocol.PlanRefused r && r.runId() == settings.runId()) {
@@ -170,11 +190,14 @@ public final class Coordinator {
     // ---- running ----
 
     private Behavior<Command> onRunningReport(FromWorker m) {
+        if (!fromItsRank(m)) {
+            return Behaviors.same();
+        }
         if (m.message() instanceof CoordinatorProtocol.StepReported s && s.runId() == settings.runId() && s.rank() == 0) {
             TrainingEvent.StepCompleted e = new TrainingEvent.StepCompleted(s.runId(), s.step(), s.loss(), s.lrUnet(),
                     s.lrTextEncoder(), s.gradNorm(), s.samplesPerS(), s.computeSeconds(), s.commSeconds(), s.optimizerSeconds(),
                     s.valLoss());
-            events.tell(Topic.publish(e));
+            publish(e);
             appendMetrics(e);
         } else if (m.message() instanceof CoordinatorProtocol.RunEnded e && e.runId() == settings.runId()) {
             if (!e.ok()) {
@@ -182,8 +205,8 @@ public final class Coordinator {
             }
             ended.put(e.rank(), true);
             if (ended.size() == ranks.size()) {
-                events.tell(Topic.publish(new TrainingEvent.RunFinished(settings.runId(), true,
-                        "finished; model in " + settings.out().resolve("final"))));
+                publish(new TrainingEvent.RunFinished(settings.runId(), true,
+                        "finished; model in " + settings.out().resolve("final")));
                 return finished();
             }
         }
@@ -205,6 +228,57 @@ public final class Coordinator {
         }
     }
 
+    // ---- who may say what (SenderGate) ----
+
+    /** Only a worker actor on a member with the "worker" role, answering for itself, takes a rank. */
+    private boolean mayTakeARank(CoordinatorProtocol.WorkerIdentified id, akka.actor.Address from) {
+        akka.actor.Address node = nodeOf(id.worker());
+        if (from == null || !from.equals(node)) {
+            ctx.getLog().warn("ignoring a worker identification for {} sent by {}", id.worker().path(), from == null ? "no sender" : from);
+            return false;
+        }
+        Set<String> roles = SenderGate.rolesOf(ctx.getSystem(), node);
+        if (!roles.contains("worker")) {
+            ctx.getLog().warn("ignoring worker {}: its node has roles {} (only 'worker' nodes take ranks)", id.worker().path(), roles);
+            return false;
+        }
+        return true;
+    }
+
+    /** A report counts only if it comes from the node of the rank it names. */
+    private boolean fromItsRank(FromWorker m) {
+        CoordinatorProtocol.Command c = m.message();
+        int rank = c instanceof CoordinatorProtocol.PlanAccepted a ? a.rank()
+                : c instanceof CoordinatorProtocol.PlanRefused r ? r.rank()
+                : c instanceof CoordinatorProtocol.StepReported s ? s.rank()
+                : c instanceof CoordinatorProtocol.RunEnded e ? e.rank() : -1;
+        if (rank >= 0 && rank < ranks.size() && m.from() != null && m.from().equals(nodeOf(ranks.get(rank)))) {
+            return true;
+        }
+        if (rank >= 0) {
+            ctx.getLog().warn("ignoring {} for rank {} from {}: not that rank's node", m.message().getClass().getSimpleName(), rank,
+                    m.from() == null ? "no sender" : m.from());
+        }
+        return false;
+    }
+
+    private akka.actor.Address nodeOf(ActorRef<?> ref) {
+        akka.actor.Address a = ref.path().address();
+        return a.hasLocalScope() ? Cluster.get(ctx.getSystem()).selfMember().address() : a;
+    }
+
+    private Behavior<Command> onSubscribers(SubscribersListed m) {
+        subscribers.clear();
+        subscribers.addAll(m.listing().getServiceInstances(EventSubscribers.SERVICE));
+        return Behaviors.same();
+    }
+
+    /** On the open topic (watching only) and, with this actor as the sender, to every trusted subscriber. */
+    private void publish(TrainingEvent e) {
+        events.tell(Topic.publish(e));
+        subscribers.forEach(s -> SenderGate.tell(s, e, ctx.getSelf()));
+    }
+
     // ---- membership and failure ----
 
     private Behavior<Command> onMember(MemberChanged m) {
@@ -218,8 +292,8 @@ public final class Coordinator {
     /** Membership is still published after the run (workers leaving), but nothing is lost any more. */
     private Behavior<Command> onMemberAfterRun(MemberChanged m) {
         var member = m.event().member();
-        events.tell(Topic.publish(new TrainingEvent.MemberChanged(member.address().toString(), String.join(",", member.getRoles()),
-                m.event().getClass().getSimpleName())));
+        publish(new TrainingEvent.MemberChanged(member.address().toString(), String.join(",", member.getRoles()),
+                m.event().getClass().getSimpleName()));
         return Behaviors.same();
     }
 
@@ -235,7 +309,7 @@ public final class Coordinator {
     }
 
     private Behavior<Command> lost(String address) {
-        events.tell(Topic.publish(new TrainingEvent.WorkerLost(settings.runId(), address)));
+        publish(new TrainingEvent.WorkerLost(settings.runId(), address));
         return fail("worker " + address + " was lost");
     }
 
@@ -247,8 +321,8 @@ public final class Coordinator {
     private Behavior<Command> fail(String why) {
         String message = why + "; last committed checkpoint: " + lastCheckpoint();
         ctx.getLog().error("run {} stopped: {}", settings.runId(), message);
-        ranks.forEach(w -> w.tell(new WorkerProtocol.StopRun(settings.runId(), why)));
-        events.tell(Topic.publish(new TrainingEvent.RunFinished(settings.runId(), false, message)));
+        ranks.forEach(w -> SenderGate.tell(w, new WorkerProtocol.StopRun(settings.runId(), why), ctx.getSelf()));
+        publish(new TrainingEvent.RunFinished(settings.runId(), false, message));
         return finished();
     }
 

@@ -16,6 +16,7 @@ import akka.cluster.typed.SingletonActor;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
+import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.protocol.TrainingEvent;
 import dev.dreamcluster.protocol.WorkerProtocol;
 import java.nio.file.Files;
@@ -39,7 +40,7 @@ class CoordinatorTest {
             akka.actor.serialize-messages = on
             akka.remote.artery.canonical.hostname = 127.0.0.1
             akka.remote.artery.canonical.port = 0
-            akka.cluster.roles = [coordinator]
+            akka.cluster.roles = [coordinator, worker]
             akka.cluster.jmx.multi-mbeans-in-same-jvm = on
             akka.coordinated-shutdown.exit-jvm = off
             """).withFallback(ConfigFactory.load());
@@ -89,7 +90,7 @@ class CoordinatorTest {
                 .init(SingletonActor.of(Coordinator.create(s), "coordinator-101"));
         for (TestProbe<WorkerProtocol.Command> w : List.of(w0, w1)) {
             WorkerProtocol.Identify id = w.expectMessageClass(WorkerProtocol.Identify.class, Duration.ofSeconds(15));
-            id.replyTo().tell(new CoordinatorProtocol.WorkerIdentified(w.getRef(), "127.0.0.1:" + (w == w0 ? 7000 : 7001)));
+            SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(w.getRef(), "127.0.0.1:" + (w == w0 ? 7000 : 7001)), w.getRef());
         }
         WorkerProtocol.AssignPlan a0 = w0.expectMessageClass(WorkerProtocol.AssignPlan.class);
         WorkerProtocol.AssignPlan a1 = w1.expectMessageClass(WorkerProtocol.AssignPlan.class);
@@ -98,17 +99,18 @@ class CoordinatorTest {
         assertEquals(1, a0.rank() + a1.rank(), "ranks 0 and 1");
         assertEquals(a0.plan(), a1.plan());
         assertEquals(a0.rank() == 0 ? "127.0.0.1:7000" : "127.0.0.1:7001", a0.plan().peers().get(0));
-        a0.replyTo().tell(new CoordinatorProtocol.PlanAccepted(101, a0.rank()));
-        a1.replyTo().tell(new CoordinatorProtocol.PlanAccepted(101, a1.rank()));
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.PlanAccepted(101, a0.rank()), w0.getRef());
+        SenderGate.tell(a1.replyTo(), new CoordinatorProtocol.PlanAccepted(101, a1.rank()), w1.getRef());
         w0.expectMessageClass(WorkerProtocol.StartRun.class);
         w1.expectMessageClass(WorkerProtocol.StartRun.class);
         assertEquals(101, nextEvent(TrainingEvent.RunStarted.class).runId());
-        a0.replyTo().tell(new CoordinatorProtocol.StepReported(101, 0, 1, 0.5, 1e-4, 5e-5, 2.0, 8.0, 0.1, 0.02, 0.01, 0.4));
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.StepReported(101, 0, 1, 0.5, 1e-4, 5e-5, 2.0, 8.0, 0.1, 0.02, 0.01, 0.4), w0.getRef());
         TrainingEvent.StepCompleted step = nextEvent(TrainingEvent.StepCompleted.class);
         assertEquals(1, step.step());
         assertEquals(0.5, step.loss());
-        a0.replyTo().tell(new CoordinatorProtocol.RunEnded(101, 0, true, "done"));
-        a1.replyTo().tell(new CoordinatorProtocol.RunEnded(101, 1, true, "done"));
+        a0.replyTo().tell(new CoordinatorProtocol.RunEnded(101, 0, false, "forged: no sender")); // ignored (SenderGate)
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.RunEnded(101, 0, true, "done"), w0.getRef());
+        SenderGate.tell(a1.replyTo(), new CoordinatorProtocol.RunEnded(101, 1, true, "done"), w1.getRef());
         TrainingEvent.RunFinished fin = nextEvent(TrainingEvent.RunFinished.class);
         assertTrue(fin.ok(), fin.message());
         assertTrue(Files.readString(out.resolve("metrics.jsonl")).contains("\"step\":1,\"loss\":0.5"));
@@ -130,8 +132,8 @@ class CoordinatorTest {
         }
         WorkerProtocol.AssignPlan a0 = w0.expectMessageClass(WorkerProtocol.AssignPlan.class);
         WorkerProtocol.AssignPlan a1 = w1.expectMessageClass(WorkerProtocol.AssignPlan.class);
-        a0.replyTo().tell(new CoordinatorProtocol.PlanAccepted(202, a0.rank()));
-        a1.replyTo().tell(new CoordinatorProtocol.PlanRefused(202, a1.rank(), "plan hash hash-b differs from hash-a"));
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.PlanAccepted(202, a0.rank()), w0.getRef());
+        SenderGate.tell(a1.replyTo(), new CoordinatorProtocol.PlanRefused(202, a1.rank(), "plan hash hash-b differs from hash-a"), w1.getRef());
         w0.expectMessageClass(WorkerProtocol.StopRun.class);
         TrainingEvent.RunFinished fin = nextEvent(TrainingEvent.RunFinished.class);
         assertTrue(!fin.ok() && fin.message().contains("refused the plan") && fin.message().contains("last committed checkpoint"),
@@ -142,7 +144,7 @@ class CoordinatorTest {
     }
 
     static akka.actor.testkit.typed.FishingOutcome respond(WorkerProtocol.Identify id, TestProbe<WorkerProtocol.Command> w) {
-        id.replyTo().tell(new CoordinatorProtocol.WorkerIdentified(w.getRef(), "127.0.0.1:7100"));
+        SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(w.getRef(), "127.0.0.1:7100"), w.getRef());
         return akka.actor.testkit.typed.javadsl.FishingOutcomes.complete();
     }
 }

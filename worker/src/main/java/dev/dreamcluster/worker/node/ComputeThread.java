@@ -9,6 +9,7 @@ import dev.dreamcluster.config.ResolvedTrainingConfig;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
+import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.safetensors.DType;
 import dev.dreamcluster.worker.train.StepResult;
 import dev.dreamcluster.worker.train.TrainConfig;
@@ -81,8 +82,8 @@ final class ComputeThread extends Thread {
                             ? t.validate() : Double.NaN;
                     double comm = t.lastCommSeconds();
                     double optim = t.lastOptimizerSeconds();
-                    coordinator.tell(new CoordinatorProtocol.StepReported(plan.runId(), rank, s.step(), s.loss(), s.lrUnet(),
-                            s.lrTextEncoder(), s.gradNorm(), s.samplesPerS(), secs - comm - optim, comm, optim, val));
+                    SenderGate.tell(coordinator, new CoordinatorProtocol.StepReported(plan.runId(), rank, s.step(), s.loss(), s.lrUnet(),
+                            s.lrTextEncoder(), s.gradNorm(), s.samplesPerS(), secs - comm - optim, comm, optim, val), worker);
                     if (cfg.saveEveryNSteps() > 0 && s.step() % cfg.saveEveryNSteps() == 0) {
                         t.checkpoint(cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", s.step())));
                     }
@@ -98,7 +99,7 @@ final class ComputeThread extends Thread {
         } catch (RuntimeException e) {
             message = e.getMessage() == null ? e.toString() : e.getMessage();
         }
-        coordinator.tell(new CoordinatorProtocol.RunEnded(plan.runId(), rank, ok, message));
+        SenderGate.tell(coordinator, new CoordinatorProtocol.RunEnded(plan.runId(), rank, ok, message), worker);
         worker.tell(new Worker.ComputeEnded(ok, message));
     }
 }

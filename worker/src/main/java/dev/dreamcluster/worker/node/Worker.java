@@ -13,6 +13,7 @@ import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.plan.PlanHash;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
+import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.protocol.WorkerProtocol;
 import dev.dreamcluster.worker.train.TrainConfig;
 import java.nio.channels.ServerSocketChannel;
@@ -28,7 +29,9 @@ import java.util.Map;
 public final class Worker {
     public sealed interface Command {}
 
-    private record Remote(WorkerProtocol.Command message) implements Command {}
+    /** A protocol message and the node it came from (null: no sender); see {@link SenderGate}. */
+    private record Remote(WorkerProtocol.Command message, akka.actor.Address from)
+            implements Command, akka.actor.NoSerializationVerificationNeeded {}
 
     /** The compute thread ended (normally or not). */
     public record ComputeEnded(boolean ok, String message) implements Command {}
@@ -40,13 +43,15 @@ public final class Worker {
     private RunPlan plan;
     private int rank;
     private ActorRef<CoordinatorProtocol.Command> coordinator;
+    /** The node that sent the accepted plan: the only one whose StartRun and StopRun count. */
+    private akka.actor.Address coordinatorNode;
     private ComputeThread compute;
 
     private Worker(ActorContext<Command> ctx, ServerSocketChannel dataServer, String dataAddress) {
         this.ctx = ctx;
         this.dataServer = dataServer;
         this.dataAddress = dataAddress;
-        this.self = ctx.messageAdapter(WorkerProtocol.Command.class, Remote::new);
+        this.self = SenderGate.spawn(ctx, WorkerProtocol.Command.class, Remote::new, ctx.getSelf(), "inbox");
         ctx.getSystem().receptionist().tell(Receptionist.register(WorkerProtocol.SERVICE, self));
     }
 
@@ -82,10 +87,13 @@ public final class Worker {
 
     private Behavior<Command> onRemote(Remote m) {
         WorkerProtocol.Command c = m.message();
+        if (!c.getClass().equals(WorkerProtocol.Identify.class) && !fromCoordinator(c, m.from())) {
+            return Behaviors.same();
+        }
         if (c instanceof WorkerProtocol.Identify id) {
-            id.replyTo().tell(new CoordinatorProtocol.WorkerIdentified(self, dataAddress));
+            SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(self, dataAddress), ctx.getSelf());
         } else if (c instanceof WorkerProtocol.AssignPlan a) {
-            return onAssignPlan(a);
+            return onAssignPlan(a, m.from());
         } else if (c instanceof WorkerProtocol.StartRun s && plan != null && s.runId() == plan.runId() && compute == null) {
             compute = new ComputeThread(plan, rank, dataServer, coordinator, ctx.getSelf());
             compute.start();
@@ -98,26 +106,43 @@ public final class Worker {
         return Behaviors.same();
     }
 
+    /**
+     * A plan only from the coordinator singleton's node (the oldest Up "coordinator" member); a start
+     * or stop only from the node whose plan was accepted. Anything else is ignored with a warning.
+     */
+    private boolean fromCoordinator(WorkerProtocol.Command c, akka.actor.Address from) {
+        akka.actor.Address expected = c instanceof WorkerProtocol.AssignPlan || coordinatorNode == null
+                ? SenderGate.coordinatorNode(ctx.getSystem()).orElse(null) : coordinatorNode;
+        if (from != null && from.equals(expected)) {
+            return true;
+        }
+        ctx.getLog().warn("ignoring {} from {}: only the coordinator's node {} may send it", c.getClass().getSimpleName(),
+                from == null ? "an unknown sender" : from, expected == null ? "(none up)" : expected);
+        return false;
+    }
+
     /** Recomputes the plan hash from this node's own files; a mismatch means a different model or config. */
-    private Behavior<Command> onAssignPlan(WorkerProtocol.AssignPlan a) {
+    private Behavior<Command> onAssignPlan(WorkerProtocol.AssignPlan a, akka.actor.Address from) {
         String mine;
         try {
             mine = localPlanHash(a.plan());
         } catch (RuntimeException e) {
-            a.replyTo().tell(new CoordinatorProtocol.PlanRefused(a.plan().runId(), a.rank(), "cannot read the plan's inputs: " + e.getMessage()));
+            SenderGate.tell(a.replyTo(), new CoordinatorProtocol.PlanRefused(a.plan().runId(), a.rank(), "cannot read the plan's inputs: "
+                    + e.getMessage()), ctx.getSelf());
             return Behaviors.same();
         }
         if (!mine.equals(a.plan().planHash())) {
             String why = "plan hash " + mine + " computed here differs from the coordinator's " + a.plan().planHash()
                     + " (different model, freezing or optimizer config on this node)";
             ctx.getLog().error("refusing run {}: {}", a.plan().runId(), why);
-            a.replyTo().tell(new CoordinatorProtocol.PlanRefused(a.plan().runId(), a.rank(), why));
+            SenderGate.tell(a.replyTo(), new CoordinatorProtocol.PlanRefused(a.plan().runId(), a.rank(), why), ctx.getSelf());
             return Behaviors.same();
         }
         plan = a.plan();
         rank = a.rank();
         coordinator = a.replyTo();
-        a.replyTo().tell(new CoordinatorProtocol.PlanAccepted(plan.runId(), rank));
+        coordinatorNode = from;
+        SenderGate.tell(a.replyTo(), new CoordinatorProtocol.PlanAccepted(plan.runId(), rank), ctx.getSelf());
         return Behaviors.same();
     }
 

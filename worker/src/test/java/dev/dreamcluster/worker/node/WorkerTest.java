@@ -10,6 +10,7 @@ import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.model.Presets;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
+import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.protocol.WorkerProtocol;
 import dev.dreamcluster.safetensors.DType;
 import java.net.InetAddress;
@@ -38,8 +39,12 @@ class WorkerTest {
         RunPlan one = new RunPlan(1, "", List.of("a:1"), probe.trainJson(), 3, probe.out(), SECRET);
         assertNotEquals(hash, Worker.localPlanHash(one), "the world size is part of the plan");
 
-        ActorTestKit kit = ActorTestKit.create("worker-test");
+        ActorTestKit kit = ActorTestKit.create("worker-test", com.typesafe.config.ConfigFactory.parseString(
+                "akka.cluster.roles = [coordinator, worker]").withFallback(com.typesafe.config.ConfigFactory.load()));
         try {
+            // plans count only from the coordinator's node: this one-node cluster is it
+            var cluster = akka.cluster.typed.Cluster.get(kit.system());
+            cluster.manager().tell(akka.cluster.typed.Join.create(cluster.selfMember().address()));
             ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
             var worker = kit.spawn(Worker.create(server, "127.0.0.1:1234"));
             TestProbe<CoordinatorProtocol.Command> coord = kit.createTestProbe();
@@ -49,14 +54,16 @@ class WorkerTest {
                     ? akka.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore()
                     : akka.actor.testkit.typed.javadsl.FishingOutcomes.complete());
             var ref = registered.get(registered.size() - 1).getServiceInstances(WorkerProtocol.SERVICE).iterator().next();
-            ref.tell(new WorkerProtocol.Identify(coord.getRef()));
+            SenderGate.tell(ref, new WorkerProtocol.Identify(coord.getRef()), coord.getRef());
             assertEquals("127.0.0.1:1234", coord.expectMessageClass(CoordinatorProtocol.WorkerIdentified.class).dataAddress());
             RunPlan wrong = new RunPlan(7, "0000", probe.peers(), probe.trainJson(), 3, probe.out(), SECRET);
-            ref.tell(new WorkerProtocol.AssignPlan(wrong, 1, coord.getRef()));
+            ref.tell(new WorkerProtocol.AssignPlan(wrong, 1, coord.getRef())); // no sender: ignored
+            coord.expectNoMessage(java.time.Duration.ofMillis(500));
+            SenderGate.tell(ref, new WorkerProtocol.AssignPlan(wrong, 1, coord.getRef()), coord.getRef());
             CoordinatorProtocol.PlanRefused refused = coord.expectMessageClass(CoordinatorProtocol.PlanRefused.class);
             assertTrue(refused.reason().contains(hash) && refused.reason().contains("0000"), refused.reason());
             RunPlan right = new RunPlan(8, hash, probe.peers(), probe.trainJson(), 3, probe.out(), SECRET);
-            ref.tell(new WorkerProtocol.AssignPlan(right, 1, coord.getRef()));
+            SenderGate.tell(ref, new WorkerProtocol.AssignPlan(right, 1, coord.getRef()), coord.getRef());
             assertEquals(1, coord.expectMessageClass(CoordinatorProtocol.PlanAccepted.class).rank());
             kit.stop(worker);
         } finally {
