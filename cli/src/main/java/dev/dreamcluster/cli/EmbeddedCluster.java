@@ -61,8 +61,13 @@ final class EmbeddedCluster {
         ActorSystem<Void> system = Nodes.startCoordinator(settings, host, bindPort, done, keys);
         int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
         List<Process> children = new ArrayList<>();
-        Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));
-        Runtime.getRuntime().addShutdownHook(hook); // Ctrl-C stops the workers too
+        Thread hook = new Thread(() -> {
+            children.forEach(Process::destroyForcibly);
+            if (keysDir == null) {
+                ClusterKeys.deleteThrowaway(keys);
+            }
+        });
+        Runtime.getRuntime().addShutdownHook(hook); // Ctrl-C stops the workers and removes the run's keys too
         try {
             // local workers share this machine's cores: give each its share, or libtorch's and the
             // optimizer's thread pools oversubscribe the CPU (measured 5x slower on 2 cores)

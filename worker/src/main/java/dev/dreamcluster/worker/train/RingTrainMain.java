@@ -56,6 +56,10 @@ public final class RingTrainMain {
         int layers = DiffusersFolder.read(cfg.model()).textEncoder().numHiddenLayers();
         ResolvedTrainingConfig opt = ConfigResolver.load(trainJson, CliFlags.NONE, layers);
         ServerSocketChannel server = ServerSocketChannel.open().bind(peers.get(rank));
+        if (System.getenv(SECRET_ENV) == null) {
+            System.err.println("error: " + SECRET_ENV + " is not set (every rank needs the same run secret, base64 of 32 bytes)");
+            System.exit(2);
+        }
         byte[] secret = RingCollective.decodeSecret(System.getenv(SECRET_ENV));
         try (Collective ring = RingCollective.connect(runId, secret, rank, peers, server, Duration.ofSeconds(30));
                 Trainer t = new Trainer(cfg, opt, null, w -> System.err.println("rank " + rank + " warning: " + w), ring)) {
