@@ -133,40 +133,28 @@ class RingCollectiveTest {
 
     @Test
     void shouldRefuseConnectionsThatDoNotProveTheSecret() throws Exception {
+        // an intruder that knows the run id and the rank but not the secret
+        byte[] wrong = "not the secret, not the secret!!".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        intruderIsDroppedAndTheRingForms(nonceA -> RingWire.hello(wrong, 1, 0, nonceA, new byte[RingWire.NONCE]));
+    }
+
+    @Test
+    void shouldRefuseAHelloOfAnotherRunEvenWithTheSecret() throws Exception {
+        intruderIsDroppedAndTheRingForms(nonceA -> RingWire.hello(SECRET, 999, 0, nonceA, new byte[RingWire.NONCE]));
+    }
+
+    /** An intruder knocks at rank 1 first and answers its challenge with {@code hello}; rank 1 must drop it and accept rank 0. */
+    static void intruderIsDroppedAndTheRingForms(java.util.function.Function<byte[], ByteBuffer> hello) throws Exception {
         List<ServerSocketChannel> s = servers(2);
         List<InetSocketAddress> peers = addresses(s);
-        // an intruder that knows the run id and the rank but not the secret knocks first; rank 1 must
-        // drop it and accept rank 0
         try (SocketChannel intruder = SocketChannel.open(peers.get(1))) {
             ExecutorService pool = Executors.newFixedThreadPool(2);
             try {
                 Future<float[]> r1 = pool.submit(() -> run(1, 1, peers, s.get(1)));
                 ByteBuffer challenge = RingWire.buffer(RingWire.CHALLENGE);
                 readFully(intruder, challenge);
-                byte[] wrong = "not the secret, not the secret!!".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
-                intruder.write(RingWire.hello(wrong, 1, 0, RingWire.parseChallenge(challenge.flip()), new byte[RingWire.NONCE]));
+                intruder.write(hello.apply(RingWire.parseChallenge(challenge.flip())));
                 assertEquals(-1, intruder.read(ByteBuffer.allocate(1)), "the intruder gets no reply and is disconnected");
-                Future<float[]> r0 = pool.submit(() -> run(1, 0, peers, s.get(0)));
-                assertEquals(3f, r0.get(30, TimeUnit.SECONDS)[0]);
-                assertEquals(3f, r1.get(30, TimeUnit.SECONDS)[0]);
-            } finally {
-                pool.shutdownNow();
-            }
-        }
-    }
-
-    @Test
-    void shouldRefuseAHelloOfAnotherRunEvenWithTheSecret() throws Exception {
-        List<ServerSocketChannel> s = servers(2);
-        List<InetSocketAddress> peers = addresses(s);
-        try (SocketChannel other = SocketChannel.open(peers.get(1))) {
-            ExecutorService pool = Executors.newFixedThreadPool(2);
-            try {
-                Future<float[]> r1 = pool.submit(() -> run(1, 1, peers, s.get(1)));
-                ByteBuffer challenge = RingWire.buffer(RingWire.CHALLENGE);
-                readFully(other, challenge);
-                other.write(RingWire.hello(SECRET, 999, 0, RingWire.parseChallenge(challenge.flip()), new byte[RingWire.NONCE]));
-                assertEquals(-1, other.read(ByteBuffer.allocate(1)), "a hello of run 999 is dropped");
                 Future<float[]> r0 = pool.submit(() -> run(1, 0, peers, s.get(0)));
                 assertEquals(3f, r0.get(30, TimeUnit.SECONDS)[0]);
                 assertEquals(3f, r1.get(30, TimeUnit.SECONDS)[0]);
