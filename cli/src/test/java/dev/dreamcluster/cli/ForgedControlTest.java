@@ -120,4 +120,54 @@ class ForgedControlTest {
             attacker.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
         }
     }
+
+    /**
+     * Roles decide who takes a rank: a member started with role "monitor" that poses as a worker
+     * (registers, answers Identify for itself, with a sender) gets no plan; the same fake on a
+     * "worker" node gets rank 0 (so the check, not the fake, is what refuses).
+     */
+    @Test
+    void onlyAWorkerRoleNodeShouldTakeARank(@TempDir Path tmp) throws Exception {
+        ClusterKeys.create(tmp.resolve("keys"), java.time.Duration.ofDays(1));
+        ClusterKeys.NodeKeys keys = ClusterKeys.load(tmp.resolve("keys/node"), "--keys");
+        var settings = new dev.dreamcluster.coordinator.CoordinatorSettings(1, 77, "hash", tmp.resolve("train.json"), 1, tmp.resolve("out"));
+        ActorSystem<Void> coordinator = Nodes.startCoordinator(settings, "127.0.0.1", 0, new CompletableFuture<>(), keys);
+        String at = "127.0.0.1:" + akka.cluster.typed.Cluster.get(coordinator).selfMember().address().getPort().orElseThrow();
+        try {
+            assertEquals(0, plansTo("monitor", at, keys, 8), "a monitor-role node never gets a plan");
+            assertEquals(1, plansTo("worker", at, keys, 30), "a worker-role node does");
+        } finally {
+            coordinator.terminate();
+            coordinator.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+        }
+    }
+
+    /** Joins with {@code role}, poses as a worker for {@code seconds}, returns how many AssignPlans it got. */
+    static int plansTo(String role, String seed, ClusterKeys.NodeKeys keys, int seconds) throws Exception {
+        AtomicInteger plans = new AtomicInteger();
+        ActorSystem<Void> node = Nodes.start(Behaviors.<Void>setup(ctx -> {
+            var fake = ctx.spawn(Behaviors.<WorkerProtocol.Command>setup(f -> Behaviors.receiveMessage(c -> {
+                if (c instanceof WorkerProtocol.Identify id) {
+                    SenderGate.tell(id.replyTo(), new dev.dreamcluster.protocol.CoordinatorProtocol.WorkerIdentified(f.getSelf(),
+                            "127.0.0.1:9"), f.getSelf());
+                } else if (c instanceof WorkerProtocol.AssignPlan) {
+                    plans.incrementAndGet();
+                }
+                return Behaviors.same();
+            })), "fake-worker");
+            // the coordinator only hears a gated sender, so the fake registers its own ref and replies with a sender
+            ctx.getSystem().receptionist().tell(Receptionist.register(WorkerProtocol.SERVICE, fake));
+            return Behaviors.empty();
+        }), role, "127.0.0.1", 0, seed, keys);
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+            while (plans.get() == 0 && System.nanoTime() < deadline) {
+                Thread.sleep(100);
+            }
+            return plans.get();
+        } finally {
+            node.terminate();
+            node.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+        }
+    }
 }
