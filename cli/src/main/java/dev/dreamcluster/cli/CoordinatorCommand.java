@@ -38,8 +38,12 @@ final class CoordinatorCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     ClusterFormation formation;
 
+    @picocli.CommandLine.Mixin
+    ClusterKeyFlags cluster;
+
     @Override
     public Integer call() throws Exception {
+        ClusterKeys.NodeKeys keys = cluster.resolve();
         Nodes.HostPort b = Nodes.hostPort(bind, "--bind");
         Nodes.HostPort a = Nodes.hostPort(advertise, "--advertise");
         RunConfig cfg = run.resolve();
@@ -50,7 +54,7 @@ final class CoordinatorCommand implements Callable<Integer> {
         CoordinatorSettings settings = run.coordinatorSettings(cfg, 1);
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
         ActorSystem<Void> system = Nodes.startCoordinator(settings, b, a, new MonitoringSettings(h.host(), h.port(), cfg.train().out()),
-                done, new java.io.PrintWriter(System.err, true), formation.bootstrap(), formation.config((a != null ? a : b).host()));
+                done, new java.io.PrintWriter(System.err, true), keys, formation.bootstrap(), formation.config((a != null ? a : b).host()));
         formation.start(system);
         try {
             String seed = (a != null ? a : b).toString();

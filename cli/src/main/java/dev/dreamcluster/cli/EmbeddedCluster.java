@@ -23,10 +23,16 @@ final class EmbeddedCluster {
     private final int workers;
     private final Nodes.HostPort bind;
     private final MonitoringSettings http;
+    private final Path keysDir;
 
-    /** @param workers local worker JVMs to start (at least the settings' min_workers) */
-    EmbeddedCluster(RunConfig run, CoordinatorSettings settings, int workers, Nodes.HostPort bind, MonitoringSettings http) {
+    /**
+     * @param workers local worker JVMs to start (at least the settings' min_workers)
+     * @param keysDir the node keys every member uses, or null for a throwaway CA made for this run
+     */
+    EmbeddedCluster(RunConfig run, CoordinatorSettings settings, int workers, Nodes.HostPort bind, MonitoringSettings http,
+            Path keysDir) {
         this.run = run;
+        this.keysDir = keysDir;
         this.settings = settings;
         this.http = http;
         this.workers = workers;
@@ -34,10 +40,21 @@ final class EmbeddedCluster {
     }
 
     int run(java.io.PrintWriter out, java.io.PrintWriter err) throws Exception {
+        Files.createDirectories(run.train().out());
+        ClusterKeys.NodeKeys keys = keysDir != null ? ClusterKeys.load(keysDir, "--keys") : ClusterKeys.throwaway();
+        try {
+            return run(keys, out, err);
+        } finally {
+            if (keysDir == null) {
+                ClusterKeys.deleteThrowaway(keys);
+            }
+        }
+    }
+
+    private int run(ClusterKeys.NodeKeys keys, java.io.PrintWriter out, java.io.PrintWriter err) throws Exception {
         Path outDir = run.train().out();
-        Files.createDirectories(outDir);
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, bind, null, http, done, err);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, bind, null, http, done, err, keys);
         int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
         List<Process> children = new ArrayList<>();
         Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));
@@ -51,7 +68,7 @@ final class EmbeddedCluster {
                         "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1",
                         "-Ddreamcluster.optimizer.threads=" + threads,
                         "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker",
-                        "--join", bind.host() + ":" + port, "--bind", bind.host() + ":0")
+                        "--join", bind.host() + ":" + port, "--bind", bind.host() + ":0", "--keys", keys.dir().toString())
                         .redirectErrorStream(true).redirectOutput(outDir.resolve("worker-" + r + ".log").toFile()).start());
             }
             System.err.println("coordinator on " + bind.host() + ":" + port + ", " + workers + " workers starting (logs in "

@@ -16,6 +16,7 @@ import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.config.Json;
 import dev.dreamcluster.coordinator.Coordinator;
 import dev.dreamcluster.coordinator.CoordinatorSettings;
+import dev.dreamcluster.protocol.EventSubscribers;
 import dev.dreamcluster.protocol.TrainingEvent;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -52,14 +53,16 @@ final class Nodes {
      * @param bind where Artery listens
      * @param advertise what peers dial (null: the bind address)
      * @param join the seed node to join (null: a seed itself)
+     * @param keys the node's TLS keys (Artery over mutual TLS), or null for plain TCP (--insecure)
      */
-    static <T> ActorSystem<T> start(Behavior<T> guardian, String role, HostPort bind, HostPort advertise, HostPort join) {
-        return start(guardian, role, bind, advertise, join, "");
+    static <T> ActorSystem<T> start(Behavior<T> guardian, String role, HostPort bind, HostPort advertise, HostPort join,
+            ClusterKeys.NodeKeys keys) {
+        return start(guardian, role, bind, advertise, join, keys, "");
     }
 
     /** As above, plus {@code extra} HOCON (Cluster Bootstrap and management, {@link ClusterFormation#config}). */
     static <T> ActorSystem<T> start(Behavior<T> guardian, String role, HostPort bind, HostPort advertise, HostPort join,
-            String extra) {
+            ClusterKeys.NodeKeys keys, String extra) {
         HostPort canonical = advertise != null ? advertise : bind;
         Config c = ConfigFactory.empty()
                 .withValue("akka.remote.artery.canonical.hostname", ConfigValueFactory.fromAnyRef(canonical.host()))
@@ -71,8 +74,12 @@ final class Nodes {
         if (join != null) {
             c = c.withValue("akka.cluster.seed-nodes", ConfigValueFactory.fromIterable(List.of("akka://" + SYSTEM + "@" + join)));
         }
-        return ActorSystem.create(guardian, SYSTEM, ConfigFactory.parseString(extra).withFallback(c)
-                .withFallback(ConfigFactory.parseResources(NODE_CONF)).withFallback(ConfigFactory.load()));
+        Config config = ConfigFactory.parseString(extra).withFallback(c);
+        if (keys != null) {
+            config = config.withFallback(ClusterKeys.akkaConfig(keys));
+        }
+        return ActorSystem.create(guardian, SYSTEM, config.withFallback(ConfigFactory.parseResources(NODE_CONF))
+                .withFallback(ConfigFactory.load()));
     }
 
     /**
@@ -82,13 +89,14 @@ final class Nodes {
      * (its URL printed once to {@code events}), and completes {@code done} when the run ends.
      */
     static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, HostPort bind, HostPort advertise, MonitoringSettings http,
-            CompletableFuture<TrainingEvent.RunFinished> done, java.io.PrintWriter events) {
-        return startCoordinator(settings, bind, advertise, http, done, events, false, "");
+            CompletableFuture<TrainingEvent.RunFinished> done, java.io.PrintWriter events, ClusterKeys.NodeKeys keys) {
+        return startCoordinator(settings, bind, advertise, http, done, events, keys, false, "");
     }
 
     /** With {@code bootstrap} the node does not join itself: Cluster Bootstrap forms the cluster. */
     static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, HostPort bind, HostPort advertise, MonitoringSettings http,
-            CompletableFuture<TrainingEvent.RunFinished> done, java.io.PrintWriter events, boolean bootstrap, String extra) {
+            CompletableFuture<TrainingEvent.RunFinished> done, java.io.PrintWriter events, ClusterKeys.NodeKeys keys, boolean bootstrap,
+            String extra) {
         ActorSystem<Void> system = start(Behaviors.<Void>setup(ctx -> {
             Cluster c = Cluster.get(ctx.getSystem());
             if (!bootstrap) {
@@ -97,14 +105,14 @@ final class Nodes {
             ClusterSingleton.get(ctx.getSystem()).init(SingletonActor
                     .of(Coordinator.create(settings), "coordinator")
                     .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
-            var topic = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "events-client");
             boolean terminal = TerminalView.isTerminal(2);
-            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(terminal ? null : line -> {
+            // events only from the coordinator's node (this one), never from the open topic
+            EventSubscribers.subscribe(ctx, ctx.spawn(EventPrinter.create(terminal ? null : line -> {
                 events.println(line);
                 events.flush();
-            }, terminal ? new TerminalView(System.err) : null, done), "printer")));
+            }, terminal ? new TerminalView(System.err) : null, done), "printer"), "events");
             return Behaviors.empty();
-        }), "coordinator", bind, advertise, null, extra);
+        }), "coordinator", bind, advertise, null, keys, extra);
         try {
             URI url = MonitoringServer.start(system, http).toCompletableFuture().get(60, TimeUnit.SECONDS);
             events.println("monitoring on " + url + " (dashboard; api/status, api/metrics, api/events, metrics, ready)");

@@ -6,6 +6,7 @@ import dev.dreamcluster.io.MetricsLog;
 import dev.dreamcluster.io.StepMetrics;
 import dev.dreamcluster.worker.train.LocalProgress;
 import dev.dreamcluster.worker.train.TrainLoop;
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -34,6 +35,10 @@ final class TrainCommand implements Callable<Integer> {
             description = "monitoring HTTP server of the embedded coordinator (with --workers > 1; port 0: any free port)")
     String http;
 
+    @Option(names = "--keys", paramLabel = "DIR",
+            description = "cluster keys of the embedded cluster (with --workers > 1; default: a throwaway CA made for this run)")
+    Path keys;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -51,7 +56,7 @@ final class TrainCommand implements Callable<Integer> {
         if (workers > 1) {
             Nodes.HostPort h = Nodes.hostPort(http, "--http");
             return new EmbeddedCluster(cfg, run.coordinatorSettings(cfg, workers), workers, bind,
-                    new dev.dreamcluster.monitoring.MonitoringSettings(h.host(), h.port(), cfg.train().out()))
+                    new dev.dreamcluster.monitoring.MonitoringSettings(h.host(), h.port(), cfg.train().out()), keys)
                     .run(spec.commandLine().getOut(), spec.commandLine().getErr());
         }
         StepMetrics last;

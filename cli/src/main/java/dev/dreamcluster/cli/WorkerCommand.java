@@ -55,8 +55,12 @@ final class WorkerCommand implements Callable<Integer> {
     @Option(names = "--device", paramLabel = "D", defaultValue = "cpu", description = "cpu (gpu:N needs a libtorch with CUDA)")
     String device;
 
+    @picocli.CommandLine.Mixin
+    ClusterKeyFlags cluster;
+
     @Override
     public Integer call() throws Exception {
+        ClusterKeys.NodeKeys keys = cluster.resolve();
         if (join == null && !formation.bootstrap()) {
             throw new ConfigError("--join: required (the coordinator's HOST:PORT), unless the cluster forms through --discovery");
         }
@@ -78,7 +82,7 @@ final class WorkerCommand implements Callable<Integer> {
                 ringAdv != null ? ringAdv.host() : a != null ? a.host() : ring.host(), ringAdv != null ? ringAdv.port() : 0);
         CompletableFuture<Worker.ComputeEnded> ended = new CompletableFuture<>();
         ActorSystem<Worker.Command> system = Nodes.start(Worker.create(endpoint, new LocalPaths(data, model, out, resume), ended),
-                "worker", b, a, seed, formation.config((a != null ? a : b).host()));
+                "worker", b, a, seed, keys, formation.config((a != null ? a : b).host()));
         formation.start(system);
         system.getWhenTerminated().toCompletableFuture().get(7, TimeUnit.DAYS);
         Worker.ComputeEnded end = ended.getNow(null);

@@ -39,6 +39,7 @@ class ElasticRunTest {
                 "-Dai.djl.offline=true", "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1",
                 "-Ddreamcluster.optimizer.threads=1", "-cp", System.getProperty("java.class.path"), Main.class.getName()));
         cmd.addAll(List.of(args));
+        cmd.addAll(List.of("--keys", TestKeys.node(log.getParent())));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         processes.add(p);
         return p;

@@ -12,7 +12,8 @@ class MonitoringFlagsTest {
     void aMalformedHttpAddressShouldBeAUsageError(@TempDir Path tmp) throws Exception {
         Cli.run("train", "--config", ClusterTrainingTest.example(tmp).toString(), "--workers", "2", "--max_steps", "1",
                 "--http", "localhost").assertUsageError("--http", "\"localhost\"", "HOST:PORT");
-        Cli.run("coordinator", "--config", tmp.resolve("train.json").toString(), "--bind", "127.0.0.1:0", "--http", "127.0.0.1:70000")
+        Cli.run("coordinator", "--config", tmp.resolve("train.json").toString(), "--bind", "127.0.0.1:0", "--http", "127.0.0.1:70000",
+                "--insecure")
                 .assertUsageError("--http", "0..65535");
     }
 

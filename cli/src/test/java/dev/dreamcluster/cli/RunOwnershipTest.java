@@ -88,7 +88,8 @@ class RunOwnershipTest {
         }
         int port = ClusterTrainingTest.freePort();
         CompletableFuture<Cli> coordinator = CompletableFuture.supplyAsync(() -> Cli.run("coordinator", "--config", trainJson.toString(),
-                "--bind", "127.0.0.1:" + port, "--min_workers", "2", "--max_steps", "6", "--out", tmp.resolve("metrics").toString()));
+                "--bind", "127.0.0.1:" + port, "--min_workers", "2", "--max_steps", "6", "--out", tmp.resolve("metrics").toString(),
+                "--keys", TestKeys.node(tmp)));
         List<Process> workers = new ArrayList<>();
         try {
             for (Path node : nodes) {
@@ -96,7 +97,7 @@ class RunOwnershipTest {
                         "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1", "-Ddreamcluster.optimizer.threads=1",
                         "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker", "--join", "127.0.0.1:" + port,
                         "--model", node.resolve("weights").toString(), "--data", node.resolve("images").toString(),
-                        "--out", node.resolve("out").toString())
+                        "--out", node.resolve("out").toString(), "--keys", TestKeys.node(tmp))
                         .redirectErrorStream(true).redirectOutput(node.resolve("worker.log").toFile()).start());
             }
             Cli c = coordinator.get(300, TimeUnit.SECONDS);

@@ -32,8 +32,8 @@ class TerminalTmuxTest {
         Path trainJson = ClusterTrainingTest.example(tmp);
         int port = ClusterTrainingTest.freePort();
         Path train = script(tmp.resolve("train.sh"), "train", "--config", q(trainJson.toString()), "--workers", "2", "--max_steps",
-                Integer.toString(STEPS), "--out", q(tmp.resolve("run").toString()), "--coordinator_bind", "127.0.0.1:" + port);
-        Path monitor = script(tmp.resolve("monitor.sh"), "monitor", "--join", "127.0.0.1:" + port);
+                Integer.toString(STEPS), "--out", q(tmp.resolve("run").toString()), "--coordinator_bind", "127.0.0.1:" + port, "--keys", q(TestKeys.node(tmp)));
+        Path monitor = script(tmp.resolve("monitor.sh"), "monitor", "--join", "127.0.0.1:" + port, "--keys", q(TestKeys.node(tmp)));
         String socket = "dreamcluster-test-" + ProcessHandle.current().pid();
         // the panes stay after their commands so the last screens can be read
         tmux(socket, "-f", "/dev/null", "new-session", "-d", "-s", "run", "-x", "100", "-y", "40",

@@ -16,8 +16,9 @@ import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.io.MetricsLog;
 import dev.dreamcluster.io.StepMetrics;
 import dev.dreamcluster.plan.PlanManifest;
-import dev.dreamcluster.protocol.CborSerializable;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
+import dev.dreamcluster.protocol.EventSubscribers;
+import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.protocol.TrainingEvent;
 import dev.dreamcluster.protocol.WorkerProtocol;
@@ -57,7 +58,11 @@ public final class Coordinator {
 
     private record Listed(Receptionist.Listing listing) implements Command {}
 
-    private record FromWorker(CoordinatorProtocol.Command message) implements Command {}
+    /** A worker's message and the node it came from (null: no sender); see {@link SenderGate}. */
+    private record FromWorker(CoordinatorProtocol.Command message, Address from)
+            implements Command, akka.actor.NoSerializationVerificationNeeded {}
+
+    private record SubscribersListed(Receptionist.Listing listing) implements Command {}
 
     private record MemberChanged(ClusterEvent.MemberEvent event) implements Command {}
 
@@ -69,8 +74,11 @@ public final class Coordinator {
 
     private record TimedOut(String what, int generation) implements Command, akka.actor.NoSerializationVerificationNeeded {}
 
-    /** Stop the run (Ctrl-C in the embedded launcher). */
-    public record Stop(String reason) implements Command, CborSerializable {}
+    /**
+     * Stop the run, from this JVM only (the launcher): it has no serializer, so no other node can send
+     * it (a remote Stop is dropped when it is deserialized).
+     */
+    public record Stop(String reason) implements Command, akka.actor.NoSerializationVerificationNeeded {}
 
     private final ActorContext<Command> ctx;
     private final TimerScheduler<Command> timers;
@@ -91,6 +99,7 @@ public final class Coordinator {
     private String abortReason;
     private boolean growing;
     private RunPlan plan;
+    private final Set<ActorRef<TrainingEvent>> subscribers = new HashSet<>();
     /** metrics.jsonl of the run, opened at the first step report. */
     private MetricsLog metrics;
 
@@ -100,9 +109,12 @@ public final class Coordinator {
         this.settings = settings;
         this.lastCheckpoint = settings.resume();
         this.events = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "events");
-        this.replies = ctx.messageAdapter(CoordinatorProtocol.Command.class, FromWorker::new);
-        ctx.getSystem().receptionist().tell(Receptionist.subscribe(WorkerProtocol.SERVICE,
-                ctx.messageAdapter(Receptionist.Listing.class, Listed::new)));
+        this.replies = SenderGate.spawn(ctx, CoordinatorProtocol.Command.class, FromWorker::new, ctx.getSelf(), "replies");
+        // one adapter per message class: both listings arrive through it
+        ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class,
+                l -> l.isForKey(EventSubscribers.SERVICE) ? new SubscribersListed(l) : new Listed(l));
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(WorkerProtocol.SERVICE, listings));
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(EventSubscribers.SERVICE, listings));
         Cluster cluster = Cluster.get(ctx.getSystem());
         cluster.subscriptions().tell(Subscribe.create(ctx.messageAdapter(ClusterEvent.MemberEvent.class, MemberChanged::new),
                 ClusterEvent.MemberEvent.class));
@@ -123,6 +135,7 @@ public final class Coordinator {
     private Behavior<Command> waiting() {
         return Behaviors.receive(Command.class)
                 .onMessage(Listed.class, this::onListed)
+                .onMessage(SubscribersListed.class, this::onSubscribers)
                 .onMessage(FromWorker.class, this::onWaitingReply)
                 .onMessage(MemberChanged.class, this::onMemberIdle)
                 .onMessage(ReachabilityChanged.class, this::onReachabilityIdle)
@@ -135,6 +148,7 @@ public final class Coordinator {
     private Behavior<Command> planning() {
         return Behaviors.receive(Command.class)
                 .onMessage(Listed.class, this::onListed)
+                .onMessage(SubscribersListed.class, this::onSubscribers)
                 .onMessage(FromWorker.class, this::onSpareReply)
                 .onMessage(MemberChanged.class, this::onMemberIdle)
                 .onMessage(ReachabilityChanged.class, this::onReachabilityIdle)
@@ -147,6 +161,7 @@ public final class Coordinator {
     private Behavior<Command> assigning() {
         return Behaviors.receive(Command.class)
                 .onMessage(Listed.class, this::onListed)
+                .onMessage(SubscribersListed.class, this::onSubscribers)
                 .onMessage(FromWorker.class, this::onAssigningReply)
                 .onMessage(MemberChanged.class, this::onMember)
                 .onMessage(ReachabilityChanged.class, this::onReachability)
@@ -159,6 +174,7 @@ public final class Coordinator {
     private Behavior<Command> running() {
         return Behaviors.receive(Command.class)
                 .onMessage(Listed.class, this::onListed)
+                .onMessage(SubscribersListed.class, this::onSubscribers)
                 .onMessage(FromWorker.class, this::onRunningReport)
                 .onMessage(MemberChanged.class, this::onMember)
                 .onMessage(ReachabilityChanged.class, this::onReachability)
@@ -171,6 +187,7 @@ public final class Coordinator {
     private Behavior<Command> aborting() {
         return Behaviors.receive(Command.class)
                 .onMessage(Listed.class, this::onListed)
+                .onMessage(SubscribersListed.class, this::onSubscribers)
                 .onMessage(FromWorker.class, this::onAbortingReply)
                 .onMessage(MemberChanged.class, this::onMemberAborting)
                 .onMessage(ReachabilityChanged.class, this::onReachabilityAborting)
@@ -188,6 +205,7 @@ public final class Coordinator {
         timers.cancelAll();
         return Behaviors.receive(Command.class)
                 .onMessage(MemberChanged.class, this::onMemberAfterRun)
+                .onMessage(SubscribersListed.class, this::onSubscribers)
                 .onAnyMessage(m -> Behaviors.same())
                 .build();
     }
@@ -197,20 +215,20 @@ public final class Coordinator {
     private Behavior<Command> onListed(Listed m) {
         for (ActorRef<WorkerProtocol.Command> w : m.listing().getServiceInstances(WorkerProtocol.SERVICE)) {
             if (asked.add(w)) {
-                w.tell(new WorkerProtocol.Identify(replies));
+                SenderGate.tell(w, new WorkerProtocol.Identify(replies), ctx.getSelf());
             }
         }
         return Behaviors.same();
     }
 
     /** A newly identified worker (or a survivor reporting its new ring address) becomes available. */
-    private boolean addAvailable(CoordinatorProtocol.Command m) {
-        if (m instanceof CoordinatorProtocol.WorkerIdentified id && !lost.contains(id.worker())) {
+    private boolean addAvailable(FromWorker f) {
+        if (f.message() instanceof CoordinatorProtocol.WorkerIdentified id && !lost.contains(id.worker()) && mayTakeARank(id, f.from())) {
             available.put(id.worker(), id.dataAddress());
             ctx.getLog().info("worker {} at {} ({} available, min {})", id.worker().path(), id.dataAddress(), available.size(),
                     settings.minWorkers());
             if (generation >= 0) {
-                events.tell(Topic.publish(new TrainingEvent.WorkerJoined(settings.runId(), id.worker().path().address().toString())));
+                publish(new TrainingEvent.WorkerJoined(settings.runId(), id.worker().path().address().toString()));
             }
             return true;
         }
@@ -221,7 +239,7 @@ public final class Coordinator {
 
     private Behavior<Command> onWaitingReply(FromWorker m) {
         int needed = generation < 0 ? settings.startWorkers() : settings.minWorkers();
-        if (addAvailable(m.message()) && available.size() >= needed) {
+        if (addAvailable(m) && available.size() >= needed) {
             timers.cancel(new TimedOut("join", 0));
             return plan(generation < 0 ? "start" : "rejoin: " + abortReason);
         }
@@ -258,7 +276,7 @@ public final class Coordinator {
     }
 
     private Behavior<Command> onSpareReply(FromWorker m) {
-        addAvailable(m.message());
+        addAvailable(m);
         return Behaviors.same();
     }
 
@@ -282,9 +300,9 @@ public final class Coordinator {
         available.keySet().stream().sorted(Comparator.comparing(r -> r.path().toString())).limit(world).forEach(ranks::add);
         List<String> peers = ranks.stream().map(available::get).toList();
         plan = new RunPlan(settings.runId(), generation, p.hash(), p.manifest().lines(), peers, settings.runConfig(),
-                lastCheckpoint);
+                lastCheckpoint, dev.dreamcluster.collective.RingCollective.newSecret());
         for (int r = 0; r < ranks.size(); r++) {
-            ranks.get(r).tell(new WorkerProtocol.AssignPlan(plan, r, replies));
+            SenderGate.tell(ranks.get(r), new WorkerProtocol.AssignPlan(plan, r, replies), ctx.getSelf());
         }
         timers.startSingleTimer(new TimedOut("accept", generation), settings.timeouts().accept());
         return assigning();
@@ -293,20 +311,23 @@ public final class Coordinator {
     // ---- assigning ----
 
     private Behavior<Command> onAssigningReply(FromWorker m) {
-        if (addAvailable(m.message())) {
+        if (addAvailable(m)) {
+            return Behaviors.same();
+        }
+        if (!fromItsRank(m)) {
             return Behaviors.same();
         }
         if (m.message() instanceof CoordinatorProtocol.PlanAccepted a && a.runId() == settings.runId()) {
             accepted.add(a.rank());
             if (accepted.size() == ranks.size()) {
                 timers.cancel(new TimedOut("accept", generation));
-                ranks.forEach(w -> w.tell(new WorkerProtocol.StartRun(settings.runId())));
+                ranks.forEach(w -> SenderGate.tell(w, new WorkerProtocol.StartRun(settings.runId()), ctx.getSelf()));
                 if (generation == 0) {
-                    events.tell(Topic.publish(new TrainingEvent.RunStarted(settings.runId(), ranks.size(), plan.planHash(),
-                            totalSteps())));
+                    publish(new TrainingEvent.RunStarted(settings.runId(), ranks.size(), plan.planHash(),
+                            totalSteps()));
                 }
-                events.tell(Topic.publish(new TrainingEvent.GenerationStarted(settings.runId(), generation, ranks.size(),
-                        lastCheckpointStep, plan.planHash(), abortReason)));
+                publish(new TrainingEvent.GenerationStarted(settings.runId(), generation, ranks.size(),
+                        lastCheckpointStep, plan.planHash(), abortReason));
                 ctx.getLog().info("generation {} started: {} workers from step {} ({})", generation, ranks.size(), lastCheckpointStep,
                         abortReason);
                 return running();
@@ -331,19 +352,22 @@ public final class Coordinator {
 
     private Behavior<Command> onRunningReport(FromWorker m) {
         CoordinatorProtocol.Command c = m.message();
-        if (addAvailable(c)) {
+        if (addAvailable(m)) {
+            return Behaviors.same();
+        }
+        if (!fromItsRank(m)) {
             return Behaviors.same();
         }
         if (c instanceof CoordinatorProtocol.StepReported s && s.runId() == settings.runId() && s.rank() < ranks.size()) {
-            events.tell(Topic.publish(new TrainingEvent.WorkerStepCompleted(s.runId(), s.rank(),
+            publish(new TrainingEvent.WorkerStepCompleted(s.runId(), s.rank(),
                     ranks.get(s.rank()).path().address().toString(), s.step(), s.samplesPerS(), s.computeSeconds(), s.commSeconds(),
-                    s.optimizerSeconds())));
+                    s.optimizerSeconds()));
         }
         if (c instanceof CoordinatorProtocol.StepReported s && s.runId() == settings.runId() && s.rank() == 0) {
             TrainingEvent.StepCompleted e = new TrainingEvent.StepCompleted(s.runId(), s.step(), s.loss(), s.lrUnet(),
                     s.lrTextEncoder(), s.gradNorm(), s.samplesPerS(), s.computeSeconds(), s.commSeconds(), s.optimizerSeconds(),
                     s.valLoss());
-            events.tell(Topic.publish(e));
+            publish(e);
             appendMetrics(e);
         } else if (c instanceof CoordinatorProtocol.CheckpointCommitted k && k.runId() == settings.runId()
                 && k.generation() == generation) {
@@ -364,8 +388,8 @@ public final class Coordinator {
             }
             finishedRanks.add(e.rank());
             if (finishedRanks.size() == ranks.size()) {
-                events.tell(Topic.publish(new TrainingEvent.RunFinished(settings.runId(), true,
-                        "finished; model in " + settings.out().resolve("final") + " (on rank 0's node)")));
+                publish(new TrainingEvent.RunFinished(settings.runId(), true,
+                        "finished; model in " + settings.out().resolve("final") + " (on rank 0's node)"));
                 return finished();
             }
         }
@@ -392,7 +416,7 @@ public final class Coordinator {
         ctx.getLog().warn("generation {} ends: {}", generation, reason);
         for (int r = 0; r < ranks.size(); r++) {
             if (!answered.contains(r) && !lost.contains(ranks.get(r))) {
-                ranks.get(r).tell(new WorkerProtocol.AbortGeneration(settings.runId(), generation, reason));
+                SenderGate.tell(ranks.get(r), new WorkerProtocol.AbortGeneration(settings.runId(), generation, reason), ctx.getSelf());
             }
         }
         timers.startSingleTimer(new TimedOut("abort", generation), settings.timeouts().abort());
@@ -401,7 +425,10 @@ public final class Coordinator {
 
     private Behavior<Command> onAbortingReply(FromWorker m) {
         CoordinatorProtocol.Command c = m.message();
-        if (addAvailable(c)) {
+        if (addAvailable(m)) {
+            return Behaviors.same();
+        }
+        if (!fromItsRank(m)) {
             return Behaviors.same();
         }
         if (c instanceof CoordinatorProtocol.GenerationEnded e && e.runId() == settings.runId() && e.generation() == generation) {
@@ -454,6 +481,59 @@ public final class Coordinator {
                 settings.minWorkers(), why, seconds(settings.timeouts().rejoin()));
         timers.startSingleTimer(new TimedOut("rejoin", generation), settings.timeouts().rejoin());
         return waiting();
+    }
+
+    // ---- who may say what (SenderGate) ----
+
+    /** Only a worker actor on a member with the "worker" role, answering for itself, takes a rank. */
+    private boolean mayTakeARank(CoordinatorProtocol.WorkerIdentified id, Address from) {
+        Address node = nodeOf(id.worker());
+        if (from == null || !from.equals(node)) {
+            ctx.getLog().warn("ignoring a worker identification for {} sent by {}", id.worker().path(), from == null ? "no sender" : from);
+            return false;
+        }
+        Set<String> roles = SenderGate.rolesOf(ctx.getSystem(), node);
+        if (!roles.contains("worker")) {
+            ctx.getLog().warn("ignoring worker {}: its node has roles {} (only 'worker' nodes take ranks)", id.worker().path(), roles);
+            return false;
+        }
+        return true;
+    }
+
+    /** A report counts only if it comes from the node of the rank it names (a checkpoint: rank 0). */
+    private boolean fromItsRank(FromWorker m) {
+        CoordinatorProtocol.Command c = m.message();
+        int rank = c instanceof CoordinatorProtocol.PlanAccepted a ? a.rank()
+                : c instanceof CoordinatorProtocol.PlanRefused r ? r.rank()
+                : c instanceof CoordinatorProtocol.StepReported s ? s.rank()
+                : c instanceof CoordinatorProtocol.RunEnded e ? e.rank()
+                : c instanceof CoordinatorProtocol.GenerationEnded g ? g.rank()
+                : c instanceof CoordinatorProtocol.CheckpointCommitted ? 0 : -1;
+        if (rank >= 0 && rank < ranks.size() && m.from() != null && m.from().equals(nodeOf(ranks.get(rank)))) {
+            return true;
+        }
+        if (rank >= 0) {
+            ctx.getLog().warn("ignoring {} for rank {} from {}: not that rank's node", c.getClass().getSimpleName(), rank,
+                    m.from() == null ? "no sender" : m.from());
+        }
+        return false;
+    }
+
+    private Address nodeOf(ActorRef<?> ref) {
+        Address a = ref.path().address();
+        return a.hasLocalScope() ? Cluster.get(ctx.getSystem()).selfMember().address() : a;
+    }
+
+    private Behavior<Command> onSubscribers(SubscribersListed m) {
+        subscribers.clear();
+        subscribers.addAll(m.listing().getServiceInstances(EventSubscribers.SERVICE));
+        return Behaviors.same();
+    }
+
+    /** On the open topic (watching only) and, with this actor as the sender, to every trusted subscriber. */
+    private void publish(TrainingEvent e) {
+        events.tell(Topic.publish(e));
+        subscribers.forEach(s -> SenderGate.tell(s, e, ctx.getSelf()));
     }
 
     // ---- membership and failure ----
@@ -515,8 +595,8 @@ public final class Coordinator {
     /** Membership is still published after the run (workers leaving), but nothing is lost any more. */
     private Behavior<Command> onMemberAfterRun(MemberChanged m) {
         var member = m.event().member();
-        events.tell(Topic.publish(new TrainingEvent.MemberChanged(member.address().toString(), String.join(",", member.getRoles()),
-                m.event().getClass().getSimpleName())));
+        publish(new TrainingEvent.MemberChanged(member.address().toString(), String.join(",", member.getRoles()),
+                m.event().getClass().getSimpleName()));
         return Behaviors.same();
     }
 
@@ -527,7 +607,7 @@ public final class Coordinator {
         }
         available.remove(w);
         ctx.getLog().warn("worker {} {}", w.path(), how);
-        events.tell(Topic.publish(new TrainingEvent.WorkerLost(settings.runId(), w.path().address().toString())));
+        publish(new TrainingEvent.WorkerLost(settings.runId(), w.path().address().toString()));
         return true;
     }
 
@@ -541,8 +621,8 @@ public final class Coordinator {
         ctx.getLog().error("run {} stopped: {}", settings.runId(), message);
         Set<ActorRef<WorkerProtocol.Command>> everyone = new HashSet<>(ranks);
         everyone.addAll(available.keySet());
-        everyone.forEach(w -> w.tell(new WorkerProtocol.StopRun(settings.runId(), why)));
-        events.tell(Topic.publish(new TrainingEvent.RunFinished(settings.runId(), false, message)));
+        everyone.forEach(w -> SenderGate.tell(w, new WorkerProtocol.StopRun(settings.runId(), why), ctx.getSelf()));
+        publish(new TrainingEvent.RunFinished(settings.runId(), false, message));
         return finished();
     }
 

@@ -16,6 +16,7 @@ import akka.cluster.typed.SingletonActor;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
+import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.protocol.TrainingEvent;
 import dev.dreamcluster.protocol.WorkerProtocol;
 import java.nio.file.Files;
@@ -39,7 +40,7 @@ class CoordinatorTest {
             akka.actor.serialize-messages = on
             akka.remote.artery.canonical.hostname = 127.0.0.1
             akka.remote.artery.canonical.port = 0
-            akka.cluster.roles = [coordinator]
+            akka.cluster.roles = [coordinator, worker]
             akka.cluster.jmx.multi-mbeans-in-same-jvm = on
             akka.coordinated-shutdown.exit-jvm = off
             """).withFallback(ConfigFactory.load());
@@ -90,7 +91,7 @@ class CoordinatorTest {
                 .init(SingletonActor.of(Coordinator.create(s), "coordinator-101"));
         for (TestProbe<WorkerProtocol.Command> w : List.of(w0, w1)) {
             w.fishForMessage(Duration.ofSeconds(15), m -> m instanceof WorkerProtocol.Identify id && from(id, "coordinator-101") ? reply(id,
-                    new CoordinatorProtocol.WorkerIdentified(w.getRef(), "127.0.0.1:" + (w == w0 ? 7000 : 7001))) : ignore());
+                    new CoordinatorProtocol.WorkerIdentified(w.getRef(), "127.0.0.1:" + (w == w0 ? 7000 : 7001)), w) : ignore());
         }
         WorkerProtocol.AssignPlan a0 = w0.expectMessageClass(WorkerProtocol.AssignPlan.class);
         WorkerProtocol.AssignPlan a1 = w1.expectMessageClass(WorkerProtocol.AssignPlan.class);
@@ -101,14 +102,15 @@ class CoordinatorTest {
         assertEquals(List.of("world\t2"), a0.plan().manifest(), "the manifest travels with the plan");
         assertEquals("{\"train_config\":{}}", a0.plan().runConfig(), "the run config travels as data");
         assertEquals(a0.rank() == 0 ? "127.0.0.1:7000" : "127.0.0.1:7001", a0.plan().peers().get(0));
-        a0.replyTo().tell(new CoordinatorProtocol.PlanAccepted(101, a0.rank()));
-        a1.replyTo().tell(new CoordinatorProtocol.PlanAccepted(101, a1.rank()));
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.PlanAccepted(101, a0.rank()), w0.getRef());
+        SenderGate.tell(a1.replyTo(), new CoordinatorProtocol.PlanAccepted(101, a1.rank()), w1.getRef());
         w0.expectMessageClass(WorkerProtocol.StartRun.class);
         w1.expectMessageClass(WorkerProtocol.StartRun.class);
         TrainingEvent.RunStarted started = nextEvent(TrainingEvent.RunStarted.class);
         assertEquals(101, started.runId());
         assertEquals(3, started.totalSteps());
-        a0.replyTo().tell(new CoordinatorProtocol.StepReported(101, 0, 1, 0.5, 1e-4, 5e-5, 2.0, 8.0, 0.1, 0.02, 0.01, 0.4));
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.StepReported(101, 0, 1, 0.5, 1e-4, 5e-5, 2.0, 8.0, 0.1, 0.02, 0.01, 0.4),
+                w0.getRef());
         TrainingEvent.WorkerStepCompleted rank0 = nextEvent(TrainingEvent.WorkerStepCompleted.class);
         assertEquals(0, rank0.rank());
         assertEquals(0.1, rank0.computeSeconds());
@@ -116,14 +118,15 @@ class CoordinatorTest {
         assertEquals(1, step.step());
         assertEquals(0.5, step.loss());
         // every rank's split is published (only rank 0's step makes a StepCompleted and a metrics line)
-        (a0.rank() == 1 ? a0 : a1).replyTo().tell(new CoordinatorProtocol.StepReported(101, 1, 1, 0.5, 1e-4, 5e-5, 2.0, 8.0,
-                0.3, 0.04, 0.02, Double.NaN));
+        SenderGate.tell((a0.rank() == 1 ? a0 : a1).replyTo(), new CoordinatorProtocol.StepReported(101, 1, 1, 0.5, 1e-4, 5e-5, 2.0,
+                8.0, 0.3, 0.04, 0.02, Double.NaN), w1.getRef());
         TrainingEvent.WorkerStepCompleted rank1 = nextEvent(TrainingEvent.WorkerStepCompleted.class);
         assertEquals(1, rank1.rank());
         assertEquals(0.3, rank1.computeSeconds());
         assertEquals(0.04, rank1.commSeconds());
-        a0.replyTo().tell(new CoordinatorProtocol.RunEnded(101, 0, true, "done"));
-        a1.replyTo().tell(new CoordinatorProtocol.RunEnded(101, 1, true, "done"));
+        a0.replyTo().tell(new CoordinatorProtocol.RunEnded(101, 0, false, "forged: no sender")); // ignored (SenderGate)
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.RunEnded(101, 0, true, "done"), w0.getRef());
+        SenderGate.tell(a1.replyTo(), new CoordinatorProtocol.RunEnded(101, 1, true, "done"), w1.getRef());
         TrainingEvent.RunFinished fin = nextEvent(TrainingEvent.RunFinished.class);
         assertTrue(fin.ok(), fin.message());
         assertTrue(Files.readString(out.resolve("metrics.jsonl")).contains("\"step\":1,\"loss\":0.5"));
@@ -145,8 +148,9 @@ class CoordinatorTest {
         }
         WorkerProtocol.AssignPlan a0 = w0.expectMessageClass(WorkerProtocol.AssignPlan.class);
         WorkerProtocol.AssignPlan a1 = w1.expectMessageClass(WorkerProtocol.AssignPlan.class);
-        a0.replyTo().tell(new CoordinatorProtocol.PlanAccepted(202, a0.rank()));
-        a1.replyTo().tell(new CoordinatorProtocol.PlanRefused(202, a1.rank(), "plan hash hash-b differs from hash-a"));
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.PlanAccepted(202, a0.rank()), w0.getRef());
+        SenderGate.tell(a1.replyTo(), new CoordinatorProtocol.PlanRefused(202, a1.rank(), "plan hash hash-b differs from hash-a"),
+                w1.getRef());
         w0.expectMessageClass(WorkerProtocol.StopRun.class);
         TrainingEvent.RunFinished fin = nextEvent(TrainingEvent.RunFinished.class);
         assertTrue(!fin.ok() && fin.message().contains("refused the plan") && fin.message().contains("last committed checkpoint"),
@@ -200,7 +204,7 @@ class CoordinatorTest {
         for (TestProbe<WorkerProtocol.Command> w : ws) {
             WorkerProtocol.AssignPlan a = w.expectMessageClass(WorkerProtocol.AssignPlan.class, Duration.ofSeconds(15));
             plans[a.rank()] = a;
-            a.replyTo().tell(new CoordinatorProtocol.PlanAccepted(303, a.rank()));
+            SenderGate.tell(a.replyTo(), new CoordinatorProtocol.PlanAccepted(303, a.rank()), w.getRef());
         }
         assertEquals(0, plans[0].plan().generation());
         for (TestProbe<WorkerProtocol.Command> w : ws) {
@@ -209,7 +213,7 @@ class CoordinatorTest {
         TrainingEvent.GenerationStarted g0 = nextEvent(TrainingEvent.GenerationStarted.class);
         assertEquals(3, g0.world());
         var reply = plans[0].replyTo();
-        reply.tell(new CoordinatorProtocol.CheckpointCommitted(303, 0, 5, 20, ckpt.toString()));
+        SenderGate.tell(reply, new CoordinatorProtocol.CheckpointCommitted(303, 0, 5, 20, ckpt.toString()), ws.get(0).getRef());
         // ranks 0 and 1: their rings failed; rank 2 is silent
         List<TestProbe<WorkerProtocol.Command>> byRank = new java.util.ArrayList<>();
         for (int r = 0; r < 3; r++) {
@@ -217,8 +221,8 @@ class CoordinatorTest {
             byRank.add(ws.stream().filter(w -> plans[rank].plan().peers().get(rank).equals(addressOf(w))).findFirst().orElseThrow());
         }
         for (int r = 0; r < 2; r++) {
-            reply.tell(new CoordinatorProtocol.GenerationEnded(303, 0, r, "collective failed: EOF", byRank.get(r).getRef(),
-                    "127.0.0.1:" + (7200 + r)));
+            SenderGate.tell(reply, new CoordinatorProtocol.GenerationEnded(303, 0, r, "collective failed: EOF", byRank.get(r).getRef(),
+                    "127.0.0.1:" + (7200 + r)), byRank.get(r).getRef());
         }
         byRank.get(2).expectMessageClass(WorkerProtocol.AbortGeneration.class, Duration.ofSeconds(10));
         assertTrue(nextEvent(TrainingEvent.WorkerLost.class).address() != null);
@@ -232,7 +236,7 @@ class CoordinatorTest {
             assertEquals(ckpt.toString(), next.plan().resume(), "from the last committed checkpoint");
             assertEquals(dev.dreamcluster.plan.PlanManifest.compute(run, 2, ckpt).hash(), next.plan().planHash());
             assertTrue(next.plan().peers().contains("127.0.0.1:" + (7200 + r)), "the survivor's new ring address");
-            next.replyTo().tell(new CoordinatorProtocol.PlanAccepted(303, next.rank()));
+            SenderGate.tell(next.replyTo(), new CoordinatorProtocol.PlanAccepted(303, next.rank()), byRank.get(r).getRef());
         }
         TrainingEvent.GenerationStarted g1 = nextEvent(TrainingEvent.GenerationStarted.class);
         assertEquals(1, g1.generation());
@@ -245,8 +249,9 @@ class CoordinatorTest {
         return id.replyTo().path().toString().contains(coordinator);
     }
 
-    static akka.actor.testkit.typed.FishingOutcome reply(WorkerProtocol.Identify id, CoordinatorProtocol.Command answer) {
-        id.replyTo().tell(answer);
+    static akka.actor.testkit.typed.FishingOutcome reply(WorkerProtocol.Identify id, CoordinatorProtocol.Command answer,
+            TestProbe<WorkerProtocol.Command> w) {
+        SenderGate.tell(id.replyTo(), answer, w.getRef());
         return akka.actor.testkit.typed.javadsl.FishingOutcomes.complete();
     }
 
@@ -260,7 +265,7 @@ class CoordinatorTest {
     }
 
     static akka.actor.testkit.typed.FishingOutcome respond(WorkerProtocol.Identify id, TestProbe<WorkerProtocol.Command> w) {
-        id.replyTo().tell(new CoordinatorProtocol.WorkerIdentified(w.getRef(), addressOf(w)));
+        SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(w.getRef(), addressOf(w)), w.getRef());
         return akka.actor.testkit.typed.javadsl.FishingOutcomes.complete();
     }
 }

@@ -16,12 +16,21 @@ import java.util.List;
  * @param runConfig the resolved RunConfig as JSON: workers never read train.json or optimizer.json
  * @param resume the checkpoint the run continues from, as the coordinator's node names it ("" for
  *     none); a worker may hold its own copy elsewhere ({@code worker --resume})
+ * @param runSecret base64 of 32 random bytes, new for every generation: what ring connections prove
+ *     knowledge of (HMAC challenge-response). It travels only inside this plan, over the cluster's
+ *     mutual TLS, so the run id (which monitors see) opens nothing; {@link #toString} never prints it.
  */
-public record RunPlan(long runId, int generation, String planHash, List<String> manifest, List<String> peers, String runConfig, String resume)
-        implements CborSerializable {
+public record RunPlan(long runId, int generation, String planHash, List<String> manifest, List<String> peers, String runConfig,
+        String resume, String runSecret) implements CborSerializable {
     public RunPlan {
         manifest = List.copyOf(manifest);
         peers = List.copyOf(peers);
+    }
+
+    @Override
+    public String toString() {
+        return "RunPlan[runId=" + runId + ", generation=" + generation + ", planHash=" + planHash + ", peers=" + peers
+                + ", resume=" + resume + ", manifest=(" + manifest.size() + " entries), runSecret=(hidden)]";
     }
 
     public int worldSize() {

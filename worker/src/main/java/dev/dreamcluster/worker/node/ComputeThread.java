@@ -7,6 +7,7 @@ import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.io.StepMetrics;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
+import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.worker.train.TrainLoop;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Path;
@@ -57,7 +58,8 @@ final class ComputeThread extends Thread {
     public void run() {
         boolean ok = false;
         String message;
-        try (Collective r = RingCollective.connect(plan.ringId(), rank, RingCollective.parsePeers(plan.peers()), server,
+        try (Collective r = RingCollective.connect(plan.ringId(), RingCollective.decodeSecret(plan.runSecret()), rank,
+                RingCollective.parsePeers(plan.peers()), server,
                 Duration.ofSeconds(60))) {
             ring = r;
             new TrainLoop(run, resume, r, listener(), w -> System.err.println("rank " + rank + " warning: " + w)).run();
@@ -67,7 +69,7 @@ final class ComputeThread extends Thread {
             message = e.getMessage() == null ? e.toString() : e.getMessage();
         }
         if (ok) {
-            coordinator.tell(new CoordinatorProtocol.RunEnded(plan.runId(), rank, true, message));
+            SenderGate.tell(coordinator, new CoordinatorProtocol.RunEnded(plan.runId(), rank, true, message), worker);
         }
         // a failure is the worker actor's to report (GenerationEnded, with its next ring address)
         worker.tell(new Worker.ComputeEnded(ok, message));
@@ -82,14 +84,15 @@ final class ComputeThread extends Thread {
 
             @Override
             public void checkpointCommitted(int step, int totalSteps, Path dir) {
-                coordinator.tell(new CoordinatorProtocol.CheckpointCommitted(plan.runId(), plan.generation(), step, totalSteps,
-                        dir.toString()));
+                SenderGate.tell(coordinator, new CoordinatorProtocol.CheckpointCommitted(plan.runId(), plan.generation(), step,
+                        totalSteps, dir.toString()), worker);
             }
         };
     }
 
     private void report(StepMetrics m) {
-        coordinator.tell(new CoordinatorProtocol.StepReported(plan.runId(), rank, m.step(), m.loss(), m.lrUnet(), m.lrTextEncoder(),
-                m.gradNorm(), m.samplesPerS(), m.computeSeconds(), m.commSeconds(), m.optimizerSeconds(), m.valLoss()));
+        SenderGate.tell(coordinator, new CoordinatorProtocol.StepReported(plan.runId(), rank, m.step(), m.loss(), m.lrUnet(),
+                m.lrTextEncoder(), m.gradNorm(), m.samplesPerS(), m.computeSeconds(), m.commSeconds(), m.optimizerSeconds(), m.valLoss()),
+                worker);
     }
 }

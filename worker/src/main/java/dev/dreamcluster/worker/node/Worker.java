@@ -14,6 +14,7 @@ import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.plan.PlanManifest;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
+import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.protocol.WorkerProtocol;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
@@ -35,10 +36,12 @@ import java.util.concurrent.CompletionStage;
 public final class Worker {
     public sealed interface Command {}
 
-    private record Remote(WorkerProtocol.Command message) implements Command {}
+    /** A protocol message and the node it came from (null: no sender); see {@link SenderGate}. */
+    private record Remote(WorkerProtocol.Command message, Address from)
+            implements Command, akka.actor.NoSerializationVerificationNeeded {}
 
     /** This node's manifest for a plan, computed on the blocking dispatcher (or why it could not be). */
-    private record PlanChecked(WorkerProtocol.AssignPlan assign, RunConfig run, String differences, String error)
+    private record PlanChecked(WorkerProtocol.AssignPlan assign, Address from, RunConfig run, String differences, String error)
             implements Command, akka.actor.NoSerializationVerificationNeeded {}
 
     private record MemberChanged(ClusterEvent.MemberEvent event) implements Command {}
@@ -57,6 +60,8 @@ public final class Worker {
     /** The coordinator of the run this node belongs to (null before its first plan). */
     private ActorRef<CoordinatorProtocol.Command> coordinator;
     private long runId;
+    /** The node that sent the accepted plan: the only one whose later commands count. */
+    private Address coordinatorNode;
 
     private Worker(ActorContext<Command> ctx, RingEndpoint ringEndpoint, LocalPaths paths, CompletableFuture<ComputeEnded> ended) {
         this.ctx = ctx;
@@ -64,7 +69,7 @@ public final class Worker {
         this.paths = paths;
         this.ended = ended;
         this.ring = ringEndpoint.open();
-        this.self = ctx.messageAdapter(WorkerProtocol.Command.class, Remote::new);
+        this.self = SenderGate.spawn(ctx, WorkerProtocol.Command.class, Remote::new, ctx.getSelf(), "inbox");
         ctx.getSystem().receptionist().tell(Receptionist.register(WorkerProtocol.SERVICE, self));
         Cluster cluster = Cluster.get(ctx.getSystem());
         cluster.subscriptions().tell(Subscribe.create(ctx.messageAdapter(ClusterEvent.MemberEvent.class, MemberChanged::new),
@@ -95,12 +100,16 @@ public final class Worker {
 
     private Behavior<Command> onIdleRemote(Remote m) {
         WorkerProtocol.Command c = m.message();
+        if (!(c instanceof WorkerProtocol.Identify) && !fromCoordinator(c, m.from())) {
+            return Behaviors.same();
+        }
         if (c instanceof WorkerProtocol.Identify id) {
-            id.replyTo().tell(new CoordinatorProtocol.WorkerIdentified(self, ring.address()));
+            SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(self, ring.address()), ctx.getSelf());
         } else if (c instanceof WorkerProtocol.AssignPlan a) {
-            CompletionStage<PlanChecked> check = CompletableFuture.supplyAsync(() -> check(a),
+            Address from = m.from();
+            CompletionStage<PlanChecked> check = CompletableFuture.supplyAsync(() -> check(a, from),
                     ctx.getSystem().dispatchers().lookup(DispatcherSelector.blocking()));
-            ctx.pipeToSelf(check, (ok, err) -> ok != null ? ok : new PlanChecked(a, null, null, String.valueOf(err)));
+            ctx.pipeToSelf(check, (ok, err) -> ok != null ? ok : new PlanChecked(a, from, null, null, String.valueOf(err)));
         } else if (c instanceof WorkerProtocol.StopRun s && coordinator != null && s.runId() == runId) {
             return end(new ComputeEnded(false, "the run was stopped: " + s.reason()));
         }
@@ -108,7 +117,7 @@ public final class Worker {
     }
 
     /** Recomputes the plan manifest from this node's files and the plan's run config (blocking: reads and hashes). */
-    private PlanChecked check(WorkerProtocol.AssignPlan a) {
+    private PlanChecked check(WorkerProtocol.AssignPlan a, Address from) {
         try {
             RunConfig run = paths.apply(RunConfig.fromJson(a.plan().runConfig()));
             PlanManifest mine = PlanManifest.compute(run, a.plan().worldSize(), paths.resume(a.plan()));
@@ -117,9 +126,9 @@ public final class Worker {
             if (diff.isEmpty() && !mine.hash().equals(a.plan().planHash())) {
                 diff = "plan hash " + mine.hash() + " here, " + a.plan().planHash() + " at the coordinator";
             }
-            return new PlanChecked(a, run, diff, null);
+            return new PlanChecked(a, from, run, diff, null);
         } catch (RuntimeException e) {
-            return new PlanChecked(a, null, null, e.getMessage() == null ? e.toString() : e.getMessage());
+            return new PlanChecked(a, from, null, null, e.getMessage() == null ? e.toString() : e.getMessage());
         }
     }
 
@@ -129,14 +138,15 @@ public final class Worker {
                 : c.differences().isEmpty() ? null : "this node's plan differs: " + c.differences();
         if (why != null) {
             ctx.getLog().error("refusing run {}: {}", plan.runId(), why);
-            c.assign().replyTo().tell(new CoordinatorProtocol.PlanRefused(plan.runId(), c.assign().rank(), why));
+            SenderGate.tell(c.assign().replyTo(), new CoordinatorProtocol.PlanRefused(plan.runId(), c.assign().rank(), why), ctx.getSelf());
             return Behaviors.same();
         }
         coordinator = c.assign().replyTo();
+        coordinatorNode = c.from();
         runId = plan.runId();
         ctx.getLog().info("run {} generation {} rank {} of {}: run config {}", plan.runId(), plan.generation(), c.assign().rank(),
                 plan.worldSize(), c.run().toJson());
-        coordinator.tell(new CoordinatorProtocol.PlanAccepted(plan.runId(), c.assign().rank()));
+        SenderGate.tell(coordinator, new CoordinatorProtocol.PlanAccepted(plan.runId(), c.assign().rank()), ctx.getSelf());
         return new Planned(plan, c.assign().rank(), c.run()).behavior();
     }
 
@@ -165,6 +175,9 @@ public final class Worker {
 
         Behavior<Command> onRemote(Remote m) {
             WorkerProtocol.Command c = m.message();
+            if (!(c instanceof WorkerProtocol.Identify) && !fromCoordinator(c, m.from())) {
+                return Behaviors.same();
+            }
             if (c instanceof WorkerProtocol.StartRun s && s.runId() == plan.runId()) {
                 ComputeThread compute = new ComputeThread(plan, rank, run, paths.resume(plan), ring.server(), coordinator,
                         ctx.getSelf());
@@ -178,7 +191,7 @@ public final class Worker {
                 return end(new ComputeEnded(false, "the run was stopped before it started: " + s.reason()));
             }
             if (c instanceof WorkerProtocol.Identify id) {
-                id.replyTo().tell(new CoordinatorProtocol.WorkerIdentified(self, ring.address()));
+                SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(self, ring.address()), ctx.getSelf());
             }
             return Behaviors.same();
         }
@@ -210,6 +223,9 @@ public final class Worker {
 
         Behavior<Command> onRemote(Remote m) {
             WorkerProtocol.Command c = m.message();
+            if (!(c instanceof WorkerProtocol.Identify) && !fromCoordinator(c, m.from())) {
+                return Behaviors.same();
+            }
             if (c instanceof WorkerProtocol.AbortGeneration a && a.runId() == plan.runId() && a.generation() == plan.generation()) {
                 ctx.getLog().warn("generation {} aborted by the coordinator: {}", a.generation(), a.reason());
                 compute.abort();
@@ -218,7 +234,7 @@ public final class Worker {
                 stopping = true;
                 compute.abort();
             } else if (c instanceof WorkerProtocol.Identify id) {
-                id.replyTo().tell(new CoordinatorProtocol.WorkerIdentified(self, ring.address()));
+                SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(self, ring.address()), ctx.getSelf());
             }
             return Behaviors.same();
         }
@@ -250,8 +266,24 @@ public final class Worker {
             }
         }
         ring = ringEndpoint.open();
-        coordinator.tell(new CoordinatorProtocol.GenerationEnded(plan.runId(), plan.generation(), rank, message, self, ring.address()));
+        SenderGate.tell(coordinator, new CoordinatorProtocol.GenerationEnded(plan.runId(), plan.generation(), rank, message, self,
+                ring.address()), ctx.getSelf());
         return idle();
+    }
+
+    /**
+     * A plan only from the coordinator singleton's node (the oldest Up "coordinator" member); every
+     * other command only from the node whose plan was accepted. Anything else is ignored with a warning.
+     */
+    private boolean fromCoordinator(WorkerProtocol.Command c, Address from) {
+        Address expected = c instanceof WorkerProtocol.AssignPlan || coordinatorNode == null
+                ? SenderGate.coordinatorNode(ctx.getSystem()).orElse(null) : coordinatorNode;
+        if (from != null && from.equals(expected)) {
+            return true;
+        }
+        ctx.getLog().warn("ignoring {} from {}: only the coordinator's node {} may send it", c.getClass().getSimpleName(),
+                from == null ? "an unknown sender" : from, expected == null ? "(none up)" : expected);
+        return false;
     }
 
     // ---- membership (every phase) ----

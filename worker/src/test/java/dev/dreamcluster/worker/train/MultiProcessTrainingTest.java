@@ -147,13 +147,15 @@ class MultiProcessTrainingTest {
             }
         }
         List<Process> ps = new ArrayList<>();
+        String secret = dev.dreamcluster.collective.RingCollective.newSecret();
         for (int r = 0; r < world; r++) {
-            ps.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
+            ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
                     "-cp", System.getProperty("java.class.path"), RingTrainMain.class.getName(), trainJson.toString(),
                     Integer.toString(r), String.join(",", peers), Integer.toString(steps), out.toString(), Long.toString(runId),
                     Integer.toString(saveEvery))
-                    .redirectErrorStream(true).redirectOutput(out.resolveSibling("rank" + r + "-" + out.getFileName() + ".log").toFile())
-                    .start());
+                    .redirectErrorStream(true).redirectOutput(out.resolveSibling("rank" + r + "-" + out.getFileName() + ".log").toFile());
+            pb.environment().put(RingTrainMain.SECRET_ENV, secret);
+            ps.add(pb.start());
         }
         return ps;
     }
