@@ -12,8 +12,8 @@ final class TestKeys {
         if (!java.nio.file.Files.isDirectory(keys.resolve("node"))) {
             try {
                 ClusterKeys.create(keys, Duration.ofDays(1));
-            } catch (java.io.IOException e) {
-                throw new java.io.UncheckedIOException(e);
+            } catch (java.io.IOException | java.security.GeneralSecurityException e) {
+                throw new IllegalStateException("cannot make test keys in " + keys, e);
             }
         }
         return keys.resolve("node").toString();
