@@ -110,7 +110,8 @@ public final class Worker {
             CompletionStage<PlanChecked> check = CompletableFuture.supplyAsync(() -> check(a, from),
                     ctx.getSystem().dispatchers().lookup(DispatcherSelector.blocking()));
             ctx.pipeToSelf(check, (ok, err) -> ok != null ? ok : new PlanChecked(a, from, null, null, String.valueOf(err)));
-        } else if (c instanceof WorkerProtocol.StopRun s && coordinator != null && s.runId() == runId) {
+        } else if (c instanceof WorkerProtocol.StopRun s && (coordinator == null || s.runId() == runId)) {
+            // between generations, or never planned (the run failed before this worker got a rank)
             return end(new ComputeEnded(false, "the run was stopped: " + s.reason()));
         }
         return Behaviors.same();
