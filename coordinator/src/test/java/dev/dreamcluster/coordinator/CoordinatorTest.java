@@ -85,7 +85,7 @@ class CoordinatorTest {
     void shouldDiscoverWorkersAssignRanksAndReportSteps(@TempDir Path out) throws Exception {
         TestProbe<WorkerProtocol.Command> w0 = worker();
         TestProbe<WorkerProtocol.Command> w1 = worker();
-        CoordinatorSettings s = new CoordinatorSettings(2, 2, 2, 101, "abc123", List.of("world\t2"), "{\"train_config\":{}}", "", out,
+        CoordinatorSettings s = new CoordinatorSettings(2, 2, 2, 101, "abc123", List.of("world\t2"), "{\"train_config\":{\"max_steps\":3}}", "", out,
                 CoordinatorSettings.Timeouts.DEFAULT);
         ActorRef<Coordinator.Command> coord = ClusterSingleton.get(kit.system())
                 .init(SingletonActor.of(Coordinator.create(s), "coordinator-101"));
@@ -100,7 +100,7 @@ class CoordinatorTest {
         assertEquals(1, a0.rank() + a1.rank(), "ranks 0 and 1");
         assertEquals(a0.plan(), a1.plan());
         assertEquals(List.of("world\t2"), a0.plan().manifest(), "the manifest travels with the plan");
-        assertEquals("{\"train_config\":{}}", a0.plan().runConfig(), "the run config travels as data");
+        assertEquals("{\"train_config\":{\"max_steps\":3}}", a0.plan().runConfig(), "the run config travels as data");
         assertEquals(a0.rank() == 0 ? "127.0.0.1:7000" : "127.0.0.1:7001", a0.plan().peers().get(0));
         SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.PlanAccepted(101, a0.rank()), w0.getRef());
         SenderGate.tell(a1.replyTo(), new CoordinatorProtocol.PlanAccepted(101, a1.rank()), w1.getRef());

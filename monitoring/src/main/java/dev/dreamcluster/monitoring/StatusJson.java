@@ -29,7 +29,7 @@ final class StatusJson {
         JsonOut.number(n, "samples_per_s", s.samplesPerS());
         JsonOut.number(n, "loss", s.loss());
         JsonOut.number(n, "val_loss", s.valLoss());
-        if (s.valLossStep() > 0) {
+        if (Double.isFinite(s.valLoss())) { // step 0 is the starting val_loss
             n.put("val_loss_step", s.valLossStep());
         } else {
             n.putNull("val_loss_step");

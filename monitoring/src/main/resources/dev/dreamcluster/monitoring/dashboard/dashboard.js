@@ -92,8 +92,10 @@ function series(key) {
 function drawCharts() {
   drawChart($('chart-loss'), [{color: '#2f6fdb', points: series('loss').filter((p) => p[0] > 0)},
     {color: '#c93c3c', points: series('val_loss'), dots: true}]);
-  drawChart($('chart-lr'), [{color: '#2f6fdb', points: series('lr_unet')}, {color: '#e08a1e', points: series('lr_text_encoder')}]);
-  drawChart($('chart-grad-norm'), [{color: '#3aa76d', points: series('grad_norm')}]);
+  // step 0 is the starting val_loss only: no update, so no lr or gradient to draw
+  const trained = (key) => series(key).filter((p) => p[0] > 0);
+  drawChart($('chart-lr'), [{color: '#2f6fdb', points: trained('lr_unet')}, {color: '#e08a1e', points: trained('lr_text_encoder')}]);
+  drawChart($('chart-grad-norm'), [{color: '#3aa76d', points: trained('grad_norm')}]);
 }
 
 function drawSplit() {
