@@ -5,17 +5,14 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.dreamcluster.config.Json;
 import dev.dreamcluster.config.OptimizerName;
+import dev.dreamcluster.io.AtomicFiles;
 import dev.dreamcluster.optim.kernel.QuantMap;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.zip.CRC32;
@@ -85,9 +82,9 @@ public final class OptimizerStateFile {
             crc.update(buf.array());
             root.put("data_bytes", bytes);
             root.put("crc32", crc.getValue());
-            writeAtomically(dir.resolve(DATA), ByteBuffer.wrap(buf.array()));
+            AtomicFiles.write(dir.resolve(DATA), ByteBuffer.wrap(buf.array()));
             byte[] json = Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(root);
-            writeAtomically(dir.resolve(JSON), ByteBuffer.wrap(json));
+            AtomicFiles.write(dir.resolve(JSON), ByteBuffer.wrap(json));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write optimizer state to " + dir, e);
         }
@@ -111,32 +108,6 @@ public final class OptimizerStateFile {
         ObjectNode n = arrays.addObject();
         n.put("name", name).put("dtype", "uint8").put("offset", buf.position()).put("count", a.length);
         buf.put(a);
-    }
-
-    /** Writes {@code file} via a temporary sibling, fsync and rename, then fsyncs the folder. */
-    public static void writeAtomically(Path file, ByteBuffer data) throws IOException {
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
-            while (data.hasRemaining()) {
-                ch.write(data);
-            }
-            ch.force(true);
-        }
-        try {
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-        }
-        fsyncDir(file.toAbsolutePath().getParent());
-    }
-
-    static void fsyncDir(Path dir) {
-        try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
-            ch.force(true);
-        } catch (IOException ignored) {
-            // some file systems refuse to open folders; the renames above are still ordered
-        }
     }
 
     public static OptimizerState read(Path dir) {

@@ -3,16 +3,14 @@ package dev.dreamcluster.safetensors;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.dreamcluster.config.Json;
+import dev.dreamcluster.io.AtomicFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -224,7 +222,7 @@ public final class SafetensorsFile {
             throw new UncheckedIOException(e);
         }
         int padded = (json.length + 7) / 8 * 8; // the data section starts 8-byte aligned; pad with spaces
-        Path tmp = path.resolveSibling(path.getFileName() + ".tmp");
+        Path tmp = AtomicFiles.tempFileFor(path);
         try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                 StandardOpenOption.TRUNCATE_EXISTING)) {
             ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
@@ -265,11 +263,7 @@ public final class SafetensorsFile {
             throw new UncheckedIOException("cannot write " + tmp, e);
         }
         try {
-            try {
-                Files.move(tmp, path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, path, StandardCopyOption.REPLACE_EXISTING);
-            }
+            AtomicFiles.commit(tmp, path);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot rename " + tmp + " to " + path, e);
         }

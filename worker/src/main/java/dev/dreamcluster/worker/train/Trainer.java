@@ -16,6 +16,7 @@ import dev.dreamcluster.config.ResolvedTrainingConfig;
 import dev.dreamcluster.diffusion.DdpmScheduler;
 import dev.dreamcluster.freeze.Component;
 import dev.dreamcluster.freeze.FreezePlan;
+import dev.dreamcluster.io.AtomicFiles;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.optim.OptimizerStateFile;
 import dev.dreamcluster.safetensors.DType;
@@ -35,7 +36,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -448,7 +448,7 @@ public final class Trainer implements AutoCloseable {
         Path tmp = abs.resolveSibling("." + abs.getFileName() + ".tmp");
         try {
             if (rank == 0) {
-                DiffusersFolder.deleteRecursively(tmp);
+                AtomicFiles.deleteRecursively(tmp);
                 Files.createDirectories(tmp);
             }
             barrier();
@@ -460,9 +460,9 @@ public final class Trainer implements AutoCloseable {
                 byte[] state = dev.dreamcluster.config.Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(
                         new TrainerState(step, epoch, batchIndex, microStep).toJson(cfg, ResolvedConfigJson.write(opt))
                                 .put("world_size", world));
-                OptimizerStateFile.writeAtomically(tmp.resolve(TrainerState.FILE), java.nio.ByteBuffer.wrap(state));
-                DiffusersFolder.deleteRecursively(abs);
-                Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
+                AtomicFiles.write(tmp.resolve(TrainerState.FILE), state);
+                AtomicFiles.replaceFolder(tmp, abs); // fsyncs every file and folder, renames, fsyncs checkpoints/
+                CheckpointPruner.prune(abs, cfg.keepLastNCheckpoints());
             }
             barrier();
         } catch (IOException e) {
