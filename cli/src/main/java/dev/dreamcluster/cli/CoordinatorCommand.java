@@ -37,6 +37,12 @@ final class CoordinatorCommand implements Callable<Integer> {
     @Option(names = "--max_steps", paramLabel = "K")
     Integer maxSteps;
 
+    @Option(names = "--overwrite", description = "replace the outputs of an earlier run in train.json's out")
+    boolean overwrite;
+
+    @Option(names = "--verbose", description = "show INFO log lines on stderr too (they always go to <out>/train.log)")
+    boolean verbose;
+
     @Override
     public Integer call() throws Exception {
         if (!Files.isRegularFile(config)) {
@@ -50,6 +56,15 @@ final class CoordinatorCommand implements Callable<Integer> {
         java.util.HashMap<String, Object> overrides = new java.util.HashMap<>();
         overrides.put("max_steps", maxSteps);
         TrainConfig cfg = TrainConfig.load(trainJson, overrides);
+        if (verbose) {
+            RunLog.verbose();
+        }
+        try (RunFolder folder = RunFolder.claim(cfg.out(), trainJson + " at out", null, overwrite, new java.io.PrintWriter(System.err, true))) {
+            return coordinate(cfg, trainJson, b);
+        }
+    }
+
+    private int coordinate(TrainConfig cfg, Path trainJson, String[] b) throws Exception {
         int steps = cfg.maxSteps() == null ? 0 : cfg.maxSteps();
         long runId = System.nanoTime() ^ ProcessHandle.current().pid();
         String hash = Worker.localPlanHash(new RunPlan(runId, "", Collections.nCopies(minWorkers, b[0] + ":0"), trainJson.toString(),

@@ -55,6 +55,15 @@ final class TrainCommand implements Callable<Integer> {
             description = "cluster address of the embedded coordinator (with --workers > 1), for a monitor's --seed")
     String coordinatorBind;
 
+    @Option(names = "--overwrite", description = "replace the outputs of an earlier run in out (metrics, checkpoints, final)")
+    boolean overwrite;
+
+    @Option(names = "--keep_last_n_checkpoints", paramLabel = "N", description = "keep only the newest N checkpoints (default: all)")
+    Integer keepLastNCheckpoints;
+
+    @Option(names = "--verbose", description = "show INFO log lines on stderr too (they always go to <out>/train.log)")
+    boolean verbose;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -77,10 +86,21 @@ final class TrainCommand implements Callable<Integer> {
         overrides.put("max_steps", maxSteps);
         overrides.put("seed", seed);
         overrides.put("out", out == null ? null : out.toAbsolutePath().toString());
+        overrides.put("keep_last_n_checkpoints", keepLastNCheckpoints);
+        if (verbose) {
+            RunLog.verbose();
+        }
         TrainConfig cfg = TrainConfig.load(config, overrides);
         ensureExampleInputs(cfg);
         int layers = DiffusersFolder.read(cfg.model()).textEncoder().numHiddenLayers();
         ResolvedTrainingConfig opt = ConfigResolver.load(config, flags.toFlags(), layers);
+        try (RunFolder folder = RunFolder.claim(cfg.out(), out != null ? "--out" : config + " at out", resume, overwrite,
+                spec.commandLine().getErr())) {
+            return train(cfg, opt);
+        }
+    }
+
+    private int train(TrainConfig cfg, ResolvedTrainingConfig opt) throws Exception {
         LOG.info("train config {}", cfg.toJson());
         LOG.info("optimizer config {}", ResolvedConfigJson.write(opt));
         for (String w : opt.warnings()) {

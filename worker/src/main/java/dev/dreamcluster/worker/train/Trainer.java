@@ -113,9 +113,13 @@ public final class Trainer implements AutoCloseable {
         JniUtils.setGradMode(false); // autograd records only inside the step's GradientCollector
         this.manager = NDManager.newBaseManager(Device.cpu());
         this.folder = DiffusersFolder.read(resume != null ? resume.resolve("model") : cfg.model());
+        if (resume != null) {
+            Resume.checkSameModel(resume, DiffusersFolder.read(cfg.model()), folder);
+        }
         if (folder.textEncoder().numHiddenLayers() != opt.textEncoderFreezing().numLayers()) {
-            throw new IllegalArgumentException("optimizer config was resolved for " + opt.textEncoderFreezing().numLayers()
-                    + " text encoder layers, the model has " + folder.textEncoder().numHiddenLayers());
+            throw new dev.dreamcluster.config.ConfigError(folder.dir().resolve("text_encoder/config.json") + " at num_hidden_layers: "
+                    + folder.textEncoder().numHiddenLayers() + " is not allowed (the optimizer config was resolved for "
+                    + opt.textEncoderFreezing().numLayers() + " text encoder layers)");
         }
         FreezePlan freeze = FreezePlan.of(opt);
         this.teWeights = ModelWeights.load(manager, folder, Component.TEXT_ENCODER, Device.cpu(),
@@ -130,7 +134,8 @@ public final class Trainer implements AutoCloseable {
         this.latentFactor = 1 << (folder.vae().blockOutChannels().size() - 1);
         this.items = DatasetScanner.scan(cfg.dataRoot(), warn);
         if (items.isEmpty()) {
-            throw new IllegalArgumentException("data_root " + cfg.dataRoot() + " holds no readable images");
+            throw new dev.dreamcluster.config.ConfigError("data_root: " + dev.dreamcluster.config.Json.quote(cfg.dataRoot().toString())
+                    + " holds no readable images (allowed: a folder with jpg, jpeg, png or webp images; unreadable ones are skipped)");
         }
         this.buckets = new AspectBuckets(cfg.resolution());
         int perEpoch = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), 0).size();
@@ -149,35 +154,12 @@ public final class Trainer implements AutoCloseable {
             epoch = s.epoch();
             batchIndex = s.batchIndex();
             microStep = s.microStep();
-            loadOptimizer(unetShard, resume.resolve("optimizer").resolve("unet"));
-            loadOptimizer(teShard, resume.resolve("optimizer").resolve("text_encoder"));
+            Resume.loadOptimizer(unetShard, resume, "unet");
+            Resume.loadOptimizer(teShard, resume, "text_encoder");
         }
         this.plan = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), epoch);
         LOG.info("training {} images ({} batches/epoch), {} optimizer steps, unet {} trainable tensors, text encoder {}",
                 items.size(), perEpoch, totalSteps, unetFlat.names.size(), teFlat.names.size());
-    }
-
-    /**
-     * Loads a saved optimizer state re-sharded for this rank's slices: the checkpoint may come from
-     * any number of workers (one folder, or one {@code rank-R} folder per worker).
-     */
-    private static void loadOptimizer(ShardedParams p, Path dir) {
-        if (p.optimizer() == null) {
-            return;
-        }
-        List<dev.dreamcluster.optim.OptimizerState> parts = new ArrayList<>();
-        if (Files.isRegularFile(dir.resolve(OptimizerStateFile.JSON))) {
-            parts.add(OptimizerStateFile.read(dir));
-        } else {
-            try (var list = Files.list(dir)) {
-                for (Path r : list.filter(q -> q.getFileName().toString().startsWith("rank-")).sorted().toList()) {
-                    parts.add(OptimizerStateFile.read(r));
-                }
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot read optimizer state in " + dir, e);
-            }
-        }
-        p.optimizer().load(dev.dreamcluster.optim.OptimizerState.reshard(parts, p.slices));
     }
 
     private LrSchedule schedule(ComponentConfig c) {

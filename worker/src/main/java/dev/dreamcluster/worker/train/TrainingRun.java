@@ -4,15 +4,14 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.dreamcluster.config.Json;
 import dev.dreamcluster.config.ResolvedConfigJson;
 import dev.dreamcluster.config.ResolvedTrainingConfig;
+import dev.dreamcluster.io.AtomicFiles;
 import dev.dreamcluster.safetensors.DType;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.io.Writer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 
 /**
  * A whole single-process run: steps until max_steps, validation, metrics.jsonl, a progress line,
@@ -32,50 +31,59 @@ public final class TrainingRun {
         this.progress = progress;
     }
 
-    /** Runs to the end; returns the last step's result. */
+    /**
+     * Runs to the end; returns the last step's result. The run's files (configs, metrics.jsonl) are
+     * written only once the Trainer has accepted the model, data and checkpoint and the starting
+     * validation has read the images, so a run that is refused leaves none of them behind.
+     */
     public StepResult run() {
-        try {
-            Files.createDirectories(cfg.out());
-            Files.writeString(cfg.out().resolve("resolved_optimizer_config.json"), ResolvedConfigJson.write(opt) + "\n");
-            Files.writeString(cfg.out().resolve("train_config.json"), cfg.toJson().toPrettyString() + "\n");
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write to " + cfg.out(), e);
-        }
-        try (Trainer t = new Trainer(cfg, opt, resume, w -> progress.println("warning: " + w));
-                Writer metrics = Files.newBufferedWriter(cfg.out().resolve("metrics.jsonl"), StandardCharsets.UTF_8,
-                        StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
-            StepResult last = null;
-            long start = System.nanoTime();
-            long lastCkpt = System.nanoTime();
+        try (Trainer t = new Trainer(cfg, opt, resume, w -> progress.println("warning: " + w))) {
             int startStep = t.step();
-            if (startStep == 0) {
-                writeMetric(metrics, new StepResult(0, Double.NaN, 0, 0, Double.NaN, Double.NaN, t.validate()));
+            double startVal = startStep == 0 ? t.validate() : Double.NaN;
+            try {
+                Files.createDirectories(cfg.out());
+                AtomicFiles.writeString(cfg.out().resolve("resolved_optimizer_config.json"), ResolvedConfigJson.write(opt) + "\n");
+                AtomicFiles.writeString(cfg.out().resolve("train_config.json"), cfg.toJson().toPrettyString() + "\n");
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot write to " + cfg.out(), e);
             }
-            while (t.step() < t.totalSteps()) {
-                StepResult r = t.trainStep();
-                boolean lastStep = t.step() == t.totalSteps();
-                if (lastStep || (cfg.valEveryNSteps() > 0 && t.step() % cfg.valEveryNSteps() == 0)) {
-                    r = new StepResult(r.step(), r.loss(), r.lrUnet(), r.lrTextEncoder(), r.gradNorm(), r.samplesPerS(), t.validate());
-                }
-                writeMetric(metrics, r);
-                progress(r, t.totalSteps(), startStep, start);
-                boolean epochDone = t.atEpochEnd() && cfg.saveEveryNEpochs() > 0 && (t.epoch() + 1) % cfg.saveEveryNEpochs() == 0;
-                boolean byStep = cfg.saveEveryNSteps() > 0 && t.step() % cfg.saveEveryNSteps() == 0;
-                boolean byTime = cfg.ckptEveryNMinutes() > 0 && System.nanoTime() - lastCkpt > cfg.ckptEveryNMinutes() * 60e9;
-                if (lastStep || epochDone || byStep || byTime) {
-                    t.checkpoint(cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", t.step())));
-                    lastCkpt = System.nanoTime();
-                }
-                last = r;
+            try (Writer metrics = MetricsFile.continueAt(cfg.out().resolve("metrics.jsonl"), startStep)) {
+                return loop(t, metrics, startStep, startVal);
             }
-            if (progress != null) {
-                progress.println();
-            }
-            t.saveModel(cfg.out().resolve("final"), cfg.saveFullPrecision() ? DType.F32 : DType.F16);
-            return last;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write metrics in " + cfg.out(), e);
         }
+    }
+
+    private StepResult loop(Trainer t, Writer metrics, int startStep, double startVal) throws IOException {
+        StepResult last = null;
+        long start = System.nanoTime();
+        long lastCkpt = System.nanoTime();
+        if (startStep == 0) {
+            writeMetric(metrics, new StepResult(0, Double.NaN, 0, 0, Double.NaN, Double.NaN, startVal));
+        }
+        while (t.step() < t.totalSteps()) {
+            StepResult r = t.trainStep();
+            boolean lastStep = t.step() == t.totalSteps();
+            if (lastStep || (cfg.valEveryNSteps() > 0 && t.step() % cfg.valEveryNSteps() == 0)) {
+                r = new StepResult(r.step(), r.loss(), r.lrUnet(), r.lrTextEncoder(), r.gradNorm(), r.samplesPerS(), t.validate());
+            }
+            writeMetric(metrics, r);
+            progress(r, t.totalSteps(), startStep, start);
+            boolean epochDone = t.atEpochEnd() && cfg.saveEveryNEpochs() > 0 && (t.epoch() + 1) % cfg.saveEveryNEpochs() == 0;
+            boolean byStep = cfg.saveEveryNSteps() > 0 && t.step() % cfg.saveEveryNSteps() == 0;
+            boolean byTime = cfg.ckptEveryNMinutes() > 0 && System.nanoTime() - lastCkpt > cfg.ckptEveryNMinutes() * 60e9;
+            if (lastStep || epochDone || byStep || byTime) {
+                t.checkpoint(cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", t.step())));
+                lastCkpt = System.nanoTime();
+            }
+            last = r;
+        }
+        if (progress != null) {
+            progress.println();
+        }
+        t.saveModel(cfg.out().resolve("final"), cfg.saveFullPrecision() ? DType.F32 : DType.F16);
+        return last;
     }
 
     private static void writeMetric(Writer w, StepResult r) throws IOException {
