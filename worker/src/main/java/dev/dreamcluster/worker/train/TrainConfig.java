@@ -162,7 +162,7 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
         }
 
         String range(long min, long max) {
-            return max == Integer.MAX_VALUE ? "a whole number >= " + min : "a whole number in " + min + ".." + max;
+            return "a whole number >= " + min + (max == Integer.MAX_VALUE ? "" : " and <= " + max);
         }
 
         int integer(String key, int def, long min, long max) {
