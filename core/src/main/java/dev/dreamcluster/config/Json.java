@@ -74,6 +74,15 @@ public final class Json {
         return v.longValueExact();
     }
 
+    /** A path named by a config value or flag; a name the file system refuses (a NUL byte) is an error. */
+    public static Path path(String value, String where) {
+        try {
+            return Path.of(value);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw ConfigError.invalid(where, quote(value), "a path (" + e.getReason() + ")");
+        }
+    }
+
     /** A JSON number that must be finite (1e400 parses as infinity: an error, not a huge value). */
     public static double finiteNumber(JsonNode n, String where, String allowed) {
         if (n == null || !n.isNumber() || !Double.isFinite(n.doubleValue())) {

@@ -78,7 +78,8 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
         // every range is checked here, naming the file and key (or the flag): the record's own checks
         // are a safety net for configs built in code
         int max = Integer.MAX_VALUE;
-        return new TrainConfig(base.resolve(dataRoot).normalize(), base.resolve(model).normalize(), base.resolve(out).normalize(),
+        return new TrainConfig(r.path(base, "data_root", dataRoot), r.path(base, "resume_ckpt", model),
+                r.path(base, j.hasNonNull("out") || overrides.get("out") != null ? "out" : "project_name", out),
                 r.integer("max_epochs", 30, 1, max), r.optInt("max_steps", 1, max), r.integer("batch_size", 2, 1, MAX_BATCH),
                 r.integer("grad_accum", 1, 1, MAX_BATCH), r.longInt("seed", 555), r.resolution(),
                 r.optNumber("clip_grad_norm", Double.MIN_VALUE, "a number > 0, or null for no clipping"),
@@ -159,6 +160,15 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
                 throw ConfigError.invalid(where(key), n.toString(), "a string");
             }
             return n.asText();
+        }
+
+        /** {@code value} resolved against train.json's folder; a name no file system allows is an error. */
+        Path path(Path base, String key, String value) {
+            try {
+                return base.resolve(value).normalize();
+            } catch (java.nio.file.InvalidPathException e) {
+                throw ConfigError.invalid(where(key), Json.quote(value), "a path (" + e.getReason() + ")");
+            }
         }
 
         String range(long min, long max) {
