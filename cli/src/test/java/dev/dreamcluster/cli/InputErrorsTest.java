@@ -31,41 +31,21 @@ import org.junit.jupiter.api.io.TempDir;
 class InputErrorsTest {
     @TempDir
     static Path base;
-    static Path model;
-    static Path data;
-    static Path optimizer;
+    static TinyInputs inputs;
     /** A one-step checkpoint of the base config. */
     static Path checkpoint;
 
     @BeforeAll
     static void makeInputs() throws Exception {
-        model = base.resolve("model");
-        data = base.resolve("data");
-        assertEquals(0, Cli.run("init-model", "--preset", "tiny", "--out", model.toString()).status());
-        assertEquals(0, Cli.run("make-dataset", "--out", data.toString(), "--count", "4", "--size", "64").status());
-        optimizer = base.resolve("optimizer.json");
-        Files.writeString(optimizer, "{\"base\": {\"optimizer\": \"adamw8bit\", \"lr\": 1e-4}}");
-        Path cfg = trainJson(base.resolve("t0.json"), n -> { });
-        Cli r = Cli.run("train", "--config", cfg.toString(), "--out", base.resolve("run0").toString());
+        inputs = TinyInputs.make(base, "adamw8bit");
+        Cli r = Cli.run("train", "--config", trainJson(base.resolve("t0.json"), n -> { }).toString(), "--out", base.resolve("run0").toString());
         assertEquals(0, r.status(), r.err());
         checkpoint = base.resolve("run0").resolve("checkpoints").resolve("step-000001");
         assertTrue(Files.isRegularFile(checkpoint.resolve("trainer_state.json")));
     }
 
-    /** A train.json over the shared model, data and optimizer.json, changed by {@code edit}. */
     static Path trainJson(Path file, Consumer<ObjectNode> edit) throws IOException {
-        ObjectNode n = Json.MAPPER.createObjectNode();
-        n.put("data_root", data.toString());
-        n.put("resume_ckpt", model.toString());
-        n.put("optimizer_config", optimizer.toString());
-        n.put("resolution", 64);
-        n.put("batch_size", 2);
-        n.put("max_steps", 1);
-        n.put("val_count", 1);
-        n.put("val_every_n_steps", 0);
-        edit.accept(n);
-        Files.writeString(file, n.toPrettyString());
-        return file;
+        return inputs.trainJson(file, edit);
     }
 
     static Path raw(Path dir, String name, String json) throws IOException {
@@ -169,7 +149,7 @@ class InputErrorsTest {
     }
 
     static Path copyData(Path to) throws IOException {
-        copyTree(data, to);
+        copyTree(inputs.data(), to);
         return to;
     }
 
@@ -201,7 +181,7 @@ class InputErrorsTest {
         cases.add(new Object[] {"lying", (IoEdit) f -> lyingOffsets(f), "outside the"});
         for (Object[] c : cases) {
             Path m = tmp.resolve("model-" + k[0]++);
-            copyTree(model, m);
+            copyTree(inputs.model(), m);
             ((IoEdit) c[1]).apply(m.resolve(te));
             Path t = Files.createDirectories(tmp.resolve("case-" + k[0]));
             refused(t, trainJson(t.resolve("t.json"), n -> n.put("resume_ckpt", m.toString())), List.of(),

@@ -25,20 +25,11 @@ import org.junit.jupiter.api.io.TempDir;
 class OutputFolderTest {
     @TempDir
     static Path base;
+    static TinyInputs inputs;
 
     @BeforeAll
     static void makeInputs() {
-        InputErrorsTest.base = base;
-        InputErrorsTest.model = base.resolve("model");
-        InputErrorsTest.data = base.resolve("data");
-        assertEquals(0, Cli.run("init-model", "--preset", "tiny", "--out", InputErrorsTest.model.toString()).status());
-        assertEquals(0, Cli.run("make-dataset", "--out", InputErrorsTest.data.toString(), "--count", "4", "--size", "64").status());
-        InputErrorsTest.optimizer = base.resolve("optimizer.json");
-        try {
-            Files.writeString(InputErrorsTest.optimizer, "{\"base\": {\"optimizer\": \"adamw\", \"lr\": 1e-4}}");
-        } catch (IOException e) {
-            throw new java.io.UncheckedIOException(e);
-        }
+        inputs = TinyInputs.make(base, "adamw");
     }
 
     static Process start(Path log, String... args) throws IOException {
@@ -51,7 +42,7 @@ class OutputFolderTest {
 
     @Test
     void shouldRefuseASecondRunAndReplaceTheLockOfAKilledOne(@TempDir Path tmp) throws Exception {
-        Path cfg = InputErrorsTest.trainJson(tmp.resolve("t.json"), n -> n.put("max_steps", 100000));
+        Path cfg = inputs.trainJson(tmp.resolve("t.json"), n -> n.put("max_steps", 100000));
         Path out = tmp.resolve("run");
         Process first = start(tmp.resolve("first.log"), "train", "--config", cfg.toString(), "--out", out.toString());
         try {
@@ -66,7 +57,7 @@ class OutputFolderTest {
             first.destroyForcibly().waitFor(30, TimeUnit.SECONDS); // kill -9: the lock stays behind
         }
         assertTrue(Files.exists(out.resolve(OutputLock.FILE)), "a killed run leaves its lock");
-        Path cfg1 = InputErrorsTest.trainJson(tmp.resolve("t1.json"), n -> { });
+        Path cfg1 = inputs.trainJson(tmp.resolve("t1.json"), n -> { });
         Cli third = Cli.run("train", "--config", cfg1.toString(), "--out", out.toString(), "--overwrite");
         assertEquals(0, third.status(), third.err());
         assertTrue(third.err().contains("replacing the stale lock"), third.err());
@@ -76,7 +67,7 @@ class OutputFolderTest {
 
     @Test
     void shouldNeedResumeOrOverwriteForAFinishedFolderAndPrune(@TempDir Path tmp) throws Exception {
-        Path cfg = InputErrorsTest.trainJson(tmp.resolve("t.json"), n -> {
+        Path cfg = inputs.trainJson(tmp.resolve("t.json"), n -> {
             n.put("max_steps", 4);
             n.put("save_every_n_steps", 1);
         });
@@ -106,7 +97,7 @@ class OutputFolderTest {
     @Test
     void shouldPrintOneLineAndNoLogLinesForAnInputErrorInARealProcess(@TempDir Path tmp) throws Exception {
         Path empty = Files.createDirectories(tmp.resolve("empty"));
-        Path cfg = InputErrorsTest.trainJson(tmp.resolve("t.json"), n -> n.put("data_root", empty.toString()));
+        Path cfg = inputs.trainJson(tmp.resolve("t.json"), n -> n.put("data_root", empty.toString()));
         Path log = tmp.resolve("p.log");
         Process p = start(log, "train", "--config", cfg.toString(), "--out", tmp.resolve("run").toString());
         assertTrue(p.waitFor(120, TimeUnit.SECONDS));
