@@ -132,14 +132,14 @@ final class ClusterKeys {
     static NodeKeys throwaway() throws IOException, GeneralSecurityException {
         Path dir = Files.createTempDirectory("dreamcluster-keys-", PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         create(dir, Duration.ofDays(2));
-        dev.dreamcluster.model.DiffusersFolder.deleteRecursively(dir.resolve("ca"));
+        dev.dreamcluster.io.AtomicFiles.deleteRecursively(dir.resolve("ca"));
         return load(dir.resolve("node"), "--keys");
     }
 
     /** Removes what {@link #throwaway} made. */
     static void deleteThrowaway(NodeKeys k) {
         try {
-            dev.dreamcluster.model.DiffusersFolder.deleteRecursively(k.dir().getParent());
+            dev.dreamcluster.io.AtomicFiles.deleteRecursively(k.dir().getParent());
         } catch (IOException e) {
             System.err.println("warning: cannot delete the run's throwaway keys in " + k.dir().getParent() + ": " + e.getMessage());
         }

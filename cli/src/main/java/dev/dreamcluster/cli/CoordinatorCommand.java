@@ -41,6 +41,12 @@ final class CoordinatorCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     ClusterKeyFlags cluster;
 
+    @Option(names = "--overwrite", description = "replace the outputs of an earlier run in train.json's out")
+    boolean overwrite;
+
+    @Option(names = "--verbose", description = "show INFO log lines on stderr too (they always go to <out>/train.log)")
+    boolean verbose;
+
     @Override
     public Integer call() throws Exception {
         ClusterKeys.NodeKeys keys = cluster.resolve();
@@ -51,6 +57,13 @@ final class CoordinatorCommand implements Callable<Integer> {
             System.err.println("warning: " + w);
         }
         Nodes.HostPort h = Nodes.hostPort(http, "--http");
+        try (RunFolder folder = run.claim(cfg, new java.io.PrintWriter(System.err, true))) {
+            return coordinate(cfg, keys, b, a, h);
+        }
+    }
+
+    private int coordinate(RunConfig cfg, ClusterKeys.NodeKeys keys, Nodes.HostPort b, Nodes.HostPort a, Nodes.HostPort h)
+            throws Exception {
         CoordinatorSettings settings = run.coordinatorSettings(cfg, 1);
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
         ActorSystem<Void> system = Nodes.startCoordinator(settings, b, a, new MonitoringSettings(h.host(), h.port(), cfg.train().out()),

@@ -43,6 +43,15 @@ final class RunFlags {
     @Option(names = "--seed", paramLabel = "N", description = "base of every random draw (default: train.json's seed, 555)")
     Long seed;
 
+    @Option(names = "--overwrite", description = "replace the outputs of an earlier run in out (metrics, checkpoints, final)")
+    boolean overwrite;
+
+    @Option(names = "--keep_last_n_checkpoints", paramLabel = "N", description = "keep only the newest N checkpoints (default: all)")
+    Integer keepLastNCheckpoints;
+
+    @Option(names = "--verbose", description = "show INFO log lines on stderr too (they always go to <out>/train.log)")
+    boolean verbose;
+
     @Option(names = "--min_workers", paramLabel = "N",
             description = "cluster runs: workers to wait for, and the fewest a generation may continue with (train.json min_workers)")
     Integer minWorkers;
@@ -107,6 +116,14 @@ final class RunFlags {
         return (int) v;
     }
 
+    /**
+     * Claims the run's output folder (one run per folder; an earlier run's outputs need --resume or
+     * --overwrite) for as long as the returned lock is open.
+     */
+    RunFolder claim(RunConfig cfg, java.io.PrintWriter err) {
+        return RunFolder.claim(cfg.train().out(), out != null ? "--out" : config + " at out", resume, overwrite, err);
+    }
+
     /** Checks the files, generates the shipped example's inputs if missing, resolves, logs the result once. */
     RunConfig resolve() {
         if (!Files.isRegularFile(config)) {
@@ -119,6 +136,10 @@ final class RunFlags {
         overrides.put("max_steps", maxSteps);
         overrides.put("seed", seed);
         overrides.put("out", out == null ? null : out.toAbsolutePath().toString());
+        overrides.put("keep_last_n_checkpoints", keepLastNCheckpoints);
+        if (verbose) {
+            RunLog.verbose();
+        }
         Path trainJson = config.toAbsolutePath();
         dev.dreamcluster.config.TrainConfig train = dev.dreamcluster.config.TrainConfig.load(trainJson, overrides);
         ensureExampleInputs(train.model(), train.dataRoot());

@@ -49,6 +49,12 @@ final class TrainCommand implements Callable<Integer> {
         }
         Nodes.HostPort bind = Nodes.hostPort(coordinatorBind, "--coordinator_bind");
         RunConfig cfg = run.resolve();
+        try (RunFolder folder = run.claim(cfg, spec.commandLine().getErr())) {
+            return train(cfg, bind);
+        }
+    }
+
+    private int train(RunConfig cfg, Nodes.HostPort bind) throws Exception {
         for (String w : cfg.optimizer().warnings()) {
             spec.commandLine().getErr().println("warning: " + w);
         }

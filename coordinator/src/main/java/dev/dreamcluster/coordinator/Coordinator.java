@@ -328,6 +328,9 @@ public final class Coordinator {
                     publish(new TrainingEvent.RunStarted(settings.runId(), ranks.size(), plan.planHash(),
                             totalSteps()));
                 }
+                if (metrics != null) {
+                    metrics.restart(); // steps after the checkpoint are trained again: their old lines go
+                }
                 publish(new TrainingEvent.GenerationStarted(settings.runId(), generation, ranks.size(),
                         lastCheckpointStep, plan.planHash(), abortReason));
                 ctx.getLog().info("generation {} started: {} workers from step {} ({})", generation, ranks.size(), lastCheckpointStep,

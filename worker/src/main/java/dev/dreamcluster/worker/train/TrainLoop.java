@@ -3,14 +3,13 @@ package dev.dreamcluster.worker.train;
 import dev.dreamcluster.collective.Collective;
 import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.config.TrainConfig;
+import dev.dreamcluster.io.AtomicFiles;
 import dev.dreamcluster.io.StepMetrics;
 import dev.dreamcluster.safetensors.DType;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.function.Consumer;
 
 /**
@@ -63,14 +62,16 @@ public final class TrainLoop {
     public StepMetrics run() {
         TrainConfig cfg = run.train();
         boolean rank0 = collective == null || collective.rank() == 0;
-        if (rank0) {
-            writeRunFiles(cfg.out());
-        }
         try (Trainer t = new Trainer(cfg, run.optimizer(), resume, warn, collective)) {
+            // the other ranks wait at the first step's first collective while rank 0 validates
+            double startVal = t.step() == 0 && rank0 ? t.validate() : Double.NaN;
+            if (rank0) {
+                // only now that the model, the data and the checkpoint were accepted: a refused run writes nothing
+                writeRunFiles(cfg.out());
+            }
             if (t.step() == 0) {
-                // the other ranks wait at the first step's first collective while rank 0 validates
                 listener.stepCompleted(new StepMetrics(0, Double.NaN, 0, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN,
-                        Double.NaN, rank0 ? t.validate() : Double.NaN), t.totalSteps());
+                        Double.NaN, startVal), t.totalSteps());
             }
             StepMetrics last = null;
             long lastCheckpoint = System.nanoTime();
@@ -148,17 +149,11 @@ public final class TrainLoop {
     private void writeRunFiles(Path out) {
         try {
             Files.createDirectories(out);
-            writeAtomically(out.resolve("train_config.json"), run.toJsonNode().get("train_config").toPrettyString() + "\n");
-            writeAtomically(out.resolve("resolved_optimizer_config.json"),
+            AtomicFiles.writeString(out.resolve("train_config.json"), run.toJsonNode().get("train_config").toPrettyString() + "\n");
+            AtomicFiles.writeString(out.resolve("resolved_optimizer_config.json"),
                     run.toJsonNode().get("optimizer_config").toPrettyString() + "\n");
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write to " + out, e);
         }
-    }
-
-    private static void writeAtomically(Path file, String text) throws IOException {
-        Path tmp = file.resolveSibling("." + file.getFileName() + ".tmp");
-        Files.writeString(tmp, text, StandardCharsets.UTF_8);
-        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 }
