@@ -64,7 +64,7 @@ class ForgedControlTest {
                 akka.cluster.seed-nodes = ["akka://dreamcluster@127.0.0.1:%d"]
                 akka.actor.serialization-bindings { "dev.dreamcluster.coordinator.Coordinator$Stop" = jackson-cbor }
                 """.formatted(port)).withFallback(ClusterKeys.akkaConfig(ClusterKeys.load(keys.resolve("node"), "--keys")))
-                .withFallback(ConfigFactory.load());
+                .withFallback(ConfigFactory.parseResources(Nodes.NODE_CONF)).withFallback(ConfigFactory.load());
         ActorSystem<Object> attacker = ActorSystem.create(Behaviors.setup(ctx -> {
             ActorRef<Object> self = ctx.getSelf();
             var topic = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "topic");
@@ -141,7 +141,7 @@ class ForgedControlTest {
             assertEquals(1, plansTo("worker", at, keys, 30), "a worker-role node does");
         } finally {
             coordinator.terminate();
-            coordinator.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+            coordinator.getWhenTerminated().toCompletableFuture().get(90, TimeUnit.SECONDS);
         }
     }
 
@@ -170,7 +170,7 @@ class ForgedControlTest {
             return plans.get();
         } finally {
             node.terminate();
-            node.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+            node.getWhenTerminated().toCompletableFuture().get(90, TimeUnit.SECONDS);
         }
     }
 }
