@@ -21,13 +21,26 @@ import java.util.Map;
  * @param ckptEveryNMinutes checkpoint every N minutes (0: off)
  * @param latentCache encode each image once and keep its latent distribution in memory (the frozen
  *     VAE and the deterministic centre crop make this exact); costs 2 x 4 x h/8 x w/8 floats per image
+ * @param features EveryDream2's loss, noise, augmentation, validation and EMA keys
  */
 public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, Integer maxSteps, int batchSize,
         int gradAccum, long seed, int resolution, Double clipGradNorm, double condDropout, int saveEveryNEpochs,
         int saveEveryNSteps, double ckptEveryNMinutes, int valEveryNSteps, int valCount, double zeroFrequencyNoiseRatio,
-        int clipSkip, boolean saveFullPrecision, int logStep, boolean latentCache) {
+        int clipSkip, boolean saveFullPrecision, int logStep, boolean latentCache, TrainFeatures features) {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(TrainConfig.class);
+
+    /** The basic keys only; every EveryDream2 feature at its default. */
+    public TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, Integer maxSteps, int batchSize, int gradAccum,
+            long seed, int resolution, Double clipGradNorm, double condDropout, int saveEveryNEpochs, int saveEveryNSteps,
+            double ckptEveryNMinutes, int valEveryNSteps, int valCount, double zeroFrequencyNoiseRatio, int clipSkip,
+            boolean saveFullPrecision, int logStep, boolean latentCache) {
+        this(dataRoot, model, out, maxEpochs, maxSteps, batchSize, gradAccum, seed, resolution, clipGradNorm, condDropout,
+                saveEveryNEpochs, saveEveryNSteps, ckptEveryNMinutes, valEveryNSteps, valCount, zeroFrequencyNoiseRatio,
+                clipSkip, saveFullPrecision, logStep, latentCache, TrainFeatures.DEFAULTS);
+    }
 
     public TrainConfig {
+        features = features == null ? TrainFeatures.DEFAULTS : features;
         if (maxEpochs < 1) {
             throw ConfigError.invalid("max_epochs", Integer.toString(maxEpochs), "a whole number >= 1");
         }
@@ -72,11 +85,22 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
         String out = r.str("out", "runs/" + r.str("project_name", "dreamcluster"));
         return new TrainConfig(base.resolve(dataRoot).normalize(), base.resolve(model).normalize(), base.resolve(out).normalize(),
                 r.integer("max_epochs", 30), r.optInt("max_steps"), r.integer("batch_size", 2), r.integer("grad_accum", 1),
-                r.integer("seed", 555), r.integer("resolution", 512), r.optNumber("clip_grad_norm"),
+                seed(r), r.integer("resolution", 512), r.optNumber("clip_grad_norm"),
                 r.number("cond_dropout", 0.04), r.integer("save_every_n_epochs", 0), r.integer("save_every_n_steps", 0),
                 r.number("ckpt_every_n_minutes", 0), r.integer("val_every_n_steps", 50), r.integer("val_count", 8),
                 r.number("zero_frequency_noise_ratio", 0.02), r.integer("clip_skip", 0), r.bool("save_full_precision", false),
-                r.integer("log_step", 25), r.bool("latent_cache", false));
+                r.integer("log_step", 25), r.bool("latent_cache", false),
+                TrainFeatures.read(r, base, n -> LOG.warn("{}", n)));
+    }
+
+    /** EveryDream2's seed: -1 draws one (once, here; toJson records the drawn value). */
+    private static long seed(Reader r) {
+        long seed = r.integer("seed", 555);
+        if (seed == -1) {
+            seed = new java.security.SecureRandom().nextInt(1 << 30);
+            LOG.info("seed -1: drew seed {} (recorded in train_config.json and every checkpoint)", seed);
+        }
+        return seed;
     }
 
     /** The config as train.json keys, for checkpoints and logs. */
@@ -111,11 +135,12 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
         n.put("save_full_precision", saveFullPrecision);
         n.put("log_step", logStep);
         n.put("latent_cache", latentCache);
+        features.write(n);
         return n;
     }
 
     /** Typed reads with flag overrides and one-line errors naming the file and key. */
-    private record Reader(JsonNode j, Map<String, Object> overrides, String label) {
+    record Reader(JsonNode j, Map<String, Object> overrides, String label) {
         JsonNode node(String key) {
             Object o = overrides.get(key);
             if (o != null) {

@@ -54,12 +54,13 @@ public final class TrainingRun {
             while (t.step() < t.totalSteps()) {
                 StepResult r = t.trainStep();
                 boolean lastStep = t.step() == t.totalSteps();
-                if (lastStep || (cfg.valEveryNSteps() > 0 && t.step() % cfg.valEveryNSteps() == 0)) {
+                if (lastStep || (t.valEveryNSteps() > 0 && t.step() % t.valEveryNSteps() == 0)) {
                     r = new StepResult(r.step(), r.loss(), r.lrUnet(), r.lrTextEncoder(), r.gradNorm(), r.samplesPerS(), t.validate());
                 }
                 writeMetric(metrics, r);
                 progress(r, t.totalSteps(), startStep, start);
-                boolean epochDone = t.atEpochEnd() && cfg.saveEveryNEpochs() > 0 && (t.epoch() + 1) % cfg.saveEveryNEpochs() == 0;
+                boolean epochDone = t.atEpochEnd() && cfg.saveEveryNEpochs() > 0 && (t.epoch() + 1) % cfg.saveEveryNEpochs() == 0
+                        && t.epoch() + 1 >= cfg.features().saveCkptsFromNEpochs();
                 boolean byStep = cfg.saveEveryNSteps() > 0 && t.step() % cfg.saveEveryNSteps() == 0;
                 boolean byTime = cfg.ckptEveryNMinutes() > 0 && System.nanoTime() - lastCkpt > cfg.ckptEveryNMinutes() * 60e9;
                 if (lastStep || epochDone || byStep || byTime) {
