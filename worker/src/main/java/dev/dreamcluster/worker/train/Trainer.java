@@ -509,16 +509,14 @@ public final class Trainer implements AutoCloseable {
         }
     }
 
-    /** The current weights as a diffusers folder (the tokenizer is copied from the source model). */
+    /** The current weights as a diffusers folder (tokenizer and every config key copied from the source model). */
     public void saveModel(Path dir, DType dtype) {
-        DiffusersFolder.write(dir, folder.unet(), folder.textEncoder(), folder.vae(), scheduler, false, dtype,
-                (c, p) -> Tensors.read(weights(c).get(p.name())), folder.dir().resolve("tokenizer"));
+        DiffusersFolder.writeTrained(dir, folder, dtype, (c, p) -> Tensors.read(weights(c).get(p.name())));
         if (ema != null) { // EveryDream2 saves the EMA model as <path>_ema beside the model
-            DiffusersFolder.write(dir.resolveSibling(dir.getFileName() + "_ema"), folder.unet(), folder.textEncoder(),
-                    folder.vae(), scheduler, false, dtype, (c, p) -> {
-                        float[] v = ema.values(c, p.name());
-                        return v != null ? v : Tensors.read(weights(c).get(p.name()));
-                    }, folder.dir().resolve("tokenizer"));
+            DiffusersFolder.writeTrained(dir.resolveSibling(dir.getFileName() + "_ema"), folder, dtype, (c, p) -> {
+                float[] v = ema.values(c, p.name());
+                return v != null ? v : Tensors.read(weights(c).get(p.name()));
+            });
         }
     }
 
