@@ -95,13 +95,12 @@ public final class TrainJsonKeys {
         none("no_prepend_last", "the final model is always <out>/final");
         none("save_ckpt_dir", "checkpoints go to <out>/checkpoints: set out instead");
         none("save_optimizer", "optimizer state is always saved in every checkpoint (exact resume needs it)", true);
-        none("write_schedule", "not implemented (the epoch plan is a pure function of the seed: nothing to log)");
+        none("write_schedule", "not implemented: no schedule file is written");
         none("wandb", "not available (no Weights & Biases client); metrics go to <out>/metrics.jsonl");
         none("ema_device", "EMA weights are kept in host memory on rank 0", "cpu");
         none("train_sampler", "training noise is the same for ddpm, ddim and pndm (they share add_noise)", "ddpm", "ddim",
                 "pndm");
         none("rated_dataset_target_dropout_percent", "only used by rated_dataset, which is refused", 50);
-        none("gpu_count", "worker count comes from --workers");
         refuse("plugins", "EveryDream2's Python plugins cannot run on the JVM");
         refuse("rated_dataset", "rated-image dropout is not implemented");
         refuse("enable_zero_terminal_snr", "the zero-terminal-SNR beta schedule is not implemented");

@@ -59,6 +59,19 @@ class TrainJsonKeysTest {
     }
 
     @Test
+    void theReadmeTableListsEveryKey() throws IOException {
+        java.nio.file.Path doc = java.nio.file.Path.of("..", "docs", "readme", "everydream2.md");
+        String text = java.nio.file.Files.readString(doc);
+        List<String> missing = new ArrayList<>();
+        for (String k : TrainJsonKeys.known()) {
+            if (!text.contains("`" + k + "`")) {
+                missing.add(k);
+            }
+        }
+        assertEquals(List.of(), missing, "keys missing from " + doc);
+    }
+
+    @Test
     void stockTrainJsonGetsOneNotePerKeyWithoutEffect() throws IOException {
         List<String> notes = TrainJsonKeys.notes(resource("train.json"), "train.json");
         // gradient_checkpointing: true is the only key of the stock file set to a value without effect here
