@@ -76,7 +76,7 @@ final class ComputeThread extends Thread {
                     double secs = (System.nanoTime() - t0) / 1e9;
                     boolean last = t.step() == t.totalSteps();
                     // validation needs no collective: rank 0 runs it, the others wait at the next step's first collective
-                    double val = rank == 0 && (last || (cfg.valEveryNSteps() > 0 && s.step() % cfg.valEveryNSteps() == 0))
+                    double val = rank == 0 && (last || (t.valEveryNSteps() > 0 && s.step() % t.valEveryNSteps() == 0))
                             ? t.validate() : Double.NaN;
                     double comm = t.lastCommSeconds();
                     double optim = t.lastOptimizerSeconds();

@@ -113,6 +113,7 @@ public final class Trainer implements AutoCloseable {
             throw new dev.dreamcluster.config.ConfigError("batch_size: " + cfg.batchSize() + " is not allowed with " + world
                     + " workers (allowed: a multiple of the worker count; each worker takes an equal slice)");
         }
+        RankAgreement.check(collective, "seed", cfg.seed());
         Engine.getEngine("PyTorch");
         JniUtils.setGradMode(false); // autograd records only inside the step's GradientCollector
         this.manager = NDManager.newBaseManager(Device.cpu());
