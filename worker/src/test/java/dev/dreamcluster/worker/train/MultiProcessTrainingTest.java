@@ -41,7 +41,7 @@ class MultiProcessTrainingTest {
                 + " \"text_encoder_freezing\": {\"freeze_embeddings\": true, \"freeze_front_n_layers\": 2}}");
         Files.writeString(tmp.resolve("train.json"), "{\"data_root\": \"data\", \"resume_ckpt\": \"model\", \"optimizer_config\":"
                 + " \"optimizer.json\", \"resolution\": 64, \"batch_size\": 4, \"grad_accum\": 1, \"seed\": 3, \"clip_grad_norm\": 1.0,"
-                + " \"cond_dropout\": 0.1}");
+                + " \"cond_dropout\": 0.1, \"loss_type\": \"mse\"}"); // the plain step; EveryDream2MultiProcessTest covers the rest
         return tmp.resolve("train.json");
     }
 
