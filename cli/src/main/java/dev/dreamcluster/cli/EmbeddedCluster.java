@@ -2,15 +2,12 @@ package dev.dreamcluster.cli;
 
 import akka.actor.typed.ActorSystem;
 import akka.cluster.typed.Cluster;
+import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.coordinator.CoordinatorSettings;
-import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.protocol.TrainingEvent;
-import dev.dreamcluster.worker.node.Worker;
-import dev.dreamcluster.worker.train.TrainConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -20,30 +17,24 @@ import java.util.concurrent.TimeUnit;
  * 127.0.0.1, all stopped at the end or on Ctrl-C. Worker logs go to {@code <out>/worker-R.log}.
  */
 final class EmbeddedCluster {
-    private final Path trainJson;
-    private final TrainConfig cfg;
+    private final RunConfig run;
+    private final CoordinatorSettings settings;
     private final int workers;
-    private final String host;
-    private final int bindPort;
+    private final Nodes.HostPort bind;
 
-    EmbeddedCluster(Path trainJson, TrainConfig cfg, int workers, String host, int bindPort) {
-        this.trainJson = trainJson;
-        this.cfg = cfg;
+    /** @param workers local worker JVMs to start (at least the settings' min_workers) */
+    EmbeddedCluster(RunConfig run, CoordinatorSettings settings, int workers, Nodes.HostPort bind) {
+        this.run = run;
+        this.settings = settings;
         this.workers = workers;
-        this.host = host;
-        this.bindPort = bindPort;
+        this.bind = bind;
     }
 
     int run(java.io.PrintWriter out, java.io.PrintWriter err) throws Exception {
-        long runId = System.nanoTime() ^ ProcessHandle.current().pid();
-        int maxSteps = cfg.maxSteps() == null ? 0 : cfg.maxSteps();
-        RunPlan probe = new RunPlan(runId, "", Collections.nCopies(workers, "127.0.0.1:0"), trainJson.toString(), maxSteps,
-                cfg.out().toString());
-        String hash = Worker.localPlanHash(probe);
-        CoordinatorSettings settings = new CoordinatorSettings(workers, runId, hash, trainJson, maxSteps, cfg.out());
-        Files.createDirectories(cfg.out());
+        Path outDir = run.train().out();
+        Files.createDirectories(outDir);
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, host, bindPort, done);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, bind, null, done, err);
         int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
         List<Process> children = new ArrayList<>();
         Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));
@@ -56,11 +47,12 @@ final class EmbeddedCluster {
                 children.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
                         "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1",
                         "-Ddreamcluster.optimizer.threads=" + threads,
-                        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker", "--seed", host + ":" + port, "--bind", host + ":0")
-                        .redirectErrorStream(true).redirectOutput(cfg.out().resolve("worker-" + r + ".log").toFile()).start());
+                        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker",
+                        "--join", bind.host() + ":" + port, "--bind", bind.host() + ":0")
+                        .redirectErrorStream(true).redirectOutput(outDir.resolve("worker-" + r + ".log").toFile()).start());
             }
-            System.err.println("coordinator on " + host + ":" + port + ", " + workers + " workers starting (logs in "
-                    + cfg.out().resolve("worker-*.log") + ")");
+            System.err.println("coordinator on " + bind.host() + ":" + port + ", " + workers + " workers starting (logs in "
+                    + outDir.resolve("worker-*.log") + ")");
             TrainingEvent.RunFinished end = done.get(7, TimeUnit.DAYS);
             for (Process p : children) {
                 if (!p.waitFor(60, TimeUnit.SECONDS)) {

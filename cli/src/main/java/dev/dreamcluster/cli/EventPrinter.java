@@ -21,7 +21,14 @@ final class EventPrinter {
                         m.status().replace("Member", "").toLowerCase(Locale.ROOT))))
                 .onMessage(TrainingEvent.RunStarted.class, m -> print(out, String.format("run %d started on %d workers (plan %s)",
                         m.runId(), m.workers(), m.planHash().substring(0, 12))))
-                .onMessage(TrainingEvent.StepCompleted.class, m -> print(out, String.format(Locale.ROOT,
+                .onMessage(TrainingEvent.GenerationStarted.class, m -> print(out, String.format(
+                        "generation %d started on %d workers from step %d (%s; plan %s)", m.generation(), m.world(), m.fromStep(),
+                        m.reason(), m.planHash().substring(0, 12))))
+                .onMessage(TrainingEvent.WorkerJoined.class, m -> print(out, "worker joined: " + m.address()
+                        + " (admitted at the next checkpoint)"))
+                .onMessage(TrainingEvent.StepCompleted.class, m -> m.step() == 0
+                        ? print(out, String.format(Locale.ROOT, "step 0 val_loss %.4f (before training)", m.valLoss()))
+                        : print(out, String.format(Locale.ROOT,
                         "step %d loss %.4f lr %.2e/%.2e grad_norm %.3f %.1f samples/s (compute %.3f s, comm %.3f s, optimizer %.3f s)%s",
                         m.step(), m.loss(), m.lrUnet(), m.lrTextEncoder(), m.gradNorm(), m.samplesPerS(), m.computeSeconds(),
                         m.commSeconds(), m.optimizerSeconds(),

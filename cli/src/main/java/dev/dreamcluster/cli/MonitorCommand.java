@@ -14,19 +14,23 @@ import picocli.CommandLine.Option;
 /** {@code dreamcluster monitor}: joins as role "monitor" and prints members and training progress. */
 @Command(name = "monitor", mixinStandardHelpOptions = true, description = "Watch a cluster's members and training progress.")
 final class MonitorCommand implements Callable<Integer> {
-    @Option(names = "--seed", required = true, paramLabel = "HOST:PORT")
-    String seed;
+    @Option(names = "--join", required = true, paramLabel = "HOST:PORT", description = "the coordinator's cluster address")
+    String join;
 
-    @Option(names = "--bind", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0")
+    @Option(names = "--bind", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0", description = "where this node's cluster port listens")
     String bind;
+
+    @Option(names = "--advertise", paramLabel = "HOST:PORT", description = "the cluster address peers dial (default: --bind)")
+    String advertise;
 
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() throws Exception {
-        Nodes.hostPort(seed, "--seed");
-        String[] b = Nodes.hostPort(bind, "--bind");
+        Nodes.HostPort seed = Nodes.hostPort(join, "--join");
+        Nodes.HostPort b = Nodes.hostPort(bind, "--bind");
+        Nodes.HostPort a = Nodes.hostPort(advertise, "--advertise");
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
         ActorSystem<Void> system = Nodes.start(Behaviors.<Void>setup(ctx -> {
             ActorRef<Topic.Command<TrainingEvent>> topic = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "events");
@@ -36,7 +40,7 @@ final class MonitorCommand implements Callable<Integer> {
                 out.flush();
             }, done), "printer")));
             return Behaviors.empty();
-        }), "monitor", b[0], Integer.parseInt(b[1]), seed);
+        }), "monitor", b, a, seed);
         try {
             TrainingEvent.RunFinished f = done.get(7, TimeUnit.DAYS);
             return f.ok() ? 0 : 3;

@@ -1,47 +1,83 @@
 package dev.dreamcluster.cli;
 
 import akka.actor.typed.ActorSystem;
+import dev.dreamcluster.config.ConfigError;
+import dev.dreamcluster.config.Json;
+import dev.dreamcluster.worker.node.LocalPaths;
+import dev.dreamcluster.worker.node.RingEndpoint;
 import dev.dreamcluster.worker.node.Worker;
-import java.net.InetSocketAddress;
-import java.nio.channels.ServerSocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code dreamcluster worker}: one worker node (one per GPU, or per CPU process). */
+/**
+ * {@code dreamcluster worker}: one worker node (one per GPU, or per CPU process). It reads no config:
+ * the coordinator sends the resolved run; this node brings its copies of the model and the data
+ * (anywhere: the plan hash proves they hold the same bytes as the coordinator's).
+ */
 @Command(name = "worker", mixinStandardHelpOptions = true,
         description = "Join a cluster as a worker; train the coordinator's run; exit when it ends (0 ok, 3 failed).")
 final class WorkerCommand implements Callable<Integer> {
-    @Option(names = "--seed", required = true, paramLabel = "HOST:PORT", description = "the coordinator's cluster address")
-    String seed;
+    @Option(names = "--join", required = true, paramLabel = "HOST:PORT", description = "the coordinator's cluster address")
+    String join;
 
-    @Option(names = "--bind", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0", description = "this node's cluster address")
+    @Option(names = "--bind", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0", description = "where this node's cluster port listens")
     String bind;
 
-    @Option(names = "--data", paramLabel = "HOST:PORT", description = "ring socket address (default: bind host, any port)")
-    String data;
+    @Option(names = "--advertise", paramLabel = "HOST:PORT", description = "the cluster address peers dial (default: --bind)")
+    String advertise;
+
+    @Option(names = "--ring_bind", paramLabel = "HOST:PORT", description = "where the ring (gradient) socket listens (default: bind host, any port)")
+    String ringBind;
+
+    @Option(names = "--ring_advertise", paramLabel = "HOST:PORT", description = "the ring address peers dial (default: --ring_bind)")
+    String ringAdvertise;
+
+    @Option(names = "--model", paramLabel = "DIR", description = "this node's copy of the model (default: the coordinator's path)")
+    Path model;
+
+    @Option(names = "--data", paramLabel = "DIR", description = "this node's copy of the data (default: the coordinator's path)")
+    Path data;
+
+    @Option(names = "--out", paramLabel = "DIR", description = "where this node writes checkpoints and final/ (default: the coordinator's)")
+    Path out;
+
+    @Option(names = "--resume", paramLabel = "CKPT", description = "this node's copy of the checkpoint the run resumes from")
+    Path resume;
 
     @Option(names = "--device", paramLabel = "D", defaultValue = "cpu", description = "cpu (gpu:N needs a libtorch with CUDA)")
     String device;
 
     @Override
     public Integer call() throws Exception {
-        Nodes.hostPort(seed, "--seed");
-        String[] b = Nodes.hostPort(bind, "--bind");
+        Nodes.HostPort seed = Nodes.hostPort(join, "--join");
+        Nodes.HostPort b = Nodes.hostPort(bind, "--bind");
+        Nodes.HostPort a = Nodes.hostPort(advertise, "--advertise");
         if (!device.equals("cpu")) {
-            throw dev.dreamcluster.config.ConfigError.invalid("--device", "\"" + device + "\"",
+            throw ConfigError.invalid("--device", Json.quote(device),
                     "cpu: this build's DJL has the CPU libtorch only (set PYTORCH_LIBRARY_PATH to a CUDA libtorch 2.7.1 for GPUs)");
         }
-        String[] d = data == null ? new String[] {b[0], "0"} : Nodes.hostPort(data, "--data");
-        ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress(d[0], Integer.parseInt(d[1])));
-        InetSocketAddress bound = (InetSocketAddress) server.getLocalAddress();
-        ActorSystem<Worker.Command> system = Nodes.start(Worker.create(server, d[0] + ":" + bound.getPort()), "worker", b[0],
-                Integer.parseInt(b[1]), seed);
+        for (var d : new Object[][] {{model, "--model"}, {data, "--data"}, {resume, "--resume"}}) {
+            if (d[0] != null && !Files.isDirectory((Path) d[0])) {
+                throw new ConfigError(d[1] + ": " + Json.quote(d[0].toString()) + " is not a folder");
+            }
+        }
+        Nodes.HostPort ring = ringBind != null ? Nodes.hostPort(ringBind, "--ring_bind") : new Nodes.HostPort(b.host(), 0);
+        Nodes.HostPort ringAdv = Nodes.hostPort(ringAdvertise, "--ring_advertise");
+        RingEndpoint endpoint = new RingEndpoint(ring.host(), ring.port(),
+                ringAdv != null ? ringAdv.host() : a != null ? a.host() : ring.host(), ringAdv != null ? ringAdv.port() : 0);
+        CompletableFuture<Worker.ComputeEnded> ended = new CompletableFuture<>();
+        ActorSystem<Worker.Command> system = Nodes.start(Worker.create(endpoint, new LocalPaths(data, model, out, resume), ended),
+                "worker", b, a, seed);
         system.getWhenTerminated().toCompletableFuture().get(7, TimeUnit.DAYS);
-        Worker.ComputeEnded end = Worker.ended;
+        Worker.ComputeEnded end = ended.getNow(null);
         if (end == null || !end.ok()) {
-            System.err.println("error: worker: " + (end == null ? "left the cluster before the run ended" : end.message()));
+            System.err.println("error: worker: " + (end == null ? "removed from the cluster before the run ended (downed: unreachable for"
+                    + " too long, or the cluster was stopped)" : end.message()));
             return 3;
         }
         return 0;

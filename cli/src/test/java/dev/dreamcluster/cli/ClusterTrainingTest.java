@@ -37,7 +37,7 @@ class ClusterTrainingTest {
         CompletableFuture<Cli> train = CompletableFuture.supplyAsync(() -> Cli.run("train", "--config", trainJson.toString(),
                 "--workers", "2", "--max_steps", "3", "--out", out.toString(), "--coordinator_bind", "127.0.0.1:" + port));
         Thread.sleep(1500); // the coordinator node is up well before the worker JVMs have loaded DJL
-        Cli monitor = Cli.run("monitor", "--seed", "127.0.0.1:" + port);
+        Cli monitor = Cli.run("monitor", "--join", "127.0.0.1:" + port);
         Cli r = train.get(180, TimeUnit.SECONDS);
         assertEquals(0, r.status(), r.out() + r.err());
         assertEquals(0, monitor.status(), monitor.out() + monitor.err());
@@ -48,7 +48,7 @@ class ClusterTrainingTest {
         assertTrue(events.contains("[worker,dc-default] up"), "the monitor lists the members:\n" + events);
         assertTrue(events.contains("run finished"), events);
         List<String> metrics = Files.readAllLines(out.resolve("metrics.jsonl"));
-        assertEquals(3, metrics.size(), metrics.toString());
+        assertEquals(4, metrics.size(), "step 0 (the starting val_loss) and 3 steps: " + metrics);
         assertTrue(Files.isRegularFile(out.resolve("final").resolve("unet").resolve("diffusion_pytorch_model.safetensors")));
         assertTrue(Files.isRegularFile(out.resolve("checkpoints").resolve("step-000003").resolve("trainer_state.json")));
     }

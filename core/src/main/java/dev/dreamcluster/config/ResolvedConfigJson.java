@@ -1,6 +1,7 @@
 package dev.dreamcluster.config;
 
 import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.io.StringWriter;
 import java.io.UncheckedIOException;
@@ -82,6 +83,41 @@ public final class ResolvedConfigJson {
         } else {
             g.writeNumberField(name, v);
         }
+    }
+
+    /**
+     * The inverse of {@link #write}: how a worker receives the coordinator's resolution in the run
+     * plan. Sources and warnings travel too, so a checkpoint written by any rank says the same.
+     */
+    public static ResolvedTrainingConfig read(JsonNode n) {
+        JsonNode f = n.path("text_encoder_freezing");
+        List<Integer> frozen = new java.util.ArrayList<>();
+        f.path("frozen_layers").forEach(x -> frozen.add(x.intValue()));
+        List<String> warnings = new java.util.ArrayList<>();
+        n.path("warnings").forEach(x -> warnings.add(x.asText()));
+        return new ResolvedTrainingConfig(readComponent(n.get("unet")), readComponent(n.get("text_encoder")),
+                new TextEncoderFreezing(f.path("num_layers").intValue(), f.path("embeddings_frozen").booleanValue(), frozen,
+                        f.path("final_layer_norm_frozen").booleanValue()),
+                warnings);
+    }
+
+    private static ComponentConfig readComponent(JsonNode c) {
+        if (c == null || c.isNull()) {
+            return null;
+        }
+        java.util.Map<String, String> sources = new java.util.LinkedHashMap<>();
+        c.path("sources").fields().forEachRemaining(e -> sources.put(e.getKey(), e.getValue().asText()));
+        OptimizerName opt = OptimizerName.parse(c.path("optimizer").asText(), "run plan optimizer");
+        // Lion prints epsilon as null; the resolved value is the default then (unused by Lion)
+        double eps = c.path("epsilon").isNumber() ? c.path("epsilon").doubleValue() : ConfigResolver.DEFAULT_EPSILON;
+        return new ComponentConfig(opt, c.path("lr").doubleValue(), c.path("betas").path(0).doubleValue(),
+                c.path("betas").path(1).doubleValue(), eps, c.path("weight_decay").doubleValue(),
+                LrSchedulerName.parse(c.path("lr_scheduler").asText(), "run plan lr_scheduler"), steps(c.get("lr_warmup_steps")),
+                steps(c.get("lr_decay_steps")), sources);
+    }
+
+    private static Integer steps(JsonNode v) {
+        return v == null || !v.isNumber() ? null : v.intValue();
     }
 
     /** A readable table: one row per value with where it came from, then the warnings. */

@@ -74,7 +74,8 @@ public final class TrainJsonKeys {
                 "save_full_precision", "seed", "shuffle_tags", "timestep_end", "timestep_start", "validation_config",
                 "zero_frequency_noise_ratio", "ema_decay_rate", "ema_strength_target", "ema_update_interval",
                 // DreamCluster additions
-                "max_steps", "out", "val_every_n_steps", "save_every_n_steps", "latent_cache", "val_count")) {
+                "max_steps", "out", "val_every_n_steps", "save_every_n_steps", "latent_cache", "val_count",
+                "min_workers", "max_workers", "join_timeout", "rejoin_timeout")) {
             ok(k);
         }
         for (String k : List.of("logdir", "run_name", "sample_prompts", "sample_steps", "no_save_ckpt",
@@ -110,7 +111,6 @@ public final class TrainJsonKeys {
         none("prediction_type", "the prediction type is read from the model's scheduler_config.json");
         none("device", "set the device per worker: worker --device");
         none("workers", "use the flag --workers N");
-        none("min_workers", "use the flag coordinator --min_workers N");
     }
 
     private TrainJsonKeys() {}

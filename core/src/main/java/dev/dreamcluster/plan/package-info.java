@@ -1,5 +1,6 @@
 /**
- * The parameter plan every node of a run must agree on: names, shapes, trainable masks and shard
- * assignment, summarised by a hash that the coordinator sends and each worker recomputes.
+ * What every node of a run must agree on: {@link dev.dreamcluster.plan.PlanManifest} (the resolved
+ * config, the parameter layout, a digest of every model file and of the dataset manifest) and its
+ * SHA-256, the plan hash, which the coordinator sends and each worker recomputes from its own copies.
  */
 package dev.dreamcluster.plan;

@@ -3,17 +3,33 @@ package dev.dreamcluster.protocol;
 import java.util.List;
 
 /**
- * What the coordinator hands every worker of a run: the run id (also the ring's handshake), the plan
- * hash the worker must reproduce, each rank's data-plane address (rank order), the train.json every
- * node reads (same path on every node: an embedded cluster, or a shared volume), and the run length.
+ * What the coordinator hands every worker of a run.
+ *
+ * @param runId the run
+ * @param generation which generation of the run (0, then one more after each shrink or grow); the
+ *     ring's handshake carries both
+ * @param planHash SHA-256 of {@code manifest}: the worker recomputes it from its own model and data
+ *     copies and {@code runConfig}, and refuses the plan when it differs
+ * @param manifest the coordinator's plan manifest ({@code key<TAB>value} lines, PlanManifest), so a
+ *     refusal can name what differs
+ * @param peers each rank's data-plane (ring) address, rank order
+ * @param runConfig the resolved RunConfig as JSON: workers never read train.json or optimizer.json
+ * @param resume the checkpoint the run continues from, as the coordinator's node names it ("" for
+ *     none); a worker may hold its own copy elsewhere ({@code worker --resume})
  */
-public record RunPlan(long runId, String planHash, List<String> peers, String trainJson, int maxSteps, String out)
+public record RunPlan(long runId, int generation, String planHash, List<String> manifest, List<String> peers, String runConfig, String resume)
         implements CborSerializable {
     public RunPlan {
+        manifest = List.copyOf(manifest);
         peers = List.copyOf(peers);
     }
 
     public int worldSize() {
         return peers.size();
+    }
+
+    /** The ring's handshake id: connections from another run or generation are refused. */
+    public long ringId() {
+        return runId * 1_000_003L + generation;
     }
 }

@@ -17,5 +17,16 @@ public sealed interface TrainingEvent extends CborSerializable {
 
     record WorkerLost(long runId, String address) implements TrainingEvent {}
 
+    /** A worker joined while the run was going; it is admitted at the next checkpoint (up to max_workers). */
+    record WorkerJoined(long runId, String address) implements TrainingEvent {}
+
+    /**
+     * A generation started: {@code world} ranks from {@code fromStep} (0, or the checkpoint it resumes).
+     *
+     * @param reason "start", "shrink: ..." or "grow: ..."
+     */
+    record GenerationStarted(long runId, int generation, int world, int fromStep, String planHash, String reason)
+            implements TrainingEvent {}
+
     record RunFinished(long runId, boolean ok, String message) implements TrainingEvent {}
 }

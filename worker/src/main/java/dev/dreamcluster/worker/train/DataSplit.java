@@ -1,5 +1,8 @@
 package dev.dreamcluster.worker.train;
 
+import dev.dreamcluster.config.TrainConfig;
+import dev.dreamcluster.config.TrainFeatures;
+import dev.dreamcluster.config.ValidationConfig;
 import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.worker.data.DataOptions;
 import dev.dreamcluster.worker.data.DatasetScanner;

@@ -1,5 +1,7 @@
 package dev.dreamcluster.worker.train;
 
+import dev.dreamcluster.config.TrainFeatures;
+import dev.dreamcluster.config.LossType;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;

@@ -1,5 +1,6 @@
 package dev.dreamcluster.worker.train;
 
+import dev.dreamcluster.config.TrainFeatures;
 import dev.dreamcluster.freeze.Component;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.safetensors.SafetensorsFile;

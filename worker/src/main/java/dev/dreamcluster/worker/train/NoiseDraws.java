@@ -1,5 +1,6 @@
 package dev.dreamcluster.worker.train;
 
+import dev.dreamcluster.config.TrainFeatures;
 import java.util.SplittableRandom;
 
 /**

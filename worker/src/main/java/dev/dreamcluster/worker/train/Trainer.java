@@ -1,5 +1,7 @@
 package dev.dreamcluster.worker.train;
 
+import dev.dreamcluster.config.ValidationConfig;
+import dev.dreamcluster.config.TrainConfig;
 import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
@@ -16,6 +18,7 @@ import dev.dreamcluster.config.ResolvedTrainingConfig;
 import dev.dreamcluster.diffusion.DdpmScheduler;
 import dev.dreamcluster.freeze.Component;
 import dev.dreamcluster.freeze.FreezePlan;
+import dev.dreamcluster.io.StepMetrics;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.optim.OptimizerStateFile;
 import dev.dreamcluster.safetensors.DType;
@@ -85,9 +88,6 @@ public final class Trainer implements AutoCloseable {
     private int batchIndex;
     private long microStep;
     private int skipped;
-    /** Time the last step spent in collectives and in optimizer kernels (the rest is compute). */
-    private double lastCommSeconds;
-    private double lastOptimizerSeconds;
     /** item path + bucket size to the unscaled latent mean and log-variance, when latent_cache is on. */
     private final java.util.Map<String, float[][]> latentCache = new java.util.HashMap<>();
     private List<Batch> plan;
@@ -193,16 +193,6 @@ public final class Trainer implements AutoCloseable {
         return c == null ? null : c.schedule(totalSteps);
     }
 
-    /** Seconds the last step spent in collectives (reduce-scatter, norm all-reduce, all-gather). */
-    public double lastCommSeconds() {
-        return lastCommSeconds;
-    }
-
-    /** Seconds the last step spent in the optimizer on this rank's shard. */
-    public double lastOptimizerSeconds() {
-        return lastOptimizerSeconds;
-    }
-
     public int totalSteps() {
         return totalSteps;
     }
@@ -216,7 +206,7 @@ public final class Trainer implements AutoCloseable {
     }
 
     /** One optimizer update: grad_accum micro-batches, averaged gradients, clipping, optimizers. */
-    public StepResult trainStep() {
+    public StepMetrics trainStep() {
         long t0 = System.nanoTime();
         double loss = 0;
         int samples = 0;
@@ -246,8 +236,8 @@ public final class Trainer implements AutoCloseable {
             step++;
             skipped++;
             LOG.warn("step {}: non-finite gradients, update skipped ({} so far)", step, skipped);
-            return new StepResult(step, loss / cfg.gradAccum(), 0, 0, gradNorm, samples / ((System.nanoTime() - t0) / 1e9),
-                    Double.NaN);
+            double secs = (System.nanoTime() - t0) / 1e9;
+            return new StepMetrics(step, loss / cfg.gradAccum(), 0, 0, gradNorm, samples / secs, secs - comm, comm, 0, Double.NaN);
         }
         if (cfg.clipGradNorm() != null && gradNorm > cfg.clipGradNorm()) {
             float coef = (float) (cfg.clipGradNorm() / (gradNorm + 1e-6));
@@ -262,8 +252,8 @@ public final class Trainer implements AutoCloseable {
         long tGather = System.nanoTime();
         unetShard.gatherParams(collective); // every replica receives every rank's updated shard
         teShard.gatherParams(collective);
-        lastOptimizerSeconds = (tGather - tOpt) / 1e9;
-        lastCommSeconds = comm + (System.nanoTime() - tGather) / 1e9;
+        double optimizer = (tGather - tOpt) / 1e9;
+        comm += (System.nanoTime() - tGather) / 1e9;
         unetFlat.writeBack(manager); // frozen tensors are never written: they stay bit-identical
         teFlat.writeBack(manager);
         step++;
@@ -271,7 +261,8 @@ public final class Trainer implements AutoCloseable {
             ema.afterStep(step);
         }
         double secs = (System.nanoTime() - t0) / 1e9;
-        return new StepResult(step, loss / cfg.gradAccum(), lrU, lrT, gradNorm, samples / secs, Double.NaN);
+        return new StepMetrics(step, loss / cfg.gradAccum(), lrU, lrT, gradNorm, samples / secs, secs - comm - optimizer, comm,
+                optimizer, Double.NaN);
     }
 
     /**
@@ -498,7 +489,8 @@ public final class Trainer implements AutoCloseable {
         }
     }
 
-    private void barrier() {
+    /** Every rank waits here for every other (no-op in one process). */
+    public void barrier() {
         if (collective != null && world > 1) {
             collective.barrier();
         }

@@ -1,5 +1,6 @@
 package dev.dreamcluster.worker.train;
 
+import dev.dreamcluster.config.TrainConfig;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.dreamcluster.config.Json;

@@ -1,5 +1,5 @@
 /**
- * Training on one process: {@link dev.dreamcluster.worker.train.TrainConfig} (train.json's training
+ * Training on one process: {@link dev.dreamcluster.config.TrainConfig} (train.json's training
  * keys), {@link dev.dreamcluster.worker.train.Trainer} (the step, top to bottom), flat parameter
  * buffers, metrics, validation and crash-safe checkpoints with exact resume.
  */

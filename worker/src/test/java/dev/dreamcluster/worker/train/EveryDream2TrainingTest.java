@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.dreamcluster.config.CliFlags;
 import dev.dreamcluster.config.ConfigResolver;
 import dev.dreamcluster.config.Json;
+import dev.dreamcluster.config.TrainConfig;
 import dev.dreamcluster.config.ResolvedTrainingConfig;
 import dev.dreamcluster.freeze.Component;
 import dev.dreamcluster.model.DiffusersFolder;
@@ -170,6 +171,10 @@ class EveryDream2TrainingTest {
         }
     }
 
+    static void loop(TrainConfig cfg) {
+        new TrainLoop(new dev.dreamcluster.config.RunConfig(cfg, optimizer()), null, null, (m, total) -> { }, w -> { }).run();
+    }
+
     static double firstLoss(String extra) throws Exception {
         TrainConfig cfg = config("probe" + Math.abs(extra.hashCode()), extra, 1);
         try (Trainer t = new Trainer(cfg, optimizer(), null, w -> { })) {
@@ -186,13 +191,13 @@ class EveryDream2TrainingTest {
         // 12 images, 20% held out -> 10 train images, batch 2: 5 steps per epoch; 3 epochs
         TrainConfig from = config("from", "'validation_config': 'val.json', 'save_every_n_epochs': 1,"
                 + " 'save_ckpts_from_n_epochs': 2, 'max_epochs': 3", 15);
-        new TrainingRun(from, optimizer(), null, null).run();
+        loop(from);
         Path ck = from.out().resolve("checkpoints");
         assertFalse(Files.exists(ck.resolve("step-000005")), "epoch 1 is before save_ckpts_from_n_epochs");
         assertTrue(Files.isDirectory(ck.resolve("step-000010")));
         assertTrue(Files.isDirectory(ck.resolve("step-000015")));
         TrainConfig minutes = config("minutes", "'ckpt_every_n_minutes': 1e-9", 3);
-        new TrainingRun(minutes, optimizer(), null, null).run();
+        loop(minutes);
         for (int s = 1; s <= 3; s++) {
             assertTrue(Files.isDirectory(minutes.out().resolve("checkpoints").resolve(String.format("step-%06d", s))), "step " + s);
         }

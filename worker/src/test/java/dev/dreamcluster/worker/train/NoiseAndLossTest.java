@@ -1,5 +1,7 @@
 package dev.dreamcluster.worker.train;
 
+import dev.dreamcluster.config.TrainFeatures;
+import dev.dreamcluster.config.LossType;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

@@ -1,5 +1,9 @@
 package dev.dreamcluster.worker.train;
 
+import dev.dreamcluster.config.TrainConfig;
+import dev.dreamcluster.config.TrainFeatures;
+import dev.dreamcluster.config.LossType;
+import dev.dreamcluster.config.ValidationConfig;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -69,6 +73,7 @@ class TrainFeaturesTest {
         Files.writeString(again.resolve("t.json"), a.toJson().toString());
         TrainConfig b = TrainConfig.load(again.resolve("t.json"), Map.of());
         assertEquals(a, b);
+        assertEquals(a, TrainConfig.fromJson(a.toJson())); // what a worker gets from the run plan
     }
 
     @Test

@@ -1,5 +1,6 @@
 package dev.dreamcluster.worker.train;
 
+import dev.dreamcluster.config.TrainConfig;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -85,7 +86,7 @@ class TrainerTest {
             double before = t.validate();
             double last = 0;
             for (int i = 0; i < 40; i++) {
-                StepResult r = t.trainStep();
+                dev.dreamcluster.io.StepMetrics r = t.trainStep();
                 assertTrue(Double.isFinite(r.loss()) && r.gradNorm() > 0, "step " + r.step() + ": " + r);
                 last = r.loss();
             }

@@ -1,8 +1,7 @@
-package dev.dreamcluster.worker.train;
+package dev.dreamcluster.config;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.dreamcluster.config.ConfigError;
 import java.nio.file.Path;
 import java.util.function.Consumer;
 

@@ -1,9 +1,7 @@
-package dev.dreamcluster.worker.train;
+package dev.dreamcluster.config;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.dreamcluster.config.ConfigError;
-import dev.dreamcluster.config.Json;
 import java.nio.file.Path;
 import java.util.Iterator;
 import java.util.List;

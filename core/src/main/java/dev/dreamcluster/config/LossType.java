@@ -1,6 +1,5 @@
-package dev.dreamcluster.worker.train;
+package dev.dreamcluster.config;
 
-import dev.dreamcluster.config.ConfigError;
 import java.util.Arrays;
 import java.util.Locale;
 

@@ -1,9 +1,7 @@
-package dev.dreamcluster.worker.train;
+package dev.dreamcluster.config;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.dreamcluster.config.ConfigError;
-import dev.dreamcluster.config.Json;
 import java.nio.file.Path;
 import java.util.Map;
 
@@ -69,18 +67,36 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
         }
     }
 
+    /**
+     * Keys that name where things are on one node, or only change what is printed: they never enter
+     * the plan hash, and each node may set its own ({@code worker --model/--data/--out}).
+     */
+    public static final java.util.Set<String> LOCAL_KEYS = java.util.Set.of("data_root", "resume_ckpt", "out", "log_step");
+
     /** Reads {@code trainJson}; {@code overrides} hold flag values by train.json key (null: not given). */
     public static TrainConfig load(Path trainJson, Map<String, Object> overrides) {
         JsonNode j = Json.readObject(trainJson, trainJson.toString());
-        Path base = trainJson.toAbsolutePath().getParent();
-        Reader r = new Reader(j, overrides, trainJson.toString());
+        return fromJson(j, trainJson.toAbsolutePath().getParent(), overrides, trainJson.toString());
+    }
+
+    /** The inverse of {@link #toJson()}: a config received in a run plan (absolute paths). */
+    public static TrainConfig fromJson(JsonNode j) {
+        return fromJson(j, Path.of("/"), Map.of(), "run plan train_config");
+    }
+
+    /**
+     * @param base the folder relative paths are resolved against (train.json's)
+     * @param label names the source in errors
+     */
+    static TrainConfig fromJson(JsonNode j, Path base, Map<String, Object> overrides, String label) {
+        Reader r = new Reader(j, overrides, label);
         String dataRoot = r.str("data_root", null);
         String model = r.str("resume_ckpt", null);
         if (dataRoot == null) {
-            throw new ConfigError(trainJson + " at data_root: missing (allowed: a folder of captioned images)");
+            throw new ConfigError(label + " at data_root: missing (allowed: a folder of captioned images)");
         }
         if (model == null) {
-            throw new ConfigError(trainJson + " at resume_ckpt: missing (allowed: a diffusers model folder)");
+            throw new ConfigError(label + " at resume_ckpt: missing (allowed: a diffusers model folder)");
         }
         String out = r.str("out", "runs/" + r.str("project_name", "dreamcluster"));
         return new TrainConfig(base.resolve(dataRoot).normalize(), base.resolve(model).normalize(), base.resolve(out).normalize(),
@@ -101,6 +117,24 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
             LOG.info("seed -1: drew seed {} (recorded in train_config.json and every checkpoint)", seed);
         }
         return seed;
+    }
+
+    /**
+     * The same run with this node's own copies of the data, the model and the output folder (null:
+     * keep). Goes through the JSON form, so every key survives whatever the record holds.
+     */
+    public TrainConfig withPaths(Path dataRoot, Path model, Path out) {
+        ObjectNode n = toJson();
+        if (dataRoot != null) {
+            n.put("data_root", dataRoot.toAbsolutePath().normalize().toString());
+        }
+        if (model != null) {
+            n.put("resume_ckpt", model.toAbsolutePath().normalize().toString());
+        }
+        if (out != null) {
+            n.put("out", out.toAbsolutePath().normalize().toString());
+        }
+        return fromJson(n);
     }
 
     /** The config as train.json keys, for checkpoints and logs. */

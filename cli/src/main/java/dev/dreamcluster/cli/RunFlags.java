@@ -1,0 +1,150 @@
+package dev.dreamcluster.cli;
+
+import dev.dreamcluster.config.ConfigError;
+import dev.dreamcluster.config.ConfigResolver;
+import dev.dreamcluster.config.Json;
+import dev.dreamcluster.config.RunConfig;
+import dev.dreamcluster.model.DiffusersFolder;
+import dev.dreamcluster.model.Presets;
+import dev.dreamcluster.safetensors.DType;
+import dev.dreamcluster.worker.data.SyntheticDataset;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * The flags that decide a run, shared by {@code train} (with or without --workers) and {@code
+ * coordinator}, and the one place they are resolved into a {@link RunConfig}. Names are train.json's
+ * keys; a flag beats train.json.
+ */
+final class RunFlags {
+    private static final Logger LOG = LoggerFactory.getLogger(RunFlags.class);
+
+    @Option(names = "--config", required = true, paramLabel = "train.json")
+    Path config;
+
+    @Mixin
+    OptimizerFlags optimizer;
+
+    @Option(names = "--max_steps", paramLabel = "K", description = "optimizer updates to run")
+    Integer maxSteps;
+
+    @Option(names = "--out", paramLabel = "DIR", description = "output folder (default: train.json's out)")
+    Path out;
+
+    @Option(names = "--resume", paramLabel = "CKPT", description = "continue exactly from a checkpoint folder (any worker count)")
+    Path resume;
+
+    @Option(names = "--seed", paramLabel = "N", description = "base of every random draw (default: train.json's seed, 555)")
+    Long seed;
+
+    @Option(names = "--min_workers", paramLabel = "N",
+            description = "cluster runs: workers to wait for, and the fewest a generation may continue with (train.json min_workers)")
+    Integer minWorkers;
+
+    @Option(names = "--max_workers", paramLabel = "N",
+            description = "cluster runs: the most workers a generation takes; more join at the next checkpoint (train.json max_workers)")
+    Integer maxWorkers;
+
+    @Option(names = "--join_timeout", paramLabel = "S", description = "cluster runs: seconds for min_workers to join (default 1800)")
+    Integer joinTimeout;
+
+    @Option(names = "--rejoin_timeout", paramLabel = "S",
+            description = "cluster runs: seconds to wait for new workers after a shrink below min_workers (default 600)")
+    Integer rejoinTimeout;
+
+    /**
+     * The coordinator's settings for this run: the plan manifest of this node's model and data for a
+     * world of min_workers, the bounds of every wait. {@code defaultWorkers}: the embedded cluster's --workers.
+     */
+    dev.dreamcluster.coordinator.CoordinatorSettings coordinatorSettings(RunConfig cfg, int defaultWorkers) {
+        com.fasterxml.jackson.databind.JsonNode j = Json.readObject(config, config.toString());
+        int min = count(minWorkers, "--min_workers", j, "min_workers", defaultWorkers);
+        int max = count(maxWorkers, "--max_workers", j, "max_workers", Math.max(min, defaultWorkers));
+        if (max < min) {
+            throw new ConfigError("--max_workers / max_workers: " + max + " is less than min_workers " + min
+                    + " (allowed: max_workers >= min_workers)");
+        }
+        var timeouts = new dev.dreamcluster.coordinator.CoordinatorSettings.Timeouts(
+                java.time.Duration.ofSeconds(count(joinTimeout, "--join_timeout", j, "join_timeout", 1800)),
+                java.time.Duration.ofSeconds(count(rejoinTimeout, "--rejoin_timeout", j, "rejoin_timeout", 600)),
+                dev.dreamcluster.coordinator.CoordinatorSettings.Timeouts.DEFAULT.accept(),
+                dev.dreamcluster.coordinator.CoordinatorSettings.Timeouts.DEFAULT.abort());
+        long runId = System.nanoTime() ^ ProcessHandle.current().pid();
+        Path resumeAbs = resume == null ? null : resume.toAbsolutePath().normalize();
+        dev.dreamcluster.plan.PlanManifest manifest = dev.dreamcluster.plan.PlanManifest.compute(cfg, min, resumeAbs);
+        LOG.info("plan {}: {} entries", manifest.hash(), manifest.entries().size());
+        return new dev.dreamcluster.coordinator.CoordinatorSettings(min, max, runId, manifest.hash(), manifest.lines(), cfg.toJson(),
+                resumeAbs == null ? "" : resumeAbs.toString(), cfg.train().out(), timeouts);
+    }
+
+    /** A count from a flag, else train.json, else the default; 1..100000. */
+    private int count(Integer flag, String flagName, com.fasterxml.jackson.databind.JsonNode j, String key, int def) {
+        long v;
+        String where;
+        if (flag != null) {
+            v = flag;
+            where = flagName;
+        } else if (j.hasNonNull(key)) {
+            com.fasterxml.jackson.databind.JsonNode n = j.get(key);
+            if (!n.canConvertToExactIntegral()) {
+                throw ConfigError.invalid(config + " at " + key, n.toString(), "a whole number in 1..100000");
+            }
+            v = n.longValue();
+            where = config + " at " + key;
+        } else {
+            return def;
+        }
+        if (v < 1 || v > 100_000) {
+            throw ConfigError.invalid(where, Long.toString(v), "a whole number in 1..100000");
+        }
+        return (int) v;
+    }
+
+    /** Checks the files, generates the shipped example's inputs if missing, resolves, logs the result once. */
+    RunConfig resolve() {
+        if (!Files.isRegularFile(config)) {
+            throw new ConfigError("--config: " + Json.quote(config.toString()) + " does not exist or is not a file");
+        }
+        if (resume != null && !Files.isRegularFile(resume.resolve("trainer_state.json"))) {
+            throw new ConfigError("--resume: " + Json.quote(resume.toString()) + " is not a checkpoint (no trainer_state.json)");
+        }
+        Map<String, Object> overrides = new HashMap<>();
+        overrides.put("max_steps", maxSteps);
+        overrides.put("seed", seed);
+        overrides.put("out", out == null ? null : out.toAbsolutePath().toString());
+        Path trainJson = config.toAbsolutePath();
+        dev.dreamcluster.config.TrainConfig train = dev.dreamcluster.config.TrainConfig.load(trainJson, overrides);
+        ensureExampleInputs(train.model(), train.dataRoot());
+        int layers = DiffusersFolder.read(resume != null ? resume.resolve("model") : train.model()).textEncoder().numHiddenLayers();
+        RunConfig run = new RunConfig(train, ConfigResolver.load(trainJson, optimizer.toFlags(), layers));
+        LOG.info("run config {}", run.toJson());
+        return run;
+    }
+
+    /**
+     * The shipped tiny example generates its model and dataset on first use (no download ever):
+     * only when the folders are missing and the folder's name says it is the tiny example's.
+     */
+    static void ensureExampleInputs(Path model, Path dataRoot) {
+        if (!Files.exists(model) && model.getFileName().toString().startsWith("tiny-model")) {
+            DiffusersFolder.writeRandom(model, Presets.TINY, 0, DType.F32);
+            LOG.info("generated the tiny model in {}", model);
+        }
+        if (!Files.exists(dataRoot) && dataRoot.getFileName().toString().startsWith("shapes")) {
+            SyntheticDataset.write(dataRoot, 48, 64, 0);
+            LOG.info("generated the synthetic dataset in {}", dataRoot);
+        }
+        if (!Files.isDirectory(model)) {
+            throw new ConfigError("resume_ckpt: " + Json.quote(model.toString()) + " is not a diffusers model folder");
+        }
+        if (!Files.isDirectory(dataRoot)) {
+            throw new ConfigError("data_root: " + Json.quote(dataRoot.toString()) + " is not a folder");
+        }
+    }
+}

@@ -1,0 +1,126 @@
+package dev.dreamcluster.worker.train;
+
+import dev.dreamcluster.collective.Collective;
+import dev.dreamcluster.config.RunConfig;
+import dev.dreamcluster.config.TrainConfig;
+import dev.dreamcluster.io.StepMetrics;
+import dev.dreamcluster.safetensors.DType;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.function.Consumer;
+
+/**
+ * The one training loop, for a single process ({@code collective == null}) and for every rank of a
+ * cluster run: the starting validation, the steps, validation on rank 0 at its cadence, checkpoints
+ * (every N steps, every N epochs, every N minutes as rank 0's clock says, and at the end) and the
+ * final model, written by rank 0. Where the numbers of each step go is the {@link StepListener}'s
+ * business: metrics.jsonl and a progress line in one process, the coordinator in a cluster.
+ */
+public final class TrainLoop {
+    /** Receives each step's metrics (and step 0: the starting val_loss) on the loop's thread. */
+    public interface StepListener {
+        void stepCompleted(StepMetrics metrics, int totalSteps);
+
+        /** Rank 0: the checkpoint of {@code step} is complete under its real name (a restart point). */
+        default void checkpointCommitted(int step, int totalSteps, Path dir) {}
+    }
+
+    private final RunConfig run;
+    private final Path resume;
+    private final Collective collective;
+    private final StepListener listener;
+    private final Consumer<String> warn;
+
+    /**
+     * @param resume a checkpoint to continue from exactly (any worker count), or null
+     * @param collective the data plane of a cluster run, or null for one process
+     */
+    public TrainLoop(RunConfig run, Path resume, Collective collective, StepListener listener, Consumer<String> warn) {
+        this.run = run;
+        this.resume = resume;
+        this.collective = collective;
+        this.listener = listener;
+        this.warn = warn;
+    }
+
+    /** Trains to the end; returns the last step's metrics (null when the checkpoint was already at the end). */
+    public StepMetrics run() {
+        TrainConfig cfg = run.train();
+        boolean rank0 = collective == null || collective.rank() == 0;
+        if (rank0) {
+            writeRunFiles(cfg.out());
+        }
+        try (Trainer t = new Trainer(cfg, run.optimizer(), resume, warn, collective)) {
+            if (t.step() == 0) {
+                // the other ranks wait at the first step's first collective while rank 0 validates
+                listener.stepCompleted(new StepMetrics(0, Double.NaN, 0, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN,
+                        Double.NaN, rank0 ? t.validate() : Double.NaN), t.totalSteps());
+            }
+            StepMetrics last = null;
+            long lastCheckpoint = System.nanoTime();
+            while (t.step() < t.totalSteps()) {
+                StepMetrics m = t.trainStep();
+                boolean end = t.step() == t.totalSteps();
+                if (rank0 && (end || (t.valEveryNSteps() > 0 && m.step() % t.valEveryNSteps() == 0))) {
+                    m = m.withValLoss(t.validate());
+                }
+                listener.stepCompleted(m, t.totalSteps());
+                if (end || checkpointDue(cfg, t, lastCheckpoint)) {
+                    Path dir = cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", t.step()));
+                    t.checkpoint(dir);
+                    lastCheckpoint = System.nanoTime();
+                    if (rank0) {
+                        listener.checkpointCommitted(t.step(), t.totalSteps(), dir.toAbsolutePath());
+                    }
+                }
+                last = m;
+            }
+            if (rank0) {
+                t.saveModel(cfg.out().resolve("final"), cfg.saveFullPrecision() ? DType.F32 : DType.F16);
+            }
+            t.barrier(); // nobody leaves before rank 0 has written the final model
+            return last;
+        }
+    }
+
+    /**
+     * Step and epoch cadences are the same on every rank; the minute cadence is rank 0's clock,
+     * broadcast, so all ranks checkpoint at the same step (the checkpoint is collective).
+     */
+    private boolean checkpointDue(TrainConfig cfg, Trainer t, long lastCheckpoint) {
+        boolean byStep = cfg.saveEveryNSteps() > 0 && t.step() % cfg.saveEveryNSteps() == 0;
+        boolean byEpoch = t.atEpochEnd() && cfg.saveEveryNEpochs() > 0 && (t.epoch() + 1) % cfg.saveEveryNEpochs() == 0
+                && t.epoch() + 1 >= cfg.features().saveCkptsFromNEpochs();
+        boolean byTime = false;
+        if (cfg.ckptEveryNMinutes() > 0) {
+            float[] due = {System.nanoTime() - lastCheckpoint > cfg.ckptEveryNMinutes() * 60e9 ? 1f : 0f};
+            if (collective != null && collective.worldSize() > 1) {
+                collective.broadcast(due, 1, 0);
+            }
+            byTime = due[0] != 0f;
+        }
+        return byStep || byEpoch || byTime;
+    }
+
+    /** train_config.json and resolved_optimizer_config.json: what this run was resolved to. */
+    private void writeRunFiles(Path out) {
+        try {
+            Files.createDirectories(out);
+            writeAtomically(out.resolve("train_config.json"), run.toJsonNode().get("train_config").toPrettyString() + "\n");
+            writeAtomically(out.resolve("resolved_optimizer_config.json"),
+                    run.toJsonNode().get("optimizer_config").toPrettyString() + "\n");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write to " + out, e);
+        }
+    }
+
+    private static void writeAtomically(Path file, String text) throws IOException {
+        Path tmp = file.resolveSibling("." + file.getFileName() + ".tmp");
+        Files.writeString(tmp, text, StandardCharsets.UTF_8);
+        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+}
