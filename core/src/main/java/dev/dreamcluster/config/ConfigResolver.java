@@ -127,6 +127,7 @@ public final class ConfigResolver {
         if (opt != null) {
             JsonNode root = opt.json();
             checkKeys(root, Keys.OPTIMIZER_TOP, optLabel, "");
+            warnings.addAll(Ed2OptimizerKeys.notes(root, optLabel));
             base = section(root, "base", optLabel);
             teo = section(root, "text_encoder_overrides", optLabel);
             freezing = section(root, "text_encoder_freezing", optLabel);
@@ -250,6 +251,7 @@ public final class ConfigResolver {
             return new TextEncoderFreezing(layers, false, List.of(), false);
         }
         String p = "text_encoder_freezing.";
+        boolean embGiven = block.hasNonNull("freeze_embeddings");
         boolean emb = bool(block, "freeze_embeddings", label, p);
         boolean fln = bool(block, "freeze_final_layer_norm", label, p);
         boolean hasFront = block.has("freeze_front_n_layers");
@@ -278,7 +280,8 @@ public final class ConfigResolver {
             }
             frozenCount = layers - k;
         }
-        return new TextEncoderFreezing(layers, emb, TextEncoderFreezing.range(0, frozenCount), fln);
+        // EveryDream2: freezing any layer freezes the embeddings too, unless freeze_embeddings says otherwise
+        return new TextEncoderFreezing(layers, embGiven ? emb : frozenCount > 0, TextEncoderFreezing.range(0, frozenCount), fln);
     }
 
     private static boolean bool(JsonNode block, String key, String label, String prefix) {
@@ -295,9 +298,10 @@ public final class ConfigResolver {
     // ---- train.json values ----
 
     private void warnUnknownTrainKeys(Input train) {
+        warnings.addAll(TrainJsonKeys.notes(train.json(), train.label()));
         for (Iterator<String> it = train.json().fieldNames(); it.hasNext(); ) {
             String k = it.next();
-            if (!Keys.TRAIN.contains(k)) {
+            if (!Keys.TRAIN.contains(k) && !TrainJsonKeys.known().contains(k)) {
                 warnings.add(train.label() + ": unknown key " + Json.quote(k) + " is ignored"
                         + Keys.didYouMean(k, Keys.TRAIN));
             }

@@ -7,7 +7,7 @@ import java.util.Set;
 final class Keys {
     static final Set<String> OPTIMIZER_TOP = Set.of(
             "doc", "base", "text_encoder_overrides", "text_encoder_lr_scale", "text_encder_lr_scale",
-            "text_encoder_freezing");
+            "text_encoder_freezing", "apply_grad_scaler_step_tweaks", "log_grad_norm");
     static final Set<String> SECTION = Set.of(
             "optimizer", "lr", "lr_scheduler", "lr_warmup_steps", "lr_decay_steps", "betas", "epsilon",
             "weight_decay");

@@ -21,13 +21,27 @@ import java.util.Map;
  *     VAE and the deterministic centre crop make this exact); costs 2 x 4 x h/8 x w/8 floats per image
  * @param keepLastNCheckpoints after each committed checkpoint, older ones beyond this many are
  *     deleted; null keeps all
+ * @param features EveryDream2's loss, noise, augmentation, validation and EMA keys
  */
 public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, Integer maxSteps, int batchSize,
         int gradAccum, long seed, int resolution, Double clipGradNorm, double condDropout, int saveEveryNEpochs,
         int saveEveryNSteps, double ckptEveryNMinutes, int valEveryNSteps, int valCount, double zeroFrequencyNoiseRatio,
-        int clipSkip, boolean saveFullPrecision, int logStep, boolean latentCache, Integer keepLastNCheckpoints) {
+        int clipSkip, boolean saveFullPrecision, int logStep, boolean latentCache, Integer keepLastNCheckpoints,
+        TrainFeatures features) {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(TrainConfig.class);
+
+    /** The basic keys only; every EveryDream2 feature at its default, every checkpoint kept. */
+    public TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, Integer maxSteps, int batchSize, int gradAccum,
+            long seed, int resolution, Double clipGradNorm, double condDropout, int saveEveryNEpochs, int saveEveryNSteps,
+            double ckptEveryNMinutes, int valEveryNSteps, int valCount, double zeroFrequencyNoiseRatio, int clipSkip,
+            boolean saveFullPrecision, int logStep, boolean latentCache) {
+        this(dataRoot, model, out, maxEpochs, maxSteps, batchSize, gradAccum, seed, resolution, clipGradNorm, condDropout,
+                saveEveryNEpochs, saveEveryNSteps, ckptEveryNMinutes, valEveryNSteps, valCount, zeroFrequencyNoiseRatio,
+                clipSkip, saveFullPrecision, logStep, latentCache, null, TrainFeatures.DEFAULTS);
+    }
 
     public TrainConfig {
+        features = features == null ? TrainFeatures.DEFAULTS : features;
         if (maxEpochs < 1) {
             throw ConfigError.invalid("max_epochs", Integer.toString(maxEpochs), "a whole number >= 1");
         }
@@ -98,14 +112,24 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
         return new TrainConfig(r.path(base, "data_root", dataRoot), r.path(base, "resume_ckpt", model),
                 r.path(base, j.hasNonNull("out") || overrides.get("out") != null ? "out" : "project_name", out),
                 r.integer("max_epochs", 30, 1, max), r.optInt("max_steps", 1, max), r.integer("batch_size", 2, 1, MAX_BATCH),
-                r.integer("grad_accum", 1, 1, MAX_BATCH), r.longInt("seed", 555), r.resolution(),
+                r.integer("grad_accum", 1, 1, MAX_BATCH), seed(r), r.resolution(),
                 r.optNumber("clip_grad_norm", Double.MIN_VALUE, "a number > 0, or null for no clipping"),
                 r.number("cond_dropout", 0.04, 0, 1, "a probability in [0, 1]"), r.integer("save_every_n_epochs", 0, 0, max),
                 r.integer("save_every_n_steps", 0, 0, max), r.number("ckpt_every_n_minutes", 0, 0, Double.MAX_VALUE, "minutes >= 0 (0: off)"),
                 r.integer("val_every_n_steps", 50, 0, max), r.integer("val_count", 8, 0, max),
                 r.number("zero_frequency_noise_ratio", 0.02, 0, Double.MAX_VALUE, "a number >= 0"), r.integer("clip_skip", 0, 0, 4),
                 r.bool("save_full_precision", false), r.integer("log_step", 25, 1, max), r.bool("latent_cache", false),
-                r.optInt("keep_last_n_checkpoints", 1, max));
+                r.optInt("keep_last_n_checkpoints", 1, max), TrainFeatures.read(r, base, n -> LOG.warn("{}", n)));
+    }
+
+    /** EveryDream2's seed: -1 draws one (once, here; toJson records the drawn value). */
+    private static long seed(Reader r) {
+        long seed = r.longInt("seed", 555);
+        if (seed == -1) {
+            seed = new java.security.SecureRandom().nextInt(1 << 30);
+            LOG.info("seed -1: drew seed {} (recorded in train_config.json and every checkpoint)", seed);
+        }
+        return seed;
     }
 
     /**
@@ -168,11 +192,12 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
         } else {
             n.put("keep_last_n_checkpoints", keepLastNCheckpoints);
         }
+        features.write(n);
         return n;
     }
 
     /** Typed reads with flag overrides and one-line errors naming the file and key. */
-    private record Reader(JsonNode j, Map<String, Object> overrides, String label) {
+    record Reader(JsonNode j, Map<String, Object> overrides, String label) {
         JsonNode node(String key) {
             Object o = overrides.get(key);
             if (o != null) {
@@ -252,6 +277,19 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
 
         Double optNumber(String key, double min, String allowed) {
             return node(key) == null ? null : number(key, 0, min, Double.MAX_VALUE, allowed);
+        }
+
+        /** For feature keys whose record checks their ranges: any whole number that fits an int. */
+        int integer(String key, int def) {
+            return integer(key, def, Integer.MIN_VALUE, Integer.MAX_VALUE);
+        }
+
+        double number(String key, double def) {
+            return number(key, def, -Double.MAX_VALUE, Double.MAX_VALUE, "a number");
+        }
+
+        Double optNumber(String key) {
+            return optNumber(key, -Double.MAX_VALUE, "a number");
         }
 
         boolean bool(String key, boolean def) {

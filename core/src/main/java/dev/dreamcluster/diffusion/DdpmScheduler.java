@@ -63,6 +63,15 @@ public final class DdpmScheduler {
     }
 
     public static DdpmScheduler fromJson(JsonNode n) {
+        // training noise depends on these too; DreamCluster computes the betas from the schedule only
+        if (n.hasNonNull("trained_betas")) {
+            throw new dev.dreamcluster.config.ConfigError("scheduler/scheduler_config.json at trained_betas: "
+                    + n.get("trained_betas") + " is not supported (allowed: null; the betas come from beta_schedule)");
+        }
+        if (n.path("rescale_betas_zero_snr").asBoolean(false)) {
+            throw new dev.dreamcluster.config.ConfigError("scheduler/scheduler_config.json at rescale_betas_zero_snr: true"
+                    + " is not supported (zero-terminal-SNR betas are not implemented; allowed: false)");
+        }
         String pred = n.path("prediction_type").asText("epsilon").toUpperCase(Locale.ROOT);
         Prediction p;
         try {

@@ -51,9 +51,9 @@ public record DiffusersFolder(Path dir, UNetConfig unet, ClipTextConfig textEnco
             throw new ConfigError(dir + ": not a folder (expected a diffusers model folder)");
         }
         return new DiffusersFolder(dir,
-                UNetConfig.fromJson(config(dir, "unet/config.json")),
+                UNetConfig.fromJson(config(dir, "unet/config.json"), dir.resolve("unet/config.json").toString()),
                 ClipTextConfig.fromJson(config(dir, "text_encoder/config.json")),
-                VaeConfig.fromJson(config(dir, "vae/config.json")),
+                VaeConfig.fromJson(config(dir, "vae/config.json"), dir.resolve("vae/config.json").toString()),
                 DdpmScheduler.fromJson(config(dir, "scheduler/scheduler_config.json")));
     }
 
@@ -145,6 +145,21 @@ public record DiffusersFolder(Path dir, UNetConfig unet, ClipTextConfig textEnco
      */
     public static void write(Path dir, UNetConfig unet, ClipTextConfig te, VaeConfig vae, DdpmScheduler sched,
             boolean padWithExclamation, DType dtype, Weights weights, Path tokenizerSource) {
+        write(dir, unet, te, vae, sched, padWithExclamation, dtype, weights, tokenizerSource, null);
+    }
+
+    /**
+     * A trained copy of {@code source}: its weights from {@code weights}, its tokenizer, and its
+     * configs kept key for key (upcast_attention, the scheduler class and options such as
+     * timestep_spacing, everything DreamCluster does not read), torch_dtype set to what was written.
+     */
+    public static void writeTrained(Path dir, DiffusersFolder source, DType dtype, Weights weights) {
+        write(dir, source.unet(), source.textEncoder(), source.vae(), source.scheduler(), false, dtype, weights,
+                source.dir().resolve("tokenizer"), source.dir());
+    }
+
+    private static void write(Path dir, UNetConfig unet, ClipTextConfig te, VaeConfig vae, DdpmScheduler sched,
+            boolean padWithExclamation, DType dtype, Weights weights, Path tokenizerSource, Path configSource) {
         Path abs = dir.toAbsolutePath();
         Path tmp = abs.resolveSibling(abs.getFileName() + ".tmp-" + ProcessHandle.current().pid());
         try {
@@ -166,6 +181,9 @@ public record DiffusersFolder(Path dir, UNetConfig unet, ClipTextConfig textEnco
             writeJson(tmp.resolve("text_encoder/config.json"), te.toJson());
             writeJson(tmp.resolve("vae/config.json"), vae.toJson());
             writeJson(tmp.resolve("scheduler/scheduler_config.json"), sched.toJson());
+            if (configSource != null) {
+                keepSourceConfigs(configSource, tmp, dtype);
+            }
             if (tokenizerSource != null) {
                 Files.createDirectories(tmp.resolve("tokenizer"));
                 try (Stream<Path> files = Files.list(tokenizerSource)) {
@@ -210,6 +228,42 @@ public record DiffusersFolder(Path dir, UNetConfig unet, ClipTextConfig textEnco
                 throw new UncheckedIOException("cannot write model folder " + dir, io);
             }
             throw (RuntimeException) e;
+        }
+    }
+
+    /** The components this class writes; model_index.json entries of any other are written as [null, null]. */
+    static final List<String> WRITTEN = List.of("unet", "vae", "text_encoder", "tokenizer", "scheduler");
+
+    /** Copies the source's config files over the generated ones (see {@link #writeTrained}). */
+    private static void keepSourceConfigs(Path src, Path tmp, DType dtype) throws IOException {
+        String torchDtype = switch (dtype) {
+            case F32 -> "float32";
+            case F16 -> "float16";
+            case BF16 -> "bfloat16";
+        };
+        for (String rel : List.of("unet/config.json", "vae/config.json", "text_encoder/config.json",
+                "scheduler/scheduler_config.json")) {
+            ObjectNode n = (ObjectNode) config(src, rel);
+            if (n.has("torch_dtype") || rel.startsWith("text_encoder")) {
+                n.put("torch_dtype", torchDtype); // transformers records the dtype of the saved weights
+            }
+            writeJson(tmp.resolve(rel), n);
+        }
+        Path index = src.resolve("model_index.json");
+        if (Files.isRegularFile(index)) {
+            ObjectNode n = (ObjectNode) Json.readObject(index, index.toString());
+            for (var it = n.fields(); it.hasNext(); ) {
+                var e = it.next();
+                if (e.getValue().isArray() && e.getValue().size() == 2 && !e.getValue().get(0).isNull()
+                        && !WRITTEN.contains(e.getKey())) {
+                    // safety_checker, feature_extractor, ...: not copied, so not referenced
+                    e.setValue(Json.MAPPER.createArrayNode().addNull().addNull());
+                }
+            }
+            if (n.has("requires_safety_checker")) {
+                n.put("requires_safety_checker", false);
+            }
+            writeJson(tmp.resolve("model_index.json"), n);
         }
     }
 

@@ -59,8 +59,28 @@ public record UNetConfig(int inChannels, int outChannels, int sampleSize, List<I
     }
 
     public static UNetConfig fromJson(JsonNode n) {
+        return fromJson(n, "unet/config.json");
+    }
+
+    /** Refuses (naming {@code label} and the key) any value of a key DreamCluster does not implement. */
+    public static UNetConfig fromJson(JsonNode n, String label) {
+        ModelConfigKeys.check(n, label, ModelConfigKeys.UNET_READ, ModelConfigKeys.UNET_INERT, ModelConfigKeys.UNET_FIXED);
+        if (n.path("layers_per_block").isArray()) {
+            throw new dev.dreamcluster.config.ConfigError(label + " at layers_per_block: " + n.get("layers_per_block")
+                    + " is not supported (DreamCluster implements one count for every block)");
+        }
+        JsonNode cadList = n.path("cross_attention_dim");
+        if (cadList.isArray() && cadList.size() > 0) {
+            for (JsonNode x : cadList) {
+                if (x.asInt() != cadList.get(0).asInt()) {
+                    throw new dev.dreamcluster.config.ConfigError(label + " at cross_attention_dim: " + cadList
+                            + " is not supported (DreamCluster implements one width for every block)");
+                }
+            }
+        }
         List<Integer> boc = ints(n.path("block_out_channels"));
-        JsonNode ahd = n.path("attention_head_dim");
+        // diffusers: num_attention_heads, when given, is the head count; else attention_head_dim holds it
+        JsonNode ahd = n.hasNonNull("num_attention_heads") ? n.get("num_attention_heads") : n.path("attention_head_dim");
         List<Integer> heads = new ArrayList<>();
         if (ahd.isArray()) {
             heads.addAll(ints(ahd));

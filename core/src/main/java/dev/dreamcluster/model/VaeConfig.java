@@ -28,6 +28,21 @@ public record VaeConfig(int inChannels, int outChannels, int latentChannels, Lis
     }
 
     public static VaeConfig fromJson(JsonNode n) {
+        return fromJson(n, "vae/config.json");
+    }
+
+    /** Refuses (naming {@code label} and the key) any value of a key DreamCluster does not implement. */
+    public static VaeConfig fromJson(JsonNode n, String label) {
+        ModelConfigKeys.check(n, label, ModelConfigKeys.VAE_READ, ModelConfigKeys.VAE_INERT, ModelConfigKeys.VAE_FIXED);
+        for (String k : java.util.List.of("down_block_types", "up_block_types")) {
+            String want = k.startsWith("down") ? "DownEncoderBlock2D" : "UpDecoderBlock2D";
+            for (JsonNode t : n.path(k)) {
+                if (!t.asText().equals(want)) {
+                    throw new dev.dreamcluster.config.ConfigError(label + " at " + k + ": " + n.get(k)
+                            + " is not supported (DreamCluster implements only " + want + ")");
+                }
+            }
+        }
         return new VaeConfig(n.path("in_channels").asInt(3), n.path("out_channels").asInt(3),
                 n.path("latent_channels").asInt(4), UNetConfig.ints(n.path("block_out_channels")),
                 n.path("layers_per_block").asInt(2), n.path("norm_num_groups").asInt(32), n.path("sample_size").asInt(512),

@@ -47,10 +47,14 @@ class FreezingResolutionTest {
     }
 
     @Test
-    void shouldNotFreezeEmbeddingsOrFinalNormUnlessAsked() {
+    void shouldFreezeEmbeddingsWithAnyFrozenLayerUnlessFreezeEmbeddingsIsGiven() {
+        // EveryDream2: a frozen CLIP layer freezes the embeddings too; an explicit freeze_embeddings wins
         TextEncoderFreezing f = freeze("{'freeze_front_n_layers': 4}", 12);
-        assertEquals(false, f.embeddingsFrozen());
+        assertEquals(true, f.embeddingsFrozen());
         assertEquals(false, f.finalLayerNormFrozen());
+        assertEquals(false, freeze("{'freeze_front_n_layers': 4, 'freeze_embeddings': false}", 12).embeddingsFrozen());
+        assertEquals(false, freeze("{'unfreeze_last_n_layers': 12}", 12).embeddingsFrozen());
+        assertEquals(false, freeze("{'freeze_front_n_layers': 0}", 12).embeddingsFrozen());
         TextEncoderFreezing g = freeze("{'freeze_embeddings': true, 'freeze_final_layer_norm': true}", 12);
         assertEquals(true, g.embeddingsFrozen());
         assertEquals(true, g.finalLayerNormFrozen());

@@ -9,7 +9,8 @@ import java.util.SplittableRandom;
 /**
  * The batches of one epoch, a pure function of (items, buckets, batch size, seed, epoch):
  * multipliers (whole part repeated, fractional part sampled), bucket grouping, shuffling, runt
- * padding, and caption dropout. Every node computes the same plan, so a rank can take its slice of
+ * padding, caption dropout (per image when its folder sets one), tag shuffling and horizontal flips
+ * (drawn only for images that need them, so a plan without them is unchanged). Every node computes the same plan, so a rank can take its slice of
  * each global batch, and a resumed run continues at the same position.
  */
 public final class EpochPlan {
@@ -49,18 +50,43 @@ public final class EpochPlan {
                     b.add(list.get(rnd.nextInt(list.size()))); // runt: pad with random duplicates of its bucket
                 }
                 List<String> captions = new ArrayList<>();
+                List<Boolean> flips = new ArrayList<>();
                 for (ImageItem it : b) {
-                    captions.add(rnd.nextDouble() < condDropout ? " " : it.caption());
+                    double p = it.condDropout() != null ? it.condDropout() : condDropout;
+                    captions.add(rnd.nextDouble() < p ? " " : it.shuffleTags() ? shuffledTags(it, rnd) : it.caption());
+                    flips.add(it.flipP() > 0 && rnd.nextDouble() < it.flipP());
                 }
                 int[] size = sizes.get(e.getKey());
-                batches.add(new Batch(List.copyOf(b), List.copyOf(captions), size[0], size[1]));
+                batches.add(new Batch(List.copyOf(b), List.copyOf(captions), size[0], size[1], flips));
             }
         }
         shuffle(batches, rnd);
         return batches;
     }
 
-    static <T> void shuffle(List<T> l, SplittableRandom rnd) {
+    /**
+     * The caption with its tags (the comma-separated parts after the main prompt) shuffled, the first
+     * keepTags of them kept in place (EveryDream2 intends this; its code clamps keep_tags to 0).
+     */
+    static String shuffledTags(ImageItem it, SplittableRandom rnd) {
+        String[] parts = it.caption().split(",");
+        if (parts.length < 3) {
+            return it.caption();
+        }
+        List<String> tags = new ArrayList<>();
+        for (int i = 1; i < parts.length; i++) {
+            tags.add(parts[i].strip());
+        }
+        int keep = Math.min(it.keepTags(), tags.size());
+        List<String> rest = new ArrayList<>(tags.subList(keep, tags.size()));
+        shuffle(rest, rnd);
+        List<String> out = new ArrayList<>(tags.subList(0, keep));
+        out.addAll(rest);
+        return parts[0].strip() + ", " + String.join(", ", out);
+    }
+
+    /** Fisher-Yates, the one shuffle every plan and split uses. */
+    public static <T> void shuffle(List<T> l, SplittableRandom rnd) {
         for (int i = l.size() - 1; i > 0; i--) {
             int j = rnd.nextInt(i + 1);
             T t = l.get(i);

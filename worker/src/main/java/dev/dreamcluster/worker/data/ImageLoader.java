@@ -17,6 +17,11 @@ public final class ImageLoader {
 
     /** Writes {@code item} resized to (w, h) into {@code out[off .. off + 3*h*w)}, channels first. */
     public static void load(ImageItem item, int w, int h, float[] out, int off) {
+        load(item, w, h, out, off, false);
+    }
+
+    /** As {@link #load(ImageItem, int, int, float[], int)}, mirrored left-right when {@code flip}. */
+    public static void load(ImageItem item, int w, int h, float[] out, int off, boolean flip) {
         BufferedImage src;
         try {
             src = ImageIO.read(item.path().toFile());
@@ -51,7 +56,7 @@ public final class ImageLoader {
         int plane = w * h;
         for (int y = 0; y < h; y++) {
             for (int x = 0; x < w; x++) {
-                int rgb = dst.getRGB(x, y);
+                int rgb = dst.getRGB(flip ? w - 1 - x : x, y);
                 int i = y * w + x;
                 out[off + i] = ((rgb >> 16) & 0xFF) / 127.5f - 1f;
                 out[off + plane + i] = ((rgb >> 8) & 0xFF) / 127.5f - 1f;

@@ -85,7 +85,7 @@ public final class TrainLoop {
                     stepSeconds.remove(0); // the median of the last 101 steps
                 }
                 boolean end = t.step() == t.totalSteps();
-                boolean validated = end || (cfg.valEveryNSteps() > 0 && m.step() % cfg.valEveryNSteps() == 0);
+                boolean validated = end || (t.valEveryNSteps() > 0 && m.step() % t.valEveryNSteps() == 0);
                 if (rank0 && validated) {
                     m = m.withValLoss(t.validate());
                 }
@@ -133,7 +133,8 @@ public final class TrainLoop {
      */
     private boolean checkpointDue(TrainConfig cfg, Trainer t, long lastCheckpoint) {
         boolean byStep = cfg.saveEveryNSteps() > 0 && t.step() % cfg.saveEveryNSteps() == 0;
-        boolean byEpoch = t.atEpochEnd() && cfg.saveEveryNEpochs() > 0 && (t.epoch() + 1) % cfg.saveEveryNEpochs() == 0;
+        boolean byEpoch = t.atEpochEnd() && cfg.saveEveryNEpochs() > 0 && (t.epoch() + 1) % cfg.saveEveryNEpochs() == 0
+                && t.epoch() + 1 >= cfg.features().saveCkptsFromNEpochs();
         boolean byTime = false;
         if (cfg.ckptEveryNMinutes() > 0) {
             float[] due = {System.nanoTime() - lastCheckpoint > cfg.ckptEveryNMinutes() * 60e9 ? 1f : 0f};

@@ -1,5 +1,6 @@
 package dev.dreamcluster.worker.train;
 
+import dev.dreamcluster.config.ValidationConfig;
 import dev.dreamcluster.config.TrainConfig;
 import ai.djl.Device;
 import ai.djl.engine.Engine;
@@ -66,6 +67,10 @@ public final class Trainer implements AutoCloseable {
     private final ClipTokenizer tokenizer;
     private final DdpmScheduler scheduler;
     private final List<ImageItem> items;
+    /** Validation images: held out by validation_config, else the first val_count training images. */
+    private final List<ImageItem> valItems;
+    private final EmaWeights ema;
+    private final int stepsPerEpoch;
     private final AspectBuckets buckets;
     private final Collective collective;
     private final int rank;
@@ -108,6 +113,7 @@ public final class Trainer implements AutoCloseable {
             throw new dev.dreamcluster.config.ConfigError("batch_size: " + cfg.batchSize() + " is not allowed with " + world
                     + " workers (allowed: a multiple of the worker count; each worker takes an equal slice)");
         }
+        RankAgreement.check(collective, "seed", cfg.seed());
         Engine.getEngine("PyTorch");
         JniUtils.setGradMode(false); // autograd records only inside the step's GradientCollector
         this.manager = NDManager.newBaseManager(Device.cpu());
@@ -131,13 +137,16 @@ public final class Trainer implements AutoCloseable {
         this.tokenizer = ClipTokenizer.load(folder.dir().resolve("tokenizer"));
         this.scheduler = folder.scheduler();
         this.latentFactor = 1 << (folder.vae().blockOutChannels().size() - 1);
-        this.items = DatasetScanner.scan(cfg.dataRoot(), warn);
+        DataSplit split = DataSplit.of(cfg, warn);
+        this.items = split.train();
+        this.valItems = split.validation();
         if (items.isEmpty()) {
             throw new dev.dreamcluster.config.ConfigError("data_root: " + dev.dreamcluster.config.Json.quote(cfg.dataRoot().toString())
                     + " holds no readable images (allowed: a folder with jpg, jpeg, png or webp images; unreadable ones are skipped)");
         }
         this.buckets = new AspectBuckets(cfg.resolution());
         int perEpoch = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), 0).size();
+        this.stepsPerEpoch = (perEpoch + cfg.gradAccum() - 1) / cfg.gradAccum();
         this.totalSteps = cfg.maxSteps() != null ? cfg.maxSteps()
                 : Math.max(1, cfg.maxEpochs() * ((perEpoch + cfg.gradAccum() - 1) / cfg.gradAccum()));
         int threads = Integer.getInteger("dreamcluster.optimizer.threads", Runtime.getRuntime().availableProcessors());
@@ -156,6 +165,7 @@ public final class Trainer implements AutoCloseable {
             Resume.loadOptimizer(unetShard, resume, "unet");
             Resume.loadOptimizer(teShard, resume, "text_encoder");
         }
+        this.ema = EmaWeights.create(cfg.features(), totalSteps, unetFlat, teFlat, rank, resume);
         this.plan = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), epoch);
         LOG.info("training {} images ({} batches/epoch), {} optimizer steps, unet {} trainable tensors, text encoder {}",
                 items.size(), perEpoch, totalSteps, unetFlat.names.size(), teFlat.names.size());
@@ -229,6 +239,9 @@ public final class Trainer implements AutoCloseable {
         unetFlat.writeBack(manager); // frozen tensors are never written: they stay bit-identical
         teFlat.writeBack(manager);
         step++;
+        if (ema != null) {
+            ema.afterStep(step);
+        }
         double secs = (System.nanoTime() - t0) / 1e9;
         return new StepMetrics(step, loss / cfg.gradAccum(), lrU, lrT, gradNorm, samples / secs, secs - comm - optimizer, comm,
                 optimizer, Double.NaN);
@@ -247,13 +260,13 @@ public final class Trainer implements AutoCloseable {
         int h = global.height();
         int w = global.width();
         int per = 4 * (h / latentFactor) * (w / latentFactor);
-        float[] vaeNoiseAll = gaussianArray(rnd, gb, per, 0);
-        int[] tAll = new int[gb];
-        for (int i = 0; i < gb; i++) {
-            tAll[i] = rnd.nextInt(scheduler.numTrainTimesteps());
-        }
-        float[] noiseAll = gaussianArray(rnd, gb, per, (float) cfg.zeroFrequencyNoiseRatio());
-        Batch batch = new Batch(global.items().subList(lo, hi), global.captions().subList(lo, hi), w, h);
+        NoiseDraws draws = NoiseDraws.draw(rnd, gb, h / latentFactor, w / latentFactor, cfg.features(),
+                (float) cfg.zeroFrequencyNoiseRatio(), scheduler.numTrainTimesteps(), ClipTokenizer.MAX_LENGTH,
+                folder.textEncoder().hiddenSize());
+        float[] vaeNoiseAll = draws.vaeNoise();
+        int[] tAll = draws.timesteps();
+        float[] noiseAll = draws.noise();
+        Batch batch = global.slice(lo, hi);
         int b = hi - lo;
         Shape latentShape = new Shape(b, 4, h / latentFactor, w / latentFactor);
         int[] t = java.util.Arrays.copyOfRange(tAll, lo, hi);
@@ -267,19 +280,33 @@ public final class Trainer implements AutoCloseable {
             NDArray ids = tokens(batch.captions());
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                 NDArray states = textEncoder.forward(ids, cfg.clipSkip());
+                if (draws.perturbation() != null) {
+                    int span = ClipTokenizer.MAX_LENGTH * folder.textEncoder().hiddenSize();
+                    states = states.add(Tensors.of(manager, java.util.Arrays.copyOfRange(draws.perturbation(), lo * span,
+                            hi * span), states.getShape()));
+                }
                 NDArray pred = unet.forward(noisy, t, states);
-                NDArray loss = pred.sub(target).square().mean();
+                NDArray loss = DiffusionLoss.loss(pred, target, t, scheduler, cfg.features(), lossScales(batch));
                 gc.backward(loss);
                 return loss.getFloat();
             }
         }
     }
 
+    private static float[] lossScales(Batch batch) {
+        float[] v = new float[batch.items().size()];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (float) batch.items().get(i).lossScale();
+        }
+        return v;
+    }
+
     private NDArray encode(Batch batch, NDArray vaeNoise) {
         int b = batch.items().size();
         float[] px = new float[b * 3 * batch.height() * batch.width()];
         for (int i = 0; i < b; i++) {
-            ImageLoader.load(batch.items().get(i), batch.width(), batch.height(), px, i * 3 * batch.height() * batch.width());
+            ImageLoader.load(batch.items().get(i), batch.width(), batch.height(), px, i * 3 * batch.height() * batch.width(),
+                    batch.flipped(i));
         }
         return vae.sampleScaled(Tensors.of(manager, px, new Shape(b, 3, batch.height(), batch.width())), vaeNoise);
     }
@@ -292,11 +319,11 @@ public final class Trainer implements AutoCloseable {
         float[] logvar = new float[b * per];
         for (int i = 0; i < b; i++) {
             ImageItem it = batch.items().get(i);
-            String key = it.path() + "@" + batch.width() + "x" + batch.height();
+            String key = it.path() + "@" + batch.width() + "x" + batch.height() + (batch.flipped(i) ? "/flipped" : "");
             float[][] d = latentCache.get(key);
             if (d == null) {
                 float[] px = new float[3 * batch.height() * batch.width()];
-                ImageLoader.load(it, batch.width(), batch.height(), px, 0);
+                ImageLoader.load(it, batch.width(), batch.height(), px, 0, batch.flipped(i));
                 try (NDScope s = new NDScope()) {
                     var dist = vae.encode(Tensors.of(manager, px, new Shape(1, 3, batch.height(), batch.width())));
                     d = new float[][] {Tensors.read(dist.get(0)), Tensors.read(dist.get(1))};
@@ -312,13 +339,13 @@ public final class Trainer implements AutoCloseable {
 
     /** Mean loss over the fixed validation set: the first val_count images, fixed noise and timesteps. */
     public double validate() {
-        int n = Math.min(cfg.valCount(), items.size());
+        int n = valItems.size();
         if (n == 0) {
             return Double.NaN;
         }
         double sum = 0;
         for (int i = 0; i < n; i++) {
-            ImageItem it = items.get(i);
+            ImageItem it = valItems.get(i);
             int[] size = buckets.forSize(it.width(), it.height());
             SplittableRandom rnd = new SplittableRandom(mix(cfg.seed() ^ 0x5EEDL, i));
             try (NDScope scope = new NDScope()) {
@@ -332,7 +359,7 @@ public final class Trainer implements AutoCloseable {
                 NDArray target = scheduler.prediction() == DdpmScheduler.Prediction.EPSILON ? noise
                         : noise.mul(perSample(t, true)).sub(latents.mul(perSample(t, false)));
                 NDArray pred = unet.forward(noisy, t, textEncoder.forward(tokens(List.of(it.caption())), cfg.clipSkip()));
-                sum += pred.sub(target).square().mean().getFloat();
+                sum += DiffusionLoss.loss(pred, target, t, scheduler, cfg.features()).getFloat();
             }
         }
         return sum / n;
@@ -345,6 +372,22 @@ public final class Trainer implements AutoCloseable {
             plan = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), epoch);
         }
         return plan.get(batchIndex++);
+    }
+
+    /**
+     * Optimizer steps between validations: validation_config's every_n_epochs in steps when given
+     * (0.5: twice per epoch), else val_every_n_steps.
+     */
+    public int valEveryNSteps() {
+        ValidationConfig v = cfg.features().validation();
+        if (v == null) {
+            return cfg.valEveryNSteps();
+        }
+        if (!v.active()) {
+            return 0;
+        }
+        return v.everyNEpochs() >= 1 ? (int) Math.round(v.everyNEpochs()) * stepsPerEpoch
+                : Math.max(1, stepsPerEpoch / (int) Math.max(1, Math.round(1 / v.everyNEpochs())));
     }
 
     /** True when the next step starts a new epoch (for save_every_n_epochs). */
@@ -381,21 +424,7 @@ public final class Trainer implements AutoCloseable {
      * zero-frequency offset: one N(0,1) x ratio per sample and channel.
      */
     private static float[] gaussianArray(SplittableRandom rnd, int samples, int per, float zeroFrequency) {
-        int n = samples * per;
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) rnd.nextGaussian();
-        }
-        if (zeroFrequency > 0) {
-            int plane = per / 4;
-            for (int c = 0; c < n / plane; c++) {
-                float off = zeroFrequency * (float) rnd.nextGaussian();
-                for (int i = 0; i < plane; i++) {
-                    v[c * plane + i] += off;
-                }
-            }
-        }
-        return v;
+        return NoiseDraws.gaussian(rnd, samples, per, zeroFrequency);
     }
 
     static long mix(long seed, long index) {
@@ -444,10 +473,15 @@ public final class Trainer implements AutoCloseable {
         }
     }
 
-    /** The current weights as a diffusers folder (the tokenizer is copied from the source model). */
+    /** The current weights as a diffusers folder (tokenizer and every config key copied from the source model). */
     public void saveModel(Path dir, DType dtype) {
-        DiffusersFolder.write(dir, folder.unet(), folder.textEncoder(), folder.vae(), scheduler, false, dtype,
-                (c, p) -> Tensors.read(weights(c).get(p.name())), folder.dir().resolve("tokenizer"));
+        DiffusersFolder.writeTrained(dir, folder, dtype, (c, p) -> Tensors.read(weights(c).get(p.name())));
+        if (ema != null) { // EveryDream2 saves the EMA model as <path>_ema beside the model
+            DiffusersFolder.writeTrained(dir.resolveSibling(dir.getFileName() + "_ema"), folder, dtype, (c, p) -> {
+                float[] v = ema.values(c, p.name());
+                return v != null ? v : Tensors.read(weights(c).get(p.name()));
+            });
+        }
     }
 
     private ModelWeights weights(Component c) {
