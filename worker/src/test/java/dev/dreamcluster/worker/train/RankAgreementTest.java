@@ -28,13 +28,14 @@ class RankAgreementTest {
             servers.add(s);
             peers.add((InetSocketAddress) s.getLocalAddress());
         }
+        byte[] secret = RingCollective.decodeSecret(RingCollective.newSecret());
         ExecutorService pool = Executors.newFixedThreadPool(2);
         try {
             List<Future<String>> f = new ArrayList<>();
             for (int r = 0; r < 2; r++) {
                 int rank = r;
                 f.add(pool.submit(() -> {
-                    try (Collective c = RingCollective.connect(77, rank, peers, servers.get(rank), Duration.ofSeconds(20))) {
+                    try (Collective c = RingCollective.connect(77, secret, rank, peers, servers.get(rank), Duration.ofSeconds(20))) {
                         RankAgreement.check(c, "seed", rank == 0 ? seed0 : seed1);
                         return "ok";
                     } catch (ConfigError e) {
