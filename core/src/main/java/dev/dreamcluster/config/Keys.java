@@ -35,7 +35,7 @@ final class Keys {
             "zero_frequency_noise_ratio",
             // DreamCluster additions
             "max_steps", "out", "workers", "min_workers", "val_every_n_steps", "save_every_n_steps",
-            "latent_cache", "prediction_type", "device", "val_count");
+            "latent_cache", "prediction_type", "device", "val_count", "save_single_file");
 
     private Keys() {}
 

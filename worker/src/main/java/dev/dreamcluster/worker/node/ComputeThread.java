@@ -10,6 +10,7 @@ import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.safetensors.DType;
+import dev.dreamcluster.worker.sample.RunOutputs;
 import dev.dreamcluster.worker.train.StepResult;
 import dev.dreamcluster.worker.train.TrainConfig;
 import dev.dreamcluster.worker.train.Trainer;
@@ -68,7 +69,8 @@ final class ComputeThread extends Thread {
             ResolvedTrainingConfig opt = ConfigResolver.load(trainJson, CliFlags.NONE, layers);
             List<InetSocketAddress> peers = RingCollective.parsePeers(plan.peers());
             try (Collective r = RingCollective.connect(plan.runId(), rank, peers, server, Duration.ofSeconds(60));
-                    Trainer t = new Trainer(cfg, opt, null, w -> System.err.println("rank " + rank + " warning: " + w), r)) {
+                    Trainer t = new Trainer(cfg, opt, null, w -> System.err.println("rank " + rank + " warning: " + w), r);
+                    RunOutputs outputs = RunOutputs.open(cfg, rank, t, w -> System.err.println("rank " + rank + " warning: " + w))) {
                 ring = r;
                 while (t.step() < t.totalSteps()) {
                     long t0 = System.nanoTime();
@@ -82,6 +84,7 @@ final class ComputeThread extends Thread {
                     double optim = t.lastOptimizerSeconds();
                     coordinator.tell(new CoordinatorProtocol.StepReported(plan.runId(), rank, s.step(), s.loss(), s.lrUnet(),
                             s.lrTextEncoder(), s.gradNorm(), s.samplesPerS(), secs - comm - optim, comm, optim, val));
+                    outputs.afterStep(t, s.withValLoss(val)); // rank 0 samples; the others wait at the next collective
                     if (cfg.saveEveryNSteps() > 0 && s.step() % cfg.saveEveryNSteps() == 0) {
                         t.checkpoint(cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", s.step())));
                     }
@@ -90,6 +93,7 @@ final class ComputeThread extends Thread {
                 if (rank == 0) {
                     t.saveModel(cfg.out().resolve("final"), cfg.saveFullPrecision() ? DType.F32 : DType.F16);
                 }
+                outputs.finish(t);
                 r.barrier();
             }
             ok = true;

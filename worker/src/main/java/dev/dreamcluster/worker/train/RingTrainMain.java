@@ -8,6 +8,7 @@ import dev.dreamcluster.config.ConfigResolver;
 import dev.dreamcluster.config.ResolvedTrainingConfig;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.safetensors.DType;
+import dev.dreamcluster.worker.sample.RunOutputs;
 import java.net.InetSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Path;
@@ -53,12 +54,14 @@ public final class RingTrainMain {
         ResolvedTrainingConfig opt = ConfigResolver.load(trainJson, CliFlags.NONE, layers);
         ServerSocketChannel server = ServerSocketChannel.open().bind(peers.get(rank));
         try (Collective ring = RingCollective.connect(runId, rank, peers, server, Duration.ofSeconds(30));
-                Trainer t = new Trainer(cfg, opt, null, w -> System.err.println("rank " + rank + " warning: " + w), ring)) {
+                Trainer t = new Trainer(cfg, opt, null, w -> System.err.println("rank " + rank + " warning: " + w), ring);
+                RunOutputs outputs = RunOutputs.open(cfg, rank, t, w -> System.err.println("rank " + rank + " warning: " + w))) {
             for (int i = 0; i < steps; i++) {
                 StepResult r = t.trainStep();
                 if (rank == 0) {
                     System.out.printf("step %d loss %.6f grad_norm %.6f%n", r.step(), r.loss(), r.gradNorm());
                 }
+                outputs.afterStep(t, r);
                 if (saveEvery > 0 && r.step() % saveEvery == 0) {
                     t.checkpoint(out.resolve("checkpoints").resolve(String.format("step-%06d", r.step())));
                 }
@@ -66,6 +69,7 @@ public final class RingTrainMain {
             if (rank == 0) {
                 t.saveModel(out.resolve("final"), DType.F32);
             }
+            outputs.finish(t);
             ring.barrier(); // nobody exits before rank 0 has saved
         } catch (CollectiveException e) {
             System.err.println("error: " + e.getMessage() + "; the last committed checkpoint is in " + out.resolve("checkpoints"));

@@ -21,11 +21,22 @@ import java.util.Map;
  * @param ckptEveryNMinutes checkpoint every N minutes (0: off)
  * @param latentCache encode each image once and keep its latent distribution in memory (the frozen
  *     VAE and the deterministic centre crop make this exact); costs 2 x 4 x h/8 x w/8 floats per image
+ * @param outputs sample images, TensorBoard and the single-file final model ({@link OutputsConfig})
  */
 public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, Integer maxSteps, int batchSize,
         int gradAccum, long seed, int resolution, Double clipGradNorm, double condDropout, int saveEveryNEpochs,
         int saveEveryNSteps, double ckptEveryNMinutes, int valEveryNSteps, int valCount, double zeroFrequencyNoiseRatio,
-        int clipSkip, boolean saveFullPrecision, int logStep, boolean latentCache) {
+        int clipSkip, boolean saveFullPrecision, int logStep, boolean latentCache, OutputsConfig outputs) {
+
+    /** A config without sample images, TensorBoard or single-file output. */
+    public TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, Integer maxSteps, int batchSize, int gradAccum, long seed,
+            int resolution, Double clipGradNorm, double condDropout, int saveEveryNEpochs, int saveEveryNSteps,
+            double ckptEveryNMinutes, int valEveryNSteps, int valCount, double zeroFrequencyNoiseRatio, int clipSkip,
+            boolean saveFullPrecision, int logStep, boolean latentCache) {
+        this(dataRoot, model, out, maxEpochs, maxSteps, batchSize, gradAccum, seed, resolution, clipGradNorm, condDropout,
+                saveEveryNEpochs, saveEveryNSteps, ckptEveryNMinutes, valEveryNSteps, valCount, zeroFrequencyNoiseRatio, clipSkip,
+                saveFullPrecision, logStep, latentCache, OutputsConfig.NONE);
+    }
 
     public TrainConfig {
         if (maxEpochs < 1) {
@@ -76,7 +87,7 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
                 r.number("cond_dropout", 0.04), r.integer("save_every_n_epochs", 0), r.integer("save_every_n_steps", 0),
                 r.number("ckpt_every_n_minutes", 0), r.integer("val_every_n_steps", 50), r.integer("val_count", 8),
                 r.number("zero_frequency_noise_ratio", 0.02), r.integer("clip_skip", 0), r.bool("save_full_precision", false),
-                r.integer("log_step", 25), r.bool("latent_cache", false));
+                r.integer("log_step", 25), r.bool("latent_cache", false), OutputsConfig.read(j, overrides, trainJson.toString(), base));
     }
 
     /** The config as train.json keys, for checkpoints and logs. */
@@ -111,6 +122,7 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
         n.put("save_full_precision", saveFullPrecision);
         n.put("log_step", logStep);
         n.put("latent_cache", latentCache);
+        outputs.write(n);
         return n;
     }
 

@@ -42,6 +42,8 @@ public final class TrainingRun {
             throw new UncheckedIOException("cannot write to " + cfg.out(), e);
         }
         try (Trainer t = new Trainer(cfg, opt, resume, w -> progress.println("warning: " + w));
+                dev.dreamcluster.worker.sample.RunOutputs outputs = dev.dreamcluster.worker.sample.RunOutputs.open(cfg, 0, t,
+                        w -> progress.println("warning: " + w));
                 Writer metrics = Files.newBufferedWriter(cfg.out().resolve("metrics.jsonl"), StandardCharsets.UTF_8,
                         StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
             StepResult last = null;
@@ -58,6 +60,7 @@ public final class TrainingRun {
                     r = new StepResult(r.step(), r.loss(), r.lrUnet(), r.lrTextEncoder(), r.gradNorm(), r.samplesPerS(), t.validate());
                 }
                 writeMetric(metrics, r);
+                outputs.afterStep(t, r);
                 progress(r, t.totalSteps(), startStep, start);
                 boolean epochDone = t.atEpochEnd() && cfg.saveEveryNEpochs() > 0 && (t.epoch() + 1) % cfg.saveEveryNEpochs() == 0;
                 boolean byStep = cfg.saveEveryNSteps() > 0 && t.step() % cfg.saveEveryNSteps() == 0;
@@ -72,6 +75,7 @@ public final class TrainingRun {
                 progress.println();
             }
             t.saveModel(cfg.out().resolve("final"), cfg.saveFullPrecision() ? DType.F32 : DType.F16);
+            outputs.finish(t);
             return last;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write metrics in " + cfg.out(), e);
