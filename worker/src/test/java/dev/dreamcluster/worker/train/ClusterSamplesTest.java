@@ -1,0 +1,56 @@
+package dev.dreamcluster.worker.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.awt.image.BufferedImage;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import javax.imageio.ImageIO;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Samples in a 2-worker ring run: only rank 0 draws them, and they match a 1-worker run's at the
+ * same step and seed. The 2-rank gradient sum rounds differently from the 1-rank one (parameters
+ * agree within ~5e-6, MultiProcessTrainingTest), so pixels may differ by one 8-bit level at most.
+ */
+class ClusterSamplesTest {
+    @Test
+    void rankZeroAloneSamplesAndTheImagesMatchOneWorker(@TempDir Path tmp) throws Exception {
+        Path trainJson = MultiProcessTrainingTest.setup(tmp);
+        Files.writeString(tmp.resolve("prompts.json"), "{\"cfgs\": [5], \"num_inference_steps\": 4, \"samples\": ["
+                + "{\"prompt\": \"a red circle on a blue background\", \"size\": [64, 64], \"seed\": 11}]}");
+        String json = Files.readString(trainJson);
+        Files.writeString(trainJson, json.substring(0, json.lastIndexOf('}'))
+                + ", \"sample_prompts\": \"prompts.json\", \"sample_steps\": 5}");
+        Path one = tmp.resolve("one");
+        Path two = tmp.resolve("two");
+        assertEquals(0, MultiProcessTrainingTest.launch(trainJson, 1, one, 31));
+        assertEquals(0, MultiProcessTrainingTest.launch(trainJson, 2, two, 32));
+        assertTrue(Files.readString(tmp.resolve("rank0-two.log")).contains("sample image(s)"));
+        assertFalse(Files.readString(tmp.resolve("rank1-two.log")).contains("sample image(s)"), "rank 1 draws nothing");
+        int worst = 0;
+        long differing = 0;
+        for (String name : List.of("gs00005-000-a red circle on a blue background.png", "gs00010-000-a red circle on a blue background.png")) {
+            BufferedImage a = ImageIO.read(one.resolve("samples").resolve(name).toFile());
+            BufferedImage b = ImageIO.read(two.resolve("samples").resolve(name).toFile());
+            for (int y = 0; y < 64; y++) {
+                for (int x = 0; x < 64; x++) {
+                    int p = a.getRGB(x, y);
+                    int q = b.getRGB(x, y);
+                    for (int s = 0; s < 24; s += 8) {
+                        int d = Math.abs(((p >> s) & 0xff) - ((q >> s) & 0xff));
+                        worst = Math.max(worst, d);
+                        differing += d > 0 ? 1 : 0;
+                    }
+                }
+            }
+        }
+        System.out.printf("samples, 2 workers vs 1: worst channel difference %d/255, %d of %d channel values differ%n", worst, differing,
+                2 * 64 * 64 * 3);
+        assertTrue(worst <= 1, "worst channel difference " + worst);
+    }
+}
