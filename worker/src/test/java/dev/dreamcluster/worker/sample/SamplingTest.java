@@ -75,10 +75,10 @@ class SamplingTest {
     void samplesAreSeededAndDeterministic() throws IOException {
         try (Trainer t = trainer(trainJson("det", ""))) {
             SamplingModels m = t.samplingModels();
-            BufferedImage a = Sampler.sample(m, "a red circle", "", 5, 64, 64, 7, InferenceSampler.Kind.DDIM, 3);
-            BufferedImage b = Sampler.sample(m, "a red circle", "", 5, 64, 64, 7, InferenceSampler.Kind.DDIM, 3);
-            BufferedImage c = Sampler.sample(m, "a red circle", "", 6, 64, 64, 7, InferenceSampler.Kind.DDIM, 3);
-            BufferedImage e = Sampler.sample(m, "a red circle", "square", 5, 128, 64, 4, InferenceSampler.Kind.EULER, 3);
+            BufferedImage a = Sampler.sample(m, "a red circle", "", 5, 64, 64, 7, InferenceSampler.Kind.DDIM, 2);
+            BufferedImage b = Sampler.sample(m, "a red circle", "", 5, 64, 64, 7, InferenceSampler.Kind.DDIM, 2);
+            BufferedImage c = Sampler.sample(m, "a red circle", "", 6, 64, 64, 7, InferenceSampler.Kind.DDIM, 2);
+            BufferedImage e = Sampler.sample(m, "a red circle", "square", 5, 128, 64, 4, InferenceSampler.Kind.EULER, 2);
             assertEquals(64, a.getWidth());
             assertArrayEquals(pixels(a), pixels(b), "same seed, same image");
             assertFalse(java.util.Arrays.equals(pixels(a), pixels(c)), "another seed, another image");
@@ -91,8 +91,9 @@ class SamplingTest {
 
     @Test
     void aRunWritesSamplesTensorBoardAndASingleFileThatLoadsBack() throws Exception {
-        Files.writeString(tmp.resolve("prompts.txt"), "a red circle on a blue background\na green square\n");
-        Path json = trainJson("run", ", \"max_steps\": 4, \"sample_prompts\": \"prompts.txt\", \"sample_steps\": 2,"
+        Files.writeString(tmp.resolve("prompts.json"), "{\"cfgs\": [7, 4, 1.01], \"num_inference_steps\": 2, \"samples\": ["
+                + "{\"prompt\": \"a red circle on a blue background\"}, {\"prompt\": \"a green square\", \"negative_prompt\": \"red\"}]}");
+        Path json = trainJson("run", ", \"max_steps\": 4, \"sample_prompts\": \"prompts.json\", \"sample_steps\": 2,"
                 + " \"logdir\": \"logs\", \"save_single_file\": true, \"save_full_precision\": true, \"project_name\": \"t\"");
         TrainConfig cfg = TrainConfig.load(json, Map.of());
         ResolvedTrainingConfig opt = ConfigResolver.load(json, CliFlags.NONE, 4);
@@ -108,9 +109,9 @@ class SamplingTest {
                 "gs00004-000-a red circle on a blue background.txt", "gs00004-001-a green square.png", "gs00004-001-a green square.txt"),
                 files);
         BufferedImage sheet = ImageIO.read(samples.resolve("gs00004-001-a green square.png").toFile());
-        assertEquals(64 * 3, sheet.getWidth(), "one 64 px panel per default cfg (7, 4, 1.01)");
+        assertEquals(64 * 3, sheet.getWidth(), "one 64 px panel per cfg (7, 4, 1.01)");
         assertEquals(64, sheet.getHeight());
-        assertTrue(Files.readString(samples.resolve("gs00004-001-a green square.txt")).contains("seed: 3"));
+        assertTrue(Files.readString(samples.resolve("gs00004-001-a green square.txt")).contains("negative prompt: red\n seed: 3"));
 
         // TensorBoard: CRC-checked records, a file_version first, scalars per step, one image per sample
         Path runDir;
