@@ -112,9 +112,10 @@ final class TrainCommand implements Callable<Integer> {
             SyntheticDataset.write(cfg.dataRoot(), 48, 64, 0);
             LOG.info("generated the synthetic dataset in {}", cfg.dataRoot());
         }
+        dev.dreamcluster.model.ldm.LdmCheckpoint.refusePickle(cfg.model());
         if (!Files.isDirectory(cfg.model()) && !Files.isRegularFile(cfg.model())) {
             throw new ConfigError("resume_ckpt: " + Json.quote(cfg.model().toString())
-                    + " does not exist (allowed: a diffusers model folder or a .safetensors single file)");
+                    + " is not a diffusers model folder or a .safetensors single file");
         }
         if (!Files.isDirectory(cfg.dataRoot())) {
             throw new ConfigError("data_root: " + Json.quote(cfg.dataRoot().toString()) + " is not a folder");
