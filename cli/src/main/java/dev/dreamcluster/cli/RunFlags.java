@@ -162,8 +162,10 @@ final class RunFlags {
             SyntheticDataset.write(dataRoot, 48, 64, 0);
             LOG.info("generated the synthetic dataset in {}", dataRoot);
         }
-        if (!Files.isDirectory(model)) {
-            throw new ConfigError("resume_ckpt: " + Json.quote(model.toString()) + " is not a diffusers model folder");
+        dev.dreamcluster.model.ldm.LdmCheckpoint.refusePickle(model);
+        if (!Files.isDirectory(model) && !Files.isRegularFile(model)) {
+            throw new ConfigError("resume_ckpt: " + Json.quote(model.toString())
+                    + " is not a diffusers model folder or a .safetensors single file");
         }
         if (!Files.isDirectory(dataRoot)) {
             throw new ConfigError("data_root: " + Json.quote(dataRoot.toString()) + " is not a folder");

@@ -48,6 +48,8 @@ class TrainCommandTest {
         Cli.run("train", "--config", tmp.resolve("t2.json").toString()).assertUsageError("resume_ckpt", "missing");
         Files.writeString(tmp.resolve("t3.json"), "{\"data_root\": \"d\", \"resume_ckpt\": \"m\"}");
         Cli.run("train", "--config", tmp.resolve("t3.json").toString()).assertUsageError("resume_ckpt", "not a diffusers model folder");
+        Files.writeString(tmp.resolve("t4.json"), "{\"data_root\": \"d\", \"resume_ckpt\": \"m.ckpt\"}");
+        Cli.run("train", "--config", tmp.resolve("t4.json").toString()).assertUsageError("resume_ckpt", "pickled", "arbitrary code");
         Cli.run("train", "--config", tmp.resolve("t3.json").toString(), "--workers", "0").assertUsageError("--workers", "0", "1..64");
         Cli.run("train", "--config", tmp.resolve("t3.json").toString(), "--resume", tmp.toString()).assertUsageError("--resume");
     }

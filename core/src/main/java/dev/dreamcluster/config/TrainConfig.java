@@ -22,12 +22,13 @@ import java.util.Map;
  * @param keepLastNCheckpoints after each committed checkpoint, older ones beyond this many are
  *     deleted; null keeps all
  * @param features EveryDream2's loss, noise, augmentation, validation and EMA keys
+ * @param outputs sample images, TensorBoard and the single-file final model ({@link OutputsConfig})
  */
 public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, Integer maxSteps, int batchSize,
         int gradAccum, long seed, int resolution, Double clipGradNorm, double condDropout, int saveEveryNEpochs,
         int saveEveryNSteps, double ckptEveryNMinutes, int valEveryNSteps, int valCount, double zeroFrequencyNoiseRatio,
         int clipSkip, boolean saveFullPrecision, int logStep, boolean latentCache, Integer keepLastNCheckpoints,
-        TrainFeatures features) {
+        TrainFeatures features, OutputsConfig outputs) {
     private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(TrainConfig.class);
 
     /** The basic keys only; every EveryDream2 feature at its default, every checkpoint kept. */
@@ -37,7 +38,7 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
             boolean saveFullPrecision, int logStep, boolean latentCache) {
         this(dataRoot, model, out, maxEpochs, maxSteps, batchSize, gradAccum, seed, resolution, clipGradNorm, condDropout,
                 saveEveryNEpochs, saveEveryNSteps, ckptEveryNMinutes, valEveryNSteps, valCount, zeroFrequencyNoiseRatio,
-                clipSkip, saveFullPrecision, logStep, latentCache, null, TrainFeatures.DEFAULTS);
+                clipSkip, saveFullPrecision, logStep, latentCache, null, TrainFeatures.DEFAULTS, OutputsConfig.NONE);
     }
 
     public TrainConfig {
@@ -78,7 +79,7 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
      * the plan hash, and each node may set its own ({@code worker --model/--data/--out}).
      */
     public static final java.util.Set<String> LOCAL_KEYS = java.util.Set.of("data_root", "resume_ckpt", "out", "log_step",
-            "keep_last_n_checkpoints");
+            "keep_last_n_checkpoints", "sample_prompts", "sample_steps", "logdir", "save_single_file", "project_name");
 
     /** Reads {@code trainJson}; {@code overrides} hold flag values by train.json key (null: not given). */
     public static TrainConfig load(Path trainJson, Map<String, Object> overrides) {
@@ -119,7 +120,8 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
                 r.integer("val_every_n_steps", 50, 0, max), r.integer("val_count", 8, 0, max),
                 r.number("zero_frequency_noise_ratio", 0.02, 0, Double.MAX_VALUE, "a number >= 0"), r.integer("clip_skip", 0, 0, 4),
                 r.bool("save_full_precision", false), r.integer("log_step", 25, 1, max), r.bool("latent_cache", false),
-                r.optInt("keep_last_n_checkpoints", 1, max), TrainFeatures.read(r, base, n -> LOG.warn("{}", n)));
+                r.optInt("keep_last_n_checkpoints", 1, max), TrainFeatures.read(r, base, n -> LOG.warn("{}", n)),
+                OutputsConfig.read(j, overrides, label, base));
     }
 
     /** EveryDream2's seed: -1 draws one (once, here; toJson records the drawn value). */
@@ -193,6 +195,7 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
             n.put("keep_last_n_checkpoints", keepLastNCheckpoints);
         }
         features.write(n);
+        outputs.write(n);
         return n;
     }
 

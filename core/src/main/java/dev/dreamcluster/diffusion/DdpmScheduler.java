@@ -22,6 +22,7 @@ public final class DdpmScheduler {
     private final double betaEnd;
     private final String betaSchedule;
     private final Prediction prediction;
+    private final float[] alphaCumprod;
     private final float[] sqrtAlphaCumprod;
     private final float[] sqrtOneMinusAlphaCumprod;
 
@@ -47,11 +48,13 @@ public final class DdpmScheduler {
                 default -> throw new IllegalArgumentException("beta_schedule must be scaled_linear or linear, got " + betaSchedule);
             };
         }
+        alphaCumprod = new float[numTrainTimesteps];
         sqrtAlphaCumprod = new float[numTrainTimesteps];
         sqrtOneMinusAlphaCumprod = new float[numTrainTimesteps];
         float cum = 1f;
         for (int i = 0; i < numTrainTimesteps; i++) {
             cum *= 1f - betas[i]; // float32 cumprod, as torch.cumprod(alphas) computes it
+            alphaCumprod[i] = cum;
             sqrtAlphaCumprod[i] = (float) Math.sqrt(cum);
             sqrtOneMinusAlphaCumprod[i] = (float) Math.sqrt(1f - cum);
         }
@@ -105,6 +108,11 @@ public final class DdpmScheduler {
 
     public Prediction prediction() {
         return prediction;
+    }
+
+    /** abar_t (float32 alphas_cumprod), what the inference samplers derive their steps from. */
+    public float alphaCumprod(int t) {
+        return alphaCumprod[t];
     }
 
     /** sqrt(abar_t): the weight of x_0 in x_t. */

@@ -45,8 +45,15 @@ public record DiffusersFolder(Path dir, UNetConfig unet, ClipTextConfig textEnco
                 : "diffusion_pytorch_model.safetensors");
     }
 
-    /** Reads the configs (not the weights) of a diffusers folder. */
+    /**
+     * Reads the configs (not the weights) of a diffusers folder, or of a single-file LDM .safetensors
+     * ({@link dev.dreamcluster.model.ldm.LdmCheckpoint#layout}; pickled files are refused).
+     */
     public static DiffusersFolder read(Path dir) {
+        if (Files.isRegularFile(dir)) {
+            return dev.dreamcluster.model.ldm.LdmCheckpoint.layout(dir);
+        }
+        dev.dreamcluster.model.ldm.LdmCheckpoint.refusePickle(dir);
         if (!Files.isDirectory(dir)) {
             throw new ConfigError(dir + ": not a folder (expected a diffusers model folder)");
         }

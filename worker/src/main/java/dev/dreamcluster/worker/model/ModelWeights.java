@@ -7,8 +7,7 @@ import ai.djl.ndarray.types.Shape;
 import dev.dreamcluster.freeze.Component;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.model.ParamSpec;
-import dev.dreamcluster.safetensors.SafetensorsFile;
-import dev.dreamcluster.safetensors.TensorInfo;
+import dev.dreamcluster.model.TensorSource;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,13 +33,17 @@ public final class ModelWeights implements AutoCloseable {
     /** Loads {@code component} from a diffusers folder, checked against its config. */
     public static ModelWeights load(NDManager parent, DiffusersFolder folder, Component component, Device device,
             Predicate<String> trainable) {
-        SafetensorsFile file = SafetensorsFile.open(DiffusersFolder.weightsFile(folder.dir(), component));
-        Map<String, TensorInfo> checked = folder.checkedTensors(component, file);
+        return load(parent, folder, TensorSource.diffusers(folder), component, device, trainable);
+    }
+
+    /** Loads {@code component} of {@code layout} from {@code source} (a diffusers folder or a single LDM file). */
+    public static ModelWeights load(NDManager parent, DiffusersFolder layout, TensorSource source, Component component, Device device,
+            Predicate<String> trainable) {
         NDManager m = parent.newSubManager(device);
         Map<String, NDArray> tensors = new LinkedHashMap<>();
-        List<ParamSpec> manifest = folder.manifest(component);
+        List<ParamSpec> manifest = layout.manifest(component);
         for (ParamSpec p : manifest) {
-            float[] values = file.readFloats(checked.get(p.name()).name());
+            float[] values = source.read(component, p);
             NDArray a = Tensors.of(m, values, new Shape(p.shape()));
             a.setName(p.name());
             if (trainable.test(p.name())) {

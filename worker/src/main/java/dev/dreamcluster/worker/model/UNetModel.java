@@ -35,6 +35,15 @@ public final class UNetModel {
      * @param timesteps one integer timestep per sample
      */
     public NDArray forward(NDArray sample, int[] timesteps, NDArray context) {
+        float[] t = new float[timesteps.length];
+        for (int i = 0; i < t.length; i++) {
+            t[i] = timesteps[i];
+        }
+        return forward(sample, t, context);
+    }
+
+    /** The same with fractional timesteps (Euler sampling), embedded as diffusers embeds float timesteps. */
+    public NDArray forward(NDArray sample, float[] timesteps, NDArray context) {
         List<Integer> boc = c.blockOutChannels();
         int n = boc.size();
         NDArray tEmb = Tensors.of(sample.getManager(), timestepEmbedding(timesteps, boc.get(0), c.flipSinToCos(), c.freqShift()),
@@ -143,7 +152,7 @@ public final class UNetModel {
      * diffusers' get_timestep_embedding: frequencies exp(-ln(10000) * i / (half - shift)), then
      * [sin, cos] (or [cos, sin] with flip_sin_to_cos), computed in float32 as diffusers does.
      */
-    static float[] timestepEmbedding(int[] timesteps, int dim, boolean flipSinToCos, int freqShift) {
+    static float[] timestepEmbedding(float[] timesteps, int dim, boolean flipSinToCos, int freqShift) {
         int half = dim / 2;
         float[] out = new float[timesteps.length * dim];
         for (int b = 0; b < timesteps.length; b++) {

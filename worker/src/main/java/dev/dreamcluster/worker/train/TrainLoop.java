@@ -6,6 +6,7 @@ import dev.dreamcluster.config.TrainConfig;
 import dev.dreamcluster.io.AtomicFiles;
 import dev.dreamcluster.io.StepMetrics;
 import dev.dreamcluster.safetensors.DType;
+import dev.dreamcluster.worker.sample.RunOutputs;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -62,7 +63,8 @@ public final class TrainLoop {
     public StepMetrics run() {
         TrainConfig cfg = run.train();
         boolean rank0 = collective == null || collective.rank() == 0;
-        try (Trainer t = new Trainer(cfg, run.optimizer(), resume, warn, collective)) {
+        try (Trainer t = new Trainer(cfg, run.optimizer(), resume, warn, collective);
+                RunOutputs outputs = RunOutputs.open(cfg, collective == null ? 0 : collective.rank(), t, warn)) {
             // the other ranks wait at the first step's first collective while rank 0 validates
             double startVal = t.step() == 0 && rank0 ? t.validate() : Double.NaN;
             if (rank0) {
@@ -90,6 +92,7 @@ public final class TrainLoop {
                     m = m.withValLoss(t.validate());
                 }
                 listener.stepCompleted(m, t.totalSteps());
+                outputs.afterStep(t, m); // rank 0 samples and logs; the others wait at the next collective
                 if (validated) {
                     bound(VALIDATION_BOUND, "rank 0's validation after step " + m.step());
                 } else {
@@ -110,6 +113,7 @@ public final class TrainLoop {
             if (rank0) {
                 t.saveModel(cfg.out().resolve("final"), cfg.saveFullPrecision() ? DType.F32 : DType.F16);
             }
+            outputs.finish(t); // rank 0: final.safetensors (save_single_file), the TensorBoard file closed
             t.barrier(); // nobody leaves before rank 0 has written the final model
             return last;
         }

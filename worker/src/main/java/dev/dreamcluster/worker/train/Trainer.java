@@ -117,20 +117,23 @@ public final class Trainer implements AutoCloseable {
         Engine.getEngine("PyTorch");
         JniUtils.setGradMode(false); // autograd records only inside the step's GradientCollector
         this.manager = NDManager.newBaseManager(Device.cpu());
-        this.folder = DiffusersFolder.read(resume != null ? resume.resolve("model") : cfg.model());
+        Path modelPath = resume != null ? resume.resolve("model") : cfg.model();
+        this.folder = DiffusersFolder.read(modelPath); // a diffusers folder, or a single LDM .safetensors
         if (resume != null) {
             Resume.checkSameModel(resume, DiffusersFolder.read(cfg.model()), folder);
         }
+        dev.dreamcluster.model.TensorSource source = dev.dreamcluster.model.TensorSource.open(modelPath, folder);
         if (folder.textEncoder().numHiddenLayers() != opt.textEncoderFreezing().numLayers()) {
             throw new dev.dreamcluster.config.ConfigError(folder.dir().resolve("text_encoder/config.json") + " at num_hidden_layers: "
                     + folder.textEncoder().numHiddenLayers() + " is not allowed (the optimizer config was resolved for "
                     + opt.textEncoderFreezing().numLayers() + " text encoder layers)");
         }
         FreezePlan freeze = FreezePlan.of(opt);
-        this.teWeights = ModelWeights.load(manager, folder, Component.TEXT_ENCODER, Device.cpu(),
+        this.teWeights = ModelWeights.load(manager, folder, source, Component.TEXT_ENCODER, Device.cpu(),
                 n -> freeze.isTrainable(Component.TEXT_ENCODER, n));
-        this.unetWeights = ModelWeights.load(manager, folder, Component.UNET, Device.cpu(), n -> freeze.isTrainable(Component.UNET, n));
-        this.vaeWeights = ModelWeights.load(manager, folder, Component.VAE, Device.cpu(), n -> false);
+        this.unetWeights = ModelWeights.load(manager, folder, source, Component.UNET, Device.cpu(),
+                n -> freeze.isTrainable(Component.UNET, n));
+        this.vaeWeights = ModelWeights.load(manager, folder, source, Component.VAE, Device.cpu(), n -> false);
         this.textEncoder = new ClipTextModel(folder.textEncoder(), teWeights);
         this.unet = new UNetModel(folder.unet(), unetWeights);
         this.vae = new VaeModel(folder.vae(), vaeWeights);
@@ -490,6 +493,26 @@ public final class Trainer implements AutoCloseable {
             case TEXT_ENCODER -> teWeights;
             case VAE -> vaeWeights;
         };
+    }
+
+    /** The current weights as models to draw samples from (this thread only, between steps). */
+    public dev.dreamcluster.worker.sample.SamplingModels samplingModels() {
+        return new dev.dreamcluster.worker.sample.SamplingModels(manager, textEncoder, unet, vae, folder.unet(), folder.vae(), tokenizer,
+                scheduler, cfg.clipSkip());
+    }
+
+    /** The training captions, in dataset order (EveryDream2's random-caption samples draw from them). */
+    public List<String> captions() {
+        return items.stream().map(ImageItem::caption).toList();
+    }
+
+    /** The model's configs and the current weights by component and diffusers name. */
+    public DiffusersFolder model() {
+        return folder;
+    }
+
+    public DiffusersFolder.Weights weightValues() {
+        return (c, p) -> Tensors.read(weights(c).get(p.name()));
     }
 
     /** Trainable tensor names per component, for tests and logs. */
