@@ -20,6 +20,7 @@ class ClusterTrainingTest {
     static Path example(Path tmp) throws Exception {
         Files.copy(Path.of("..", "examples", "tiny", "train.json"), tmp.resolve("train.json"));
         Files.copy(Path.of("..", "examples", "tiny", "optimizer.json"), tmp.resolve("optimizer.json"));
+        Files.copy(Path.of("..", "examples", "tiny", "sample_prompts.json"), tmp.resolve("sample_prompts.json"));
         return tmp.resolve("train.json");
     }
 

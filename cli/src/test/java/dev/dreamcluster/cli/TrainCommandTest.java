@@ -19,6 +19,7 @@ class TrainCommandTest {
     void shouldTrainTheTinyExampleAndResume(@TempDir Path tmp) throws Exception {
         Files.copy(EXAMPLE.resolve("train.json"), tmp.resolve("train.json"));
         Files.copy(EXAMPLE.resolve("optimizer.json"), tmp.resolve("optimizer.json"));
+        Files.copy(EXAMPLE.resolve("sample_prompts.json"), tmp.resolve("sample_prompts.json"));
         Path out = tmp.resolve("run");
         Cli r = Cli.run("train", "--config", tmp.resolve("train.json").toString(), "--max_steps", "4", "--out", out.toString());
         assertEquals(0, r.status(), r.err());
