@@ -85,10 +85,11 @@ final class BenchCommand {
             List<Process> children = new ArrayList<>();
             for (int r = 1; r < workers; r++) {
                 reserved.get(r).close();
-                children.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx4g",
-                        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "bench", "collective",
+                List<String> cmd = ChildJvm.command("-Xmx4g");
+                cmd.addAll(List.of(Main.class.getName(), "bench", "collective",
                         "--workers", Integer.toString(workers), "--bytes", bytes, "--iters", Integer.toString(iters),
-                        "--rank", Integer.toString(r), "--peers", peerArg).inheritIO().start());
+                        "--rank", Integer.toString(r), "--peers", peerArg));
+                children.add(ChildJvm.builder(cmd).inheritIO().start());
             }
             try {
                 runRank(0, addrs, floats, reserved.get(0));

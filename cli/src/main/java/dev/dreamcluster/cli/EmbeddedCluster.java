@@ -53,11 +53,11 @@ final class EmbeddedCluster {
             // optimizer's thread pools oversubscribe the CPU (measured 5x slower on 2 cores)
             int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / workers);
             for (int r = 0; r < workers; r++) {
-                children.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
+                List<String> cmd = ChildJvm.command("-Dai.djl.offline=true",
                         "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1",
-                        "-Ddreamcluster.optimizer.threads=" + threads,
-                        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker", "--seed", host + ":" + port, "--bind", host + ":0")
-                        .redirectErrorStream(true).redirectOutput(cfg.out().resolve("worker-" + r + ".log").toFile()).start());
+                        "-Ddreamcluster.optimizer.threads=" + threads);
+                cmd.addAll(List.of(Main.class.getName(), "worker", "--seed", host + ":" + port, "--bind", host + ":0"));
+                children.add(ChildJvm.builder(cmd).redirectErrorStream(true).redirectOutput(cfg.out().resolve("worker-" + r + ".log").toFile()).start());
             }
             System.err.println("coordinator on " + host + ":" + port + ", " + workers + " workers starting (logs in "
                     + cfg.out().resolve("worker-*.log") + ")");

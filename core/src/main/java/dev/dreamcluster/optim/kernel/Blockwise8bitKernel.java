@@ -63,7 +63,7 @@ public final class Blockwise8bitKernel {
             float max2;
             final int pBase = pOff + base;
             if (vector) {
-                final long maxima = VectorKernels.adam8Block(p, pBase, g, gOff + base, c1, c2, cOff + base, s1, s2, idx,
+                final long maxima = VectorKernels.adam8Block(p, pBase, g, gOff + base, c1, c2, cOff + base, s1, s2, s3, idx,
                         valid, am1, am2, s);
                 max1 = Float.intBitsToFloat((int) (maxima >>> 32));
                 max2 = Float.intBitsToFloat((int) maxima);
@@ -196,7 +196,7 @@ public final class Blockwise8bitKernel {
             final int cBase = cOff + base;
             float max1;
             if (vector) {
-                max1 = VectorKernels.lion8Block(p, pOff + base, g, gOff + base, c1, cBase, s1, idx, valid, am1, s);
+                max1 = VectorKernels.lion8Block(p, pOff + base, g, gOff + base, c1, cBase, s1, s2, idx, valid, am1, s);
             } else {
                 max1 = 0f;
                 for (int j = 0; j < valid; j++) {

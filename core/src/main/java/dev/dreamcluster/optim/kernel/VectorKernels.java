@@ -83,26 +83,50 @@ final class VectorKernels {
         return FloatVector.zero(S).blend(1f, c.compare(VectorOperators.GT, 0f)).blend(-1f, c.compare(VectorOperators.LT, 0f));
     }
 
-    /** Lane-wise {@code a > max ? a : max}: NaN lanes never win, as in the scalar loops. */
-    private static FloatVector maxSkipNaN(FloatVector max, FloatVector a) {
-        return max.blend(a, a.compare(VectorOperators.GT, max));
+    /**
+     * Folds |x| into the running lane maxima kept in {@code lanes[off .. off+L)}. The maxima live in
+     * memory, not in a vector variable: Java 17's C2 boxes a vector carried around a loop (a 6x slower
+     * block, measured). Lane-wise max is Java's Math.max: a NaN lane stays NaN, see {@link #laneMax}.
+     */
+    private static void foldAbsMax(float[] lanes, int off, FloatVector x) {
+        FloatVector.fromArray(S, lanes, off).max(x.abs()).intoArray(lanes, off);
     }
 
-    private static float reduceMax(FloatVector max, float scalarMax) {
-        // lanes hold non-negative non-NaN values: their maximum is order-independent
-        float r = max.reduceLanes(VectorOperators.MAX);
-        return r > scalarMax ? r : scalarMax;
+    /**
+     * The maximum of {@code lanes[off .. off+L)} and {@code scalarMax}, or NaN if a lane is NaN (the
+     * caller then takes the NaN-skipping maximum with {@link #absMaxSkipNaN}). Lanes hold non-negative
+     * values, so the order the maximum is taken in does not matter.
+     */
+    private static float laneMax(float[] lanes, int off, float scalarMax) {
+        float r = scalarMax;
+        boolean nan = false;
+        for (int i = 0; i < L; i++) {
+            final float x = lanes[off + i];
+            nan |= x != x;
+            r = x > r ? x : r;
+        }
+        return nan ? Float.NaN : r;
+    }
+
+    /** The scalar kernels' maximum: {@code a > max ? a : max} over |a[0..n)|, so NaN never wins. */
+    private static float absMaxSkipNaN(float[] a, int n) {
+        float r = 0f;
+        for (int j = 0; j < n; j++) {
+            final float x = Math.abs(a[j]);
+            r = x > r ? x : r;
+        }
+        return r;
     }
 
     /**
      * AdamW8bit's per-block update of the valid lanes ({@link Blockwise8bitKernel#adam}): dequantize
      * (gathers from the maps), new m and v into s1/s2 (zero where g is not finite), p updated (then
      * decayed where g is finite). Returns the two new absmax values (NaN-skipping maxima of |m| and |v|
-     * over the valid lanes), packed as float bits: max1 in the high word. {@code idx} is int scratch of
-     * at least {@link #lanes()} entries (the gathers take their indices from an array).
+     * over the valid lanes), packed as float bits: max1 in the high word. {@code idx} and {@code lanes}
+     * are scratch of at least 2 * {@link #lanes()} entries (the gathers take their indices from an array).
      */
     static long adam8Block(float[] p, int pBase, float[] g, int gBase, byte[] c1, byte[] c2, int cBase, float[] s1,
-            float[] s2, int[] idx, int valid, float am1, float am2, BnbScalars s) {
+            float[] s2, float[] lanes, int[] idx, int valid, float am1, float am2, BnbScalars s) {
         final float[] q1 = QuantMap.SIGNED;
         final float[] q2 = QuantMap.UNSIGNED;
         final float b1 = s.beta1();
@@ -112,8 +136,7 @@ final class VectorKernels {
         final float stepSize = s.stepSize();
         final float epsC2 = s.epsTimesCorrection2();
         final float wdf = s.decay() ? s.wdFactor() : 1.0f;
-        FloatVector max1 = FloatVector.zero(S);
-        FloatVector max2 = FloatVector.zero(S);
+        java.util.Arrays.fill(lanes, 0, 2 * L, 0f);
         final FloatVector one = FloatVector.broadcast(S, 1.0f);
         final FloatVector zero = FloatVector.zero(S);
         final int up = S.loopBound(valid);
@@ -129,8 +152,8 @@ final class VectorKernels {
             v = zero.blend(v, finite);
             m.intoArray(s1, j);
             v.intoArray(s2, j);
-            max1 = maxSkipNaN(max1, m.abs());
-            max2 = maxSkipNaN(max2, v.abs());
+            foldAbsMax(lanes, 0, m);
+            foldAbsMax(lanes, L, v);
             FloatVector decay = one.blend(wdf, finite);
             FloatVector pj = FloatVector.fromArray(S, p, pBase + j);
             pj.add(m.div(v.sqrt().add(epsC2)).mul(stepSize)).mul(decay).intoArray(p, pBase + j);
@@ -154,8 +177,14 @@ final class VectorKernels {
             m2 = a2 > m2 ? a2 : m2;
             p[pBase + j] = (p[pBase + j] + (stepSize * (m / ((float) Math.sqrt(v) + epsC2)))) * (fin ? wdf : 1.0f);
         }
-        m1 = reduceMax(max1, m1);
-        m2 = reduceMax(max2, m2);
+        m1 = laneMax(lanes, 0, m1);
+        m2 = laneMax(lanes, L, m2);
+        if (m1 != m1) {
+            m1 = absMaxSkipNaN(s1, valid); // 0 * Inf lanes after an infinite absmax
+        }
+        if (m2 != m2) {
+            m2 = absMaxSkipNaN(s2, valid);
+        }
         return ((long) Float.floatToRawIntBits(m1) << 32) | (Float.floatToRawIntBits(m2) & 0xFFFFFFFFL);
     }
 
@@ -164,8 +193,8 @@ final class VectorKernels {
      * p decayed (wd > 0) and stepped by -lr*sign(c), new m into s1. Returns the NaN-skipping maximum of
      * |m| over the valid lanes.
      */
-    static float lion8Block(float[] p, int pBase, float[] g, int gBase, byte[] c1, int cBase, float[] s1, int[] idx,
-            int valid, float am1, BnbScalars s) {
+    static float lion8Block(float[] p, int pBase, float[] g, int gBase, byte[] c1, int cBase, float[] s1, float[] lanes,
+            int[] idx, int valid, float am1, BnbScalars s) {
         final float[] q1 = QuantMap.SIGNED;
         final float b1 = s.beta1();
         final float b2 = s.beta2();
@@ -174,7 +203,7 @@ final class VectorKernels {
         final float lr = s.lr();
         final boolean decay = s.decay();
         final float wdf = s.wdFactor();
-        FloatVector max1 = FloatVector.zero(S);
+        java.util.Arrays.fill(lanes, 0, L, 0f);
         final int up = S.loopBound(valid);
         int j = 0;
         for (; j < up; j += L) {
@@ -187,7 +216,7 @@ final class VectorKernels {
             pj.sub(sign(m.mul(b1).add(gj.mul(omb1))).mul(lr)).intoArray(p, pBase + j);
             m = m.mul(b2).add(gj.mul(omb2));
             m.intoArray(s1, j);
-            max1 = maxSkipNaN(max1, m.abs());
+            foldAbsMax(lanes, 0, m);
         }
         float m1 = 0f;
         for (; j < valid; j++) {
@@ -203,7 +232,8 @@ final class VectorKernels {
             final float a1 = Math.abs(m);
             m1 = a1 > m1 ? a1 : m1;
         }
-        return reduceMax(max1, m1);
+        m1 = laneMax(lanes, 0, m1);
+        return m1 == m1 ? m1 : absMaxSkipNaN(s1, valid); // NaN m (no guard in Lion8bit)
     }
 
     /** {@code map[code & 0xFF]} for the lanes' codes at {@code c[off..]}: a gather. */
