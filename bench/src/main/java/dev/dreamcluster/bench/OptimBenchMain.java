@@ -69,6 +69,19 @@ public final class OptimBenchMain {
                 byThreads.put(t, opt);
                 owned.add(opt);
             }
+            if (dev.dreamcluster.optim.kernel.Simd.ENABLED && Arrays.stream(threadCounts).anyMatch(t -> t == 1)) {
+                ScalarForms scalar = new ScalarForms(o, params, grads);
+                items.put("scalar:" + o, (threads, k) -> {
+                    if (threads != 1) {
+                        return Double.NaN; // one thread only
+                    }
+                    long t0 = System.nanoTime();
+                    for (int i = 0; i < k; i++) {
+                        scalar.step();
+                    }
+                    return (System.nanoTime() - t0) / 1e9 / k;
+                });
+            }
             items.put(o, (threads, k) -> {
                 Optimizer opt = byThreads.get(threads);
                 long t0 = System.nanoTime();
@@ -99,6 +112,9 @@ public final class OptimBenchMain {
         for (int r = -2; r < rounds; r++) {
             for (int t : threadCounts) {
                 for (var e : items.entrySet()) {
+                    if (e.getKey().startsWith("scalar:") && t != 1) {
+                        continue;
+                    }
                     double s = e.getValue().secondsPerStep(t, r < 0 ? 1 : steps);
                     if (r >= 0) {
                         seconds.computeIfAbsent(e.getKey() + "@" + t, k -> new double[rounds])[r] = s;
@@ -121,8 +137,9 @@ public final class OptimBenchMain {
         System.out.printf(Locale.ROOT, "%nOptimizer step over %.1fM fp32 params, %d cores, %s %s; %d interleaved rounds%n",
                 n / 1e6, cores, System.getProperty("java.vm.name"), System.getProperty("java.version"), rounds);
         System.out.println("kernels: " + dev.dreamcluster.optim.kernel.Simd.describe() + "; median [min-max over rounds]; ratios are formed within each round");
-        System.out.printf(Locale.ROOT, "%-8s %-10s %22s %26s %22s %22s %22s%n", "threads", "optimizer", "ours M params/s",
-                "bound M params/s (GB/s)", "ours / bound", "ours / our adamw", torch == null ? "" : "ours / torch " + torch.version);
+        System.out.printf(Locale.ROOT, "%-8s %-10s %22s %26s %22s %22s %22s %22s%n", "threads", "optimizer", "ours M params/s",
+                "bound M params/s (GB/s)", "ours / bound", "ours / our adamw", "vector / scalar form",
+                torch == null ? "" : "ours / torch " + torch.version);
         List<String> misses = new ArrayList<>();
         for (int t : threadCounts) {
             for (String o : optimizers) {
@@ -145,9 +162,11 @@ public final class OptimBenchMain {
                 if (median(fr) < 0.6) {
                     misses.add(String.format(Locale.ROOT, "%s at %d threads %.2f of its bound < 0.6", o, t, median(fr)));
                 }
-                System.out.printf(Locale.ROOT, "%-8d %-10s %22s %26s %22s %22s %22s%n", t, o, spread(rate(ours, n), ""),
+                double[] scalar = sec.get("scalar:" + o + "@" + t);
+                String vsScalar = scalar == null || t != 1 ? "" : spread(ratio(scalar, ours), "x");
+                System.out.printf(Locale.ROOT, "%-8d %-10s %22s %26s %22s %22s %22s %22s%n", t, o, spread(rate(ours, n), ""),
                         String.format(Locale.ROOT, "%.0f (%.1f)", median(rate(bound, n)), median(rate(bound, n)) * bpp / 1e3),
-                        spread(fr, ""), vsAdamw, vsPeer);
+                        spread(fr, ""), vsAdamw, vsScalar, vsPeer);
             }
             for (String o : List.of("adamw", "lion")) {
                 double[] peer = sec.get("torch:" + o + "@" + t);
