@@ -4,83 +4,215 @@ import dev.dreamcluster.config.OptimizerName;
 import dev.dreamcluster.optim.Optimizer;
 import dev.dreamcluster.optim.OptimizerHyper;
 import dev.dreamcluster.optim.TensorSlice;
-import java.util.Collection;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
-import org.openjdk.jmh.results.RunResult;
-import org.openjdk.jmh.runner.Runner;
-import org.openjdk.jmh.runner.options.Options;
-import org.openjdk.jmh.runner.options.OptionsBuilder;
-import org.openjdk.jmh.runner.options.TimeValue;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 
 /**
- * Runs the optimizer benchmarks and prints the table the README records:
- * {@code bin/bench optim [--quick] [--optimizers adamw,adamw8bit] [--no-djl]}.
+ * {@code bin/bench optim [--quick] [--peer] [--rounds R] [--size N] [--threads 1,2] [--optimizers LIST]}:
+ * every optimizer, the streaming bound of its access pattern ({@link StreamBound}) and, with
+ * {@code --peer}, torch's AdamW and lion-pytorch ({@link TorchPeer}), measured in interleaved rounds
+ * on the same sizes and thread counts. Ratios are formed within a round (both sides saw the same
+ * machine load) and printed as the median with the min-max over rounds, so a shared, noisy machine
+ * still gives a usable ratio.
  */
 public final class OptimBenchMain {
     private OptimBenchMain() {}
 
+    /** One timed thing: seconds per step at a thread count. */
+    interface Item {
+        double secondsPerStep(int threads, int steps) throws Exception;
+    }
+
     public static void main(String[] args) throws Exception {
         List<String> argv = List.of(args);
         boolean quick = argv.contains("--quick");
-        int at = argv.indexOf("--optimizers");
-        String[] only = at >= 0 && at + 1 < argv.size() ? argv.get(at + 1).split(",") : null;
-        OptionsBuilder builder = new OptionsBuilder();
-        builder.include(OptimizerBench.class.getSimpleName());
-        if (only != null) {
-            builder.param("optimizer", only);
-        }
-        if (!argv.contains("--no-djl")) {
-            builder.include(DjlAdamWBench.class.getSimpleName());
-        }
-        Options opts = builder
-                .forks(1)
-                .warmupIterations(quick ? 1 : 3)
-                .warmupTime(TimeValue.seconds(quick ? 1 : 2))
-                .measurementIterations(quick ? 2 : 5)
-                .measurementTime(TimeValue.seconds(quick ? 1 : 2))
-                .jvmArgsAppend("-Xmx8g", "-Dai.djl.offline=true")
-                .build();
-        Collection<RunResult> results = new Runner(opts).run();
+        boolean peer = argv.contains("--peer");
+        int rounds = Integer.parseInt(opt(argv, "--rounds", quick ? "3" : "7"));
+        int n = Integer.parseInt(opt(argv, "--size", Integer.toString(OptimizerBench.N)));
         int cores = Runtime.getRuntime().availableProcessors();
-        Map<String, double[]> mps = new LinkedHashMap<>();
-        for (RunResult r : results) {
-            String bench = r.getParams().getBenchmark();
-            String name = bench.contains("Djl") ? "djl-ndarray-adamw" : r.getParams().getParam("optimizer");
-            int threads = Integer.parseInt(r.getParams().getParam("threads"));
-            double score = r.getPrimaryResult().getScore() * OptimizerBench.N / 1e6;
-            double err = r.getPrimaryResult().getScoreError() * OptimizerBench.N / 1e6;
-            mps.computeIfAbsent(name, k -> new double[4]);
-            mps.get(name)[threads == 1 ? 0 : 2] = score;
-            mps.get(name)[threads == 1 ? 1 : 3] = err;
+        int[] threadCounts = Arrays.stream(opt(argv, "--threads", cores > 1 ? "1," + cores : "1").split(","))
+                .mapToInt(Integer::parseInt).toArray();
+        List<String> optimizers = List.of(opt(argv, "--optimizers", "adamw,lion,adamw8bit,lion8bit").split(","));
+        int steps = quick ? 2 : 3;
+        int maxThreads = Arrays.stream(threadCounts).max().orElse(1);
+
+        float[] params = OptimizerBench.BenchData.params(n);
+        float[] grads = OptimizerBench.BenchData.grads(n);
+        ExecutorService pool = Executors.newFixedThreadPool(Math.max(1, maxThreads - 1), r -> {
+            Thread t = new Thread(r, "stream-bound");
+            t.setDaemon(true);
+            return t;
+        });
+        Map<String, Item> items = new LinkedHashMap<>();
+        List<AutoCloseable> owned = new ArrayList<>();
+        for (String o : optimizers) {
+            OptimizerName name = OptimizerName.parse(o, "--optimizers");
+            StreamBound bound = new StreamBound(StreamBound.Pattern.valueOf(name.name()), n);
+            items.put("bound:" + o, (threads, k) -> {
+                long t0 = System.nanoTime();
+                for (int i = 0; i < k; i++) {
+                    bound.pass(pool, threads);
+                }
+                return (System.nanoTime() - t0) / 1e9 / k;
+            });
+            Map<Integer, Optimizer> byThreads = new LinkedHashMap<>();
+            for (int t : threadCounts) {
+                // one state per thread count: each optimizer keeps its own threads
+                Optimizer opt = Optimizer.create(new OptimizerHyper(name, 0.9, name.isLion() ? 0.99 : 0.999, 1e-8, 0.01),
+                        List.of(TensorSlice.whole("w", n)), t);
+                byThreads.put(t, opt);
+                owned.add(opt);
+            }
+            if (dev.dreamcluster.optim.kernel.Simd.ENABLED && Arrays.stream(threadCounts).anyMatch(t -> t == 1)) {
+                ScalarForms scalar = new ScalarForms(o, params, grads);
+                items.put("scalar:" + o, (threads, k) -> {
+                    if (threads != 1) {
+                        return Double.NaN; // one thread only
+                    }
+                    long t0 = System.nanoTime();
+                    for (int i = 0; i < k; i++) {
+                        scalar.step();
+                    }
+                    return (System.nanoTime() - t0) / 1e9 / k;
+                });
+            }
+            items.put(o, (threads, k) -> {
+                Optimizer opt = byThreads.get(threads);
+                long t0 = System.nanoTime();
+                for (int i = 0; i < k; i++) {
+                    opt.step(params, grads, 1e-4);
+                }
+                return (System.nanoTime() - t0) / 1e9 / k;
+            });
         }
-        System.out.printf("%nOptimizer step on a 16M-element fp32 tensor (%d cores, %s)%n", cores,
-                System.getProperty("java.vm.name") + " " + System.getProperty("java.version"));
-        System.out.printf("%-20s %22s %22s %14s%n", "optimizer", "1 thread (M params/s)",
-                cores + " threads (M params/s)", "state B/param");
-        for (var e : mps.entrySet()) {
-            double[] v = e.getValue();
-            String bytes = e.getKey().startsWith("djl") ? "8 (m, v)" : String.format("%.5f", stateBytesPerParam(e.getKey()));
-            System.out.printf("%-20s %14.0f +- %-5.0f %14.0f +- %-5.0f %14s%n", e.getKey(), v[0], v[1], v[2], v[3], bytes);
+        TorchPeer torch = null;
+        if (peer) {
+            torch = TorchPeer.start(n);
+            if (torch == null) {
+                System.out.println("note: no torch peer: " + TorchPeer.why + "; peer columns skipped");
+            } else {
+                owned.add(torch);
+                TorchPeer tp = torch;
+                for (String o : List.of("adamw", "lion")) {
+                    if (optimizers.contains(o)) {
+                        items.put("torch:" + o, (threads, k) -> tp.secondsPerStep(o, threads, k));
+                    }
+                }
+            }
         }
-        double[] adamw = mps.get("adamw");
-        double[] djl = mps.get("djl-ndarray-adamw");
-        double[] q8 = mps.get("adamw8bit");
-        if (adamw != null && djl != null && q8 != null) {
-            System.out.printf("%nJava AdamW / DJL baseline: %.2fx (1 thread), %.2fx (%d threads)   target >= 1.5x%n",
-                    adamw[0] / djl[0], adamw[2] / djl[2], cores);
-            System.out.printf("AdamW8bit / Java AdamW:    %.2fx (1 thread), %.2fx (%d threads)   target >= 0.6x%n",
-                    q8[0] / adamw[0], q8[2] / adamw[2], cores);
+
+        // two untimed rounds (JIT, page faults), then the timed ones
+        Map<String, double[]> seconds = new LinkedHashMap<>();
+        for (int r = -2; r < rounds; r++) {
+            for (int t : threadCounts) {
+                for (var e : items.entrySet()) {
+                    if (e.getKey().startsWith("scalar:") && t != 1) {
+                        continue;
+                    }
+                    double s = e.getValue().secondsPerStep(t, r < 0 ? 1 : steps);
+                    if (r >= 0) {
+                        seconds.computeIfAbsent(e.getKey() + "@" + t, k -> new double[rounds])[r] = s;
+                    }
+                }
+            }
+            if (r >= 0) {
+                System.err.printf("round %d/%d done%n", r + 1, rounds);
+            }
         }
+        report(seconds, optimizers, threadCounts, n, rounds, torch, cores);
+        for (AutoCloseable c : owned) {
+            c.close();
+        }
+        pool.shutdownNow();
     }
 
-    /** Measured from the optimizer's own arrays for one 16M tensor. */
-    static double stateBytesPerParam(String name) {
-        OptimizerName n = OptimizerName.parse(name, "bench");
-        try (Optimizer o = Optimizer.create(new OptimizerHyper(n, 0.9, 0.999, 1e-8, 0.01),
-                List.of(TensorSlice.whole("w", OptimizerBench.N)), 1)) {
-            return (double) o.stateBytes() / OptimizerBench.N;
+    private static void report(Map<String, double[]> sec, List<String> optimizers, int[] threadCounts, int n,
+            int rounds, TorchPeer torch, int cores) {
+        System.out.printf(Locale.ROOT, "%nOptimizer step over %.1fM fp32 params, %d cores, %s %s; %d interleaved rounds%n",
+                n / 1e6, cores, System.getProperty("java.vm.name"), System.getProperty("java.version"), rounds);
+        System.out.println("kernels: " + dev.dreamcluster.optim.kernel.Simd.describe() + "; median [min-max over rounds]; ratios are formed within each round");
+        System.out.printf(Locale.ROOT, "%-8s %-10s %22s %26s %22s %22s %22s %22s%n", "threads", "optimizer", "ours M params/s",
+                "bound M params/s (GB/s)", "ours / bound", "ours / our adamw", "vector / scalar form",
+                torch == null ? "" : "ours / torch " + torch.version);
+        List<String> misses = new ArrayList<>();
+        for (int t : threadCounts) {
+            for (String o : optimizers) {
+                double[] ours = sec.get(o + "@" + t);
+                double[] bound = sec.get("bound:" + o + "@" + t);
+                double bpp = StreamBound.Pattern.valueOf(o.toUpperCase(Locale.ROOT)).bytesPerParam;
+                double[] fr = ratio(bound, ours);
+                String vsAdamw = "";
+                double[] adamw = sec.get("adamw@" + t);
+                if (adamw != null && !o.equals("adamw")) {
+                    double[] r = ratio(adamw, ours);
+                    vsAdamw = spread(r, "x");
+                    double target = o.equals("lion") ? 1.2 : 1.0;
+                    if (median(r) < target) {
+                        misses.add(String.format(Locale.ROOT, "%s / adamw at %d threads %.2fx < %.1fx", o, t, median(r), target));
+                    }
+                }
+                double[] peer = sec.get("torch:" + o + "@" + t);
+                String vsPeer = peer == null ? "" : spread(ratio(peer, ours), "x");
+                if (median(fr) < 0.6) {
+                    misses.add(String.format(Locale.ROOT, "%s at %d threads %.2f of its bound < 0.6", o, t, median(fr)));
+                }
+                double[] scalar = sec.get("scalar:" + o + "@" + t);
+                String vsScalar = scalar == null || t != 1 ? "" : spread(ratio(scalar, ours), "x");
+                System.out.printf(Locale.ROOT, "%-8d %-10s %22s %26s %22s %22s %22s %22s%n", t, o, spread(rate(ours, n), ""),
+                        String.format(Locale.ROOT, "%.0f (%.1f)", median(rate(bound, n)), median(rate(bound, n)) * bpp / 1e3),
+                        spread(fr, ""), vsAdamw, vsScalar, vsPeer);
+            }
+            for (String o : List.of("adamw", "lion")) {
+                double[] peer = sec.get("torch:" + o + "@" + t);
+                if (peer != null) {
+                    System.out.printf(Locale.ROOT, "%-8d %-10s %22s%n", t, "torch:" + o, spread(rate(peer, n), ""));
+                }
+            }
         }
+        System.out.println();
+        System.out.println("targets: every optimizer >= 0.6 of its bound; lion >= 1.2x adamw; adamw8bit, lion8bit >= 1.0x adamw");
+        System.out.println(misses.isEmpty() ? "all targets met" : "missed: " + String.join("; ", misses));
+    }
+
+    /** Per-round a/b of times, i.e. b's speed relative to a's. */
+    static double[] ratio(double[] slowerIsA, double[] b) {
+        double[] r = new double[b.length];
+        for (int i = 0; i < b.length; i++) {
+            r[i] = slowerIsA[i] / b[i];
+        }
+        return r;
+    }
+
+    static double[] rate(double[] seconds, int n) {
+        double[] r = new double[seconds.length];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = n / seconds[i] / 1e6;
+        }
+        return r;
+    }
+
+    static double median(double[] a) {
+        double[] s = a.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+
+    static String spread(double[] a, String unit) {
+        double min = Arrays.stream(a).min().orElse(Double.NaN);
+        double max = Arrays.stream(a).max().orElse(Double.NaN);
+        double med = median(a);
+        String f = med >= 100 ? "%.0f%s [%.0f-%.0f]" : "%.2f%s [%.2f-%.2f]";
+        return String.format(Locale.ROOT, f, med, unit, min, max);
+    }
+
+    private static String opt(List<String> argv, String flag, String dflt) {
+        int i = argv.indexOf(flag);
+        return i >= 0 && i + 1 < argv.size() ? argv.get(i + 1) : dflt;
     }
 }

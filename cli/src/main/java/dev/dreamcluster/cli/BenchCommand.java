@@ -88,10 +88,11 @@ final class BenchCommand {
             List<Process> children = new ArrayList<>();
             for (int r = 1; r < workers; r++) {
                 reserved.get(r).close();
-                ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx4g",
-                        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "bench", "collective",
+                List<String> cmd = ChildJvm.command("-Xmx4g");
+                cmd.addAll(List.of(Main.class.getName(), "bench", "collective",
                         "--workers", Integer.toString(workers), "--bytes", bytes, "--iters", Integer.toString(iters),
-                        "--rank", Integer.toString(r), "--peers", peerArg).inheritIO();
+                        "--rank", Integer.toString(r), "--peers", peerArg));
+                ProcessBuilder pb = ChildJvm.builder(cmd).inheritIO();
                 pb.environment().put(SECRET_ENV, secret);
                 children.add(pb.start());
             }

@@ -64,12 +64,12 @@ final class EmbeddedCluster {
             // optimizer's thread pools oversubscribe the CPU (measured 5x slower on 2 cores)
             int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / workers);
             for (int r = 0; r < workers; r++) {
-                ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
+                List<String> cmd = ChildJvm.command("-Dai.djl.offline=true",
                         "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1",
-                        "-Ddreamcluster.optimizer.threads=" + threads,
-                        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker",
-                        "--join", bind.host() + ":" + port, "--bind", bind.host() + ":0", "--keys", keys.dir().toString())
-                        .redirectErrorStream(true).redirectOutput(outDir.resolve("worker-" + r + ".log").toFile());
+                        "-Ddreamcluster.optimizer.threads=" + threads);
+                cmd.addAll(List.of(Main.class.getName(), "worker", "--join", bind.host() + ":" + port, "--bind", bind.host() + ":0",
+                        "--keys", keys.dir().toString()));
+                ProcessBuilder pb = ChildJvm.builder(cmd).redirectErrorStream(true).redirectOutput(outDir.resolve("worker-" + r + ".log").toFile());
                 pb.environment().putIfAbsent("DREAMCLUSTER_LOG_LEVEL", "INFO"); // a worker's log file shows its INFO lines
                 children.add(pb.start());
             }

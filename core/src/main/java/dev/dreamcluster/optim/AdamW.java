@@ -22,7 +22,7 @@ public final class AdamW extends Optimizer {
 
     @Override
     protected void run(TensorState s, float[] p, float[] g, int off, int blockFrom, int blockTo, float[] s1, float[] s2,
-            float[] s3) {
+            float[] s3, int[] idx) {
         int from = elemFrom(blockFrom);
         int n = elemTo(blockTo, s.slice.length()) - from;
         AdamWKernel.step(p, off + from, g, off + from, s.m, s.v, from, n, scalars);

@@ -25,11 +25,11 @@ public final class AdamW8bit extends Optimizer {
 
     @Override
     protected void run(TensorState s, float[] p, float[] g, int off, int blockFrom, int blockTo, float[] s1, float[] s2,
-            float[] s3) {
+            float[] s3, int[] idx) {
         int n = s.slice.length();
         if (s.kind == TensorState.Kind.Q8_2) {
             Blockwise8bitKernel.adam(p, off, g, off, s.c1, s.c2, 0, s.absmax1, s.absmax2, 0, n, blockFrom, blockTo,
-                    scalars, s1, s2, s3);
+                    scalars, s1, s2, s3, idx);
         } else {
             int from = elemFrom(blockFrom);
             Fp32FallbackKernel.adam(p, off + from, g, off + from, s.m, s.v, from, elemTo(blockTo, n) - from, scalars);

@@ -23,10 +23,10 @@ public final class Lion8bit extends Optimizer {
 
     @Override
     protected void run(TensorState s, float[] p, float[] g, int off, int blockFrom, int blockTo, float[] s1, float[] s2,
-            float[] s3) {
+            float[] s3, int[] idx) {
         int n = s.slice.length();
         if (s.kind == TensorState.Kind.Q8_1) {
-            Blockwise8bitKernel.lion(p, off, g, off, s.c1, 0, s.absmax1, 0, n, blockFrom, blockTo, scalars, s1);
+            Blockwise8bitKernel.lion(p, off, g, off, s.c1, 0, s.absmax1, 0, n, blockFrom, blockTo, scalars, s1, s2, idx);
         } else {
             int from = elemFrom(blockFrom);
             Fp32FallbackKernel.lion(p, off + from, g, off + from, s.m, from, elemTo(blockTo, n) - from, scalars);

@@ -7,15 +7,17 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * An optimizer over one shard: the {@link TensorSlice}s a worker owns, laid end to end in the shard's
  * flat parameter and gradient arrays (slice i starts at {@code offset(i)}). Subclasses hold the
  * per-step scalars and call a kernel; this class owns the state, the step count and the threads.
  *
- * <p>Work is cut into tasks of {@value #TASK_BLOCKS} blocks of 256 elements. Tasks touch disjoint
- * elements and blocks, so the result is bit-identical for any thread count.
+ * <p>Work is cut into tasks of {@value #TASK_BLOCKS} blocks of 256 elements, and thread w always runs
+ * the same contiguous run of tasks (cut so every thread gets about the same number of elements).
+ * Tasks touch disjoint elements and blocks and each element's arithmetic does not depend on which
+ * thread does it, so the result is bit-identical for any thread count; the fixed assignment also
+ * keeps each thread on the same memory from step to step.
  */
 public abstract class Optimizer implements AutoCloseable {
     static final int TASK_BLOCKS = 64;
@@ -28,10 +30,13 @@ public abstract class Optimizer implements AutoCloseable {
     private final int[] taskFrom;
     private final int[] taskTo;
     private final int threads;
+    /** Thread w runs tasks [threadFirstTask[w], threadFirstTask[w + 1]). */
+    private final int[] threadFirstTask;
     private final ExecutorService pool;
     private final float[][] scratch1;
     private final float[][] scratch2;
     private final float[][] scratch3;
+    private final int[][] scratchIdx;
     private long step;
 
     protected Optimizer(OptimizerHyper hyper, List<TensorSlice> slices, int threads) {
@@ -57,9 +62,11 @@ public abstract class Optimizer implements AutoCloseable {
         this.taskSlot = tasks.stream().mapToInt(t -> t[0]).toArray();
         this.taskFrom = tasks.stream().mapToInt(t -> t[1]).toArray();
         this.taskTo = tasks.stream().mapToInt(t -> t[2]).toArray();
+        this.threadFirstTask = assign(slices, tasks, threads);
         this.scratch1 = new float[threads][QuantMap.BLOCK];
         this.scratch2 = new float[threads][QuantMap.BLOCK];
         this.scratch3 = new float[threads][QuantMap.BLOCK];
+        this.scratchIdx = new int[threads][QuantMap.BLOCK];
         this.pool = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1, r -> {
             Thread t = new Thread(r, "optimizer-" + hyper.name().key());
             t.setDaemon(true);
@@ -97,13 +104,12 @@ public abstract class Optimizer implements AutoCloseable {
             }
             return;
         }
-        AtomicInteger next = new AtomicInteger();
         List<Future<?>> futures = new ArrayList<>(threads - 1);
         for (int w = 1; w < threads; w++) {
             final int worker = w;
-            futures.add(pool.submit(() -> drain(next, params, grads, worker)));
+            futures.add(pool.submit(() -> runTasks(params, grads, worker)));
         }
-        drain(next, params, grads, 0);
+        runTasks(params, grads, 0);
         for (Future<?> f : futures) {
             try {
                 f.get();
@@ -116,15 +122,37 @@ public abstract class Optimizer implements AutoCloseable {
         }
     }
 
-    private void drain(AtomicInteger next, float[] params, float[] grads, int worker) {
-        for (int t = next.getAndIncrement(); t < taskSlot.length; t = next.getAndIncrement()) {
+    private void runTasks(float[] params, float[] grads, int worker) {
+        for (int t = threadFirstTask[worker]; t < threadFirstTask[worker + 1]; t++) {
             runTask(t, params, grads, worker);
         }
     }
 
+    /** Cuts the task list into {@code threads} contiguous runs of about equal element counts. */
+    private static int[] assign(List<TensorSlice> slices, List<int[]> tasks, int threads) {
+        long[] elems = new long[tasks.size() + 1];
+        for (int t = 0; t < tasks.size(); t++) {
+            int[] task = tasks.get(t);
+            int length = slices.get(task[0]).length();
+            elems[t + 1] = elems[t] + Math.min(length, task[2] * QuantMap.BLOCK) - (long) task[1] * QuantMap.BLOCK;
+        }
+        int[] first = new int[threads + 1];
+        int t = 0;
+        for (int w = 1; w < threads; w++) {
+            long target = elems[tasks.size()] * w / threads;
+            while (t < tasks.size() && elems[t] < target) {
+                t++;
+            }
+            first[w] = t;
+        }
+        first[threads] = tasks.size();
+        return first;
+    }
+
     private void runTask(int t, float[] params, float[] grads, int worker) {
         int slot = taskSlot[t];
-        run(states[slot], params, grads, offsets[slot], taskFrom[t], taskTo[t], scratch1[worker], scratch2[worker], scratch3[worker]);
+        run(states[slot], params, grads, offsets[slot], taskFrom[t], taskTo[t], scratch1[worker], scratch2[worker], scratch3[worker],
+                scratchIdx[worker]);
     }
 
     /** Computes this step's scalars; {@code t} is the 1-based step number. */
@@ -133,10 +161,10 @@ public abstract class Optimizer implements AutoCloseable {
     /**
      * Updates blocks [blockFrom, blockTo) of one slice whose elements start at {@code off} in the
      * shard arrays. fp32 kernels treat a block as 256 consecutive elements. The scratch arrays (256
-     * floats each) belong to the calling thread.
+     * floats or ints each) belong to the calling thread.
      */
     protected abstract void run(TensorState s, float[] params, float[] grads, int off, int blockFrom, int blockTo,
-            float[] scratch1, float[] scratch2, float[] scratch3);
+            float[] scratch1, float[] scratch2, float[] scratch3, int[] scratchIdx);
 
     /** Element range [from, to) of blocks [blockFrom, blockTo) in a slice of {@code length}. */
     protected static int elemFrom(int blockFrom) {

@@ -37,7 +37,9 @@ class QuantizeTest {
     /** The binary search, plus the optimizer's sign fix for the signed map (absmax 1: value = x). */
     static int search(float[] code, boolean signed, float x) {
         int c = QuantMap.quantize(code, x, signed);
-        if (signed && (Float.floatToRawIntBits(code[c]) < 0) != (Float.floatToRawIntBits(x) < 0)) {
+        // a NaN counts as positive (CUDA's canonical NaN), whatever its sign bit
+        boolean negative = Float.floatToRawIntBits(x) < 0 && !Float.isNaN(x);
+        if (signed && (Float.floatToRawIntBits(code[c]) < 0) != negative) {
             c = (c + (x > 0 ? 1 : -1)) & 0xFF;
         }
         return c;

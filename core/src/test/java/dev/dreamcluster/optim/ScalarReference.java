@@ -19,7 +19,7 @@ final class ScalarReference {
         float[] code = QuantMap.SIGNED;
         int c = q(code, s / absmax);
         boolean codeNeg = Float.floatToRawIntBits(code[c]) < 0;
-        boolean valNeg = Float.floatToRawIntBits(s) < 0;
+        boolean valNeg = !Float.isNaN(s) && Float.floatToRawIntBits(s) < 0; // NaN is positive, as on CUDA
         if (codeNeg != valNeg) {
             c = (c + (s > 0 ? 1 : -1) + 256) % 256;
         }

@@ -21,6 +21,9 @@ public final class QuantMap {
     /** Search tables for the optimizer's quantizers: one entry per 2^16 floats sharing their top 16 bits. */
     private static final Lut SIGNED_LUT = new Lut(SIGNED, true);
     private static final Lut UNSIGNED_LUT = new Lut(UNSIGNED, false);
+    /** The same tables as ints, for vector gathers: see {@link #packInt}. */
+    static final int[] SIGNED_LUT_INT = packInt(SIGNED_LUT, true);
+    static final int[] UNSIGNED_LUT_INT = packInt(UNSIGNED_LUT, false);
     /** Padding lanes of a partial last block read the signed code 128 (the smallest positive value). */
     public static final int SIGNED_PAD_CODE = 128;
 
@@ -112,6 +115,75 @@ public final class QuantMap {
     }
 
     /**
+     * The search table in 32 bits per key, for gathers (one int per lane). A key's floats, taken in
+     * increasing value order, are numbered by their low 16 bits ({@code low} for positive keys,
+     * {@code 0xFFFF - low} for negative ones, whose magnitude grows with the bits); the upper code is
+     * picked from number {@code t} on. Entry: {@code t << 16 | upper << 8 | lower}. Where every float of
+     * the key picks the same code (no midpoint inside, or one at the key's edge) both codes are that
+     * code and t is 0, so t always fits 16 bits.
+     *
+     * <p>NaN keys answer what the scalar quantizers answer for a NaN state: 255 on the signed map
+     * ({@link #quantizeSignedRatio} with a NaN value), 0 on the unsigned one; +-Inf keep their codes.
+     */
+    private static int[] packInt(Lut lut, boolean signed) {
+        int[] out = new int[1 << 16];
+        for (int key = 0; key < (1 << 16); key++) {
+            long e = lut.packed[key];
+            float thr = Float.intBitsToFloat((int) (e >>> 32));
+            int upper = (int) (e >>> 8) & 0xFF;
+            int lower = (int) e & 0xFF;
+            boolean negative = key >= 0x8000;
+            float lo = Float.intBitsToFloat(key << 16 | (negative ? 0xFFFF : 0));
+            float hi = Float.intBitsToFloat(key << 16 | (negative ? 0 : 0xFFFF));
+            int t; // floats of the key that are <= thr (they pick lower)
+            if (thr != thr || thr >= hi) {
+                t = 0x10000;
+            } else if (thr < lo) {
+                t = 0;
+            } else {
+                int low = Float.floatToRawIntBits(thr) & 0xFFFF;
+                t = (negative ? 0xFFFF - low : low) + 1;
+            }
+            if (t == 0) {
+                lower = upper;
+            } else if (t == 0x10000) {
+                upper = lower;
+            }
+            if (t == 0x10000 || lower == upper) {
+                t = 0;
+            }
+            if ((key & 0x7F80) == 0x7F80) {
+                // exponent 255: +-Inf at low 0 (order 0 if positive, 0xFFFF if negative), NaN elsewhere
+                int nan = signed ? 255 : 0;
+                int inf = negative ? 0 : 255;
+                boolean hasInf = (key & 0x7F) == 0;
+                if (!hasInf || inf == nan) {
+                    t = 0;
+                    lower = upper = nan;
+                } else if (negative) {
+                    t = 0xFFFF;
+                    lower = nan;
+                    upper = inf;
+                } else {
+                    t = 1;
+                    lower = inf;
+                    upper = nan;
+                }
+            }
+            out[key] = t << 16 | upper << 8 | lower;
+        }
+        return out;
+    }
+
+    /** The int table's answer for {@code x}: what a vector lane computes, in scalar code. */
+    static int lookupInt(boolean signed, float x) {
+        final int b = Float.floatToRawIntBits(x);
+        final int e = (signed ? SIGNED_LUT_INT : UNSIGNED_LUT_INT)[b >>> 16];
+        final int order = (b & 0xFFFF) ^ ((b >> 31) & 0xFFFF);
+        return (order >= (e >>> 16) ? e >>> 8 : e) & 0xFF;
+    }
+
+    /**
      * Signed quantization as the optimizer stores m: the nearest code of {@code value / absmax}; then,
      * if the code's sign differs from the value's, one code toward the value (uint8 wrap-around:
      * 0 - 1 = 255). A block of all-zero state gives 0/0 = NaN, code 0, then 255 (or 0 for -0.0);
@@ -124,8 +196,11 @@ public final class QuantMap {
     /** {@link #quantizeSigned(float, float)} with {@code x = value / absmax} already computed. */
     public static int quantizeSignedRatio(float value, float x) {
         if (x != x) {
-            // code 0 (-0.99...) then the sign fix, which reads the value's sign
-            return Float.floatToRawIntBits(value) < 0 ? 0 : (value > 0 ? 1 : 255);
+            // code 0 (-0.99...) then the sign fix, which reads the value's sign. A NaN value counts as
+            // positive, as CUDA's canonical NaN (0x7fffffff) is: the sign bit of a NaN in Java depends on
+            // which operand the JIT (or a vector unit) propagated, so reading it would make codes depend
+            // on the compiler; positive NaN -> 0 - 1 = 255.
+            return value != value ? 255 : Float.floatToRawIntBits(value) < 0 ? 0 : (value > 0 ? 1 : 255);
         }
         return lookup(SIGNED_LUT, x);
     }

@@ -1,0 +1,281 @@
+package dev.dreamcluster.optim.kernel;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The vector forms of the kernels' arithmetic ({@code jdk.incubator.vector}): the same float32
+ * operations in the same order as the scalar code, one lane per element, so the bits are identical
+ * (IEEE add, mul, div and sqrt are lane-wise; selects are blends; maxima skip NaN lane by lane as the
+ * scalar {@code a > max ? a : max} does, and a maximum of non-negative non-NaN values does not depend
+ * on the order it is taken in). Lanes past the last full vector run the scalar code.
+ *
+ * <p>Loaded only when {@link Simd#ENABLED}; never touch this class otherwise (it links against the
+ * incubator module).
+ */
+final class VectorKernels {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+    /** Int lanes (gather indices, table entries) and byte lanes (codes) matching the float lanes. */
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, S.vectorShape());
+    private static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 8));
+
+    private VectorKernels() {}
+
+    static int lanes() {
+        return L;
+    }
+
+    /** {@link AdamWKernel#step}, fused: decay, lerp, second moment and update in one pass. */
+    static void adamw(float[] p, int pOff, float[] g, int gOff, float[] m, float[] v, int sOff, int n, AdamWKernel.Scalars s) {
+        final float wdf = s.decay() ? s.wdFactor() : 1.0f;
+        final float w = s.lerpWeight();
+        final float omw = 1.0f - w;
+        final boolean small = Math.abs(w) < 0.5f;
+        final float b2 = s.beta2();
+        final float omb2 = s.oneMinusBeta2();
+        final float bc2s = s.bc2Sqrt();
+        final float nss = s.negStepSize();
+        final float eps = s.eps();
+        final int up = S.loopBound(n);
+        int i = 0;
+        for (; i < up; i += L) {
+            FloatVector gi = FloatVector.fromArray(S, g, gOff + i);
+            FloatVector mi = FloatVector.fromArray(S, m, sOff + i);
+            FloatVector pi = FloatVector.fromArray(S, p, pOff + i).mul(wdf);
+            mi = small ? mi.add(gi.sub(mi).mul(w)) : gi.sub(gi.sub(mi).mul(omw));
+            mi.intoArray(m, sOff + i);
+            FloatVector vi = FloatVector.fromArray(S, v, sOff + i).mul(b2).add(gi.mul(omb2).mul(gi));
+            vi.intoArray(v, sOff + i);
+            FloatVector denom = vi.sqrt().div(bc2s).add(eps);
+            pi.add(mi.mul(nss).div(denom)).intoArray(p, pOff + i);
+        }
+        AdamWKernel.stepScalar(p, pOff + i, g, gOff + i, m, v, sOff + i, n - i, s);
+    }
+
+    /** {@link LionKernel#step}: p = p*wdf + (-lr)*sign(c), m = m*b2 + (1-b2)*g. */
+    static void lion(float[] p, int pOff, float[] g, int gOff, float[] m, int sOff, int n, LionKernel.Scalars s) {
+        final float wdf = s.wdFactor();
+        final float b1 = s.beta1();
+        final float omb1 = s.oneMinusBeta1();
+        final float b2 = s.beta2();
+        final float omb2 = s.oneMinusBeta2();
+        final float negLr = s.negLr();
+        final int up = S.loopBound(n);
+        int i = 0;
+        for (; i < up; i += L) {
+            FloatVector gi = FloatVector.fromArray(S, g, gOff + i);
+            FloatVector mi = FloatVector.fromArray(S, m, sOff + i);
+            FloatVector c = mi.mul(b1).add(gi.mul(omb1));
+            FloatVector.fromArray(S, p, pOff + i).mul(wdf).add(sign(c).mul(negLr)).intoArray(p, pOff + i);
+            mi.mul(b2).add(gi.mul(omb2)).intoArray(m, sOff + i);
+        }
+        LionKernel.stepScalar(p, pOff + i, g, gOff + i, m, sOff + i, n - i, s);
+    }
+
+    /** ATen's float sign, (0 < x) - (x < 0): +1, -1, or +0 for zeros and NaN. */
+    private static FloatVector sign(FloatVector c) {
+        return FloatVector.zero(S).blend(1f, c.compare(VectorOperators.GT, 0f)).blend(-1f, c.compare(VectorOperators.LT, 0f));
+    }
+
+    /**
+     * Folds |x| into the running lane maxima kept in {@code lanes[off .. off+L)}. The maxima live in
+     * memory, not in a vector variable: Java 17's C2 boxes a vector carried around a loop (a 6x slower
+     * block, measured). Lane-wise max is Java's Math.max: a NaN lane stays NaN, see {@link #laneMax}.
+     */
+    private static void foldAbsMax(float[] lanes, int off, FloatVector x) {
+        FloatVector.fromArray(S, lanes, off).max(x.abs()).intoArray(lanes, off);
+    }
+
+    /**
+     * The maximum of {@code lanes[off .. off+L)} and {@code scalarMax}, or NaN if a lane is NaN (the
+     * caller then takes the NaN-skipping maximum with {@link #absMaxSkipNaN}). Lanes hold non-negative
+     * values, so the order the maximum is taken in does not matter.
+     */
+    private static float laneMax(float[] lanes, int off, float scalarMax) {
+        float r = scalarMax;
+        boolean nan = false;
+        for (int i = 0; i < L; i++) {
+            final float x = lanes[off + i];
+            nan |= x != x;
+            r = x > r ? x : r;
+        }
+        return nan ? Float.NaN : r;
+    }
+
+    /** The scalar kernels' maximum: {@code a > max ? a : max} over |a[0..n)|, so NaN never wins. */
+    private static float absMaxSkipNaN(float[] a, int n) {
+        float r = 0f;
+        for (int j = 0; j < n; j++) {
+            final float x = Math.abs(a[j]);
+            r = x > r ? x : r;
+        }
+        return r;
+    }
+
+    /**
+     * AdamW8bit's per-block update of the valid lanes ({@link Blockwise8bitKernel#adam}): dequantize
+     * (gathers from the maps), new m and v into s1/s2 (zero where g is not finite), p updated (then
+     * decayed where g is finite). Returns the two new absmax values (NaN-skipping maxima of |m| and |v|
+     * over the valid lanes), packed as float bits: max1 in the high word. {@code idx} and {@code lanes}
+     * are scratch of at least 2 * {@link #lanes()} entries (the gathers take their indices from an array).
+     */
+    static long adam8Block(float[] p, int pBase, float[] g, int gBase, byte[] c1, byte[] c2, int cBase, float[] s1,
+            float[] s2, float[] lanes, int[] idx, int valid, float am1, float am2, BnbScalars s) {
+        final float[] q1 = QuantMap.SIGNED;
+        final float[] q2 = QuantMap.UNSIGNED;
+        final float b1 = s.beta1();
+        final float b2 = s.beta2();
+        final float omb1 = s.oneMinusBeta1();
+        final float omb2 = s.oneMinusBeta2();
+        final float stepSize = s.stepSize();
+        final float epsC2 = s.epsTimesCorrection2();
+        final float wdf = s.decay() ? s.wdFactor() : 1.0f;
+        java.util.Arrays.fill(lanes, 0, 2 * L, 0f);
+        final FloatVector one = FloatVector.broadcast(S, 1.0f);
+        final FloatVector zero = FloatVector.zero(S);
+        final int up = S.loopBound(valid);
+        int j = 0;
+        for (; j < up; j += L) {
+            FloatVector gj = FloatVector.fromArray(S, g, gBase + j);
+            VectorMask<Float> finite = gj.abs().compare(VectorOperators.LE, Float.MAX_VALUE);
+            FloatVector v = dequantize(q2, c2, cBase + j, idx).mul(am2);
+            v = v.mul(b2).add(gj.mul(omb2).mul(gj));
+            FloatVector m = dequantize(q1, c1, cBase + j, idx).mul(am1);
+            m = m.mul(b1).add(gj.mul(omb1));
+            m = zero.blend(m, finite);
+            v = zero.blend(v, finite);
+            m.intoArray(s1, j);
+            v.intoArray(s2, j);
+            foldAbsMax(lanes, 0, m);
+            foldAbsMax(lanes, L, v);
+            FloatVector decay = one.blend(wdf, finite);
+            FloatVector pj = FloatVector.fromArray(S, p, pBase + j);
+            pj.add(m.div(v.sqrt().add(epsC2)).mul(stepSize)).mul(decay).intoArray(p, pBase + j);
+        }
+        float m1 = 0f;
+        float m2 = 0f;
+        for (; j < valid; j++) {
+            final float gj = g[gBase + j];
+            final boolean fin = Math.abs(gj) <= Float.MAX_VALUE;
+            float v = q2[c2[cBase + j] & 0xFF] * am2;
+            v = (v * b2) + ((omb2 * gj) * gj);
+            float m = q1[c1[cBase + j] & 0xFF] * am1;
+            m = (m * b1) + (omb1 * gj);
+            m = fin ? m : 0f;
+            v = fin ? v : 0f;
+            s1[j] = m;
+            s2[j] = v;
+            final float a1 = Math.abs(m);
+            final float a2 = Math.abs(v);
+            m1 = a1 > m1 ? a1 : m1;
+            m2 = a2 > m2 ? a2 : m2;
+            p[pBase + j] = (p[pBase + j] + (stepSize * (m / ((float) Math.sqrt(v) + epsC2)))) * (fin ? wdf : 1.0f);
+        }
+        m1 = laneMax(lanes, 0, m1);
+        m2 = laneMax(lanes, L, m2);
+        if (m1 != m1) {
+            m1 = absMaxSkipNaN(s1, valid); // 0 * Inf lanes after an infinite absmax
+        }
+        if (m2 != m2) {
+            m2 = absMaxSkipNaN(s2, valid);
+        }
+        return ((long) Float.floatToRawIntBits(m1) << 32) | (Float.floatToRawIntBits(m2) & 0xFFFFFFFFL);
+    }
+
+    /**
+     * Lion8bit's per-block update of the valid lanes ({@link Blockwise8bitKernel#lion}): dequantize,
+     * p decayed (wd > 0) and stepped by -lr*sign(c), new m into s1. Returns the NaN-skipping maximum of
+     * |m| over the valid lanes.
+     */
+    static float lion8Block(float[] p, int pBase, float[] g, int gBase, byte[] c1, int cBase, float[] s1, float[] lanes,
+            int[] idx, int valid, float am1, BnbScalars s) {
+        final float[] q1 = QuantMap.SIGNED;
+        final float b1 = s.beta1();
+        final float b2 = s.beta2();
+        final float omb1 = s.oneMinusBeta1();
+        final float omb2 = s.oneMinusBeta2();
+        final float lr = s.lr();
+        final boolean decay = s.decay();
+        final float wdf = s.wdFactor();
+        java.util.Arrays.fill(lanes, 0, L, 0f);
+        final int up = S.loopBound(valid);
+        int j = 0;
+        for (; j < up; j += L) {
+            FloatVector gj = FloatVector.fromArray(S, g, gBase + j);
+            FloatVector m = dequantize(q1, c1, cBase + j, idx).mul(am1);
+            FloatVector pj = FloatVector.fromArray(S, p, pBase + j);
+            if (decay) {
+                pj = pj.mul(wdf);
+            }
+            pj.sub(sign(m.mul(b1).add(gj.mul(omb1))).mul(lr)).intoArray(p, pBase + j);
+            m = m.mul(b2).add(gj.mul(omb2));
+            m.intoArray(s1, j);
+            foldAbsMax(lanes, 0, m);
+        }
+        float m1 = 0f;
+        for (; j < valid; j++) {
+            final float gj = g[gBase + j];
+            float m = q1[c1[cBase + j] & 0xFF] * am1;
+            float pi = p[pBase + j];
+            if (decay) {
+                pi = pi * wdf;
+            }
+            p[pBase + j] = pi - lr * LionKernel.sign((m * b1) + (omb1 * gj));
+            m = (m * b2) + (omb2 * gj);
+            s1[j] = m;
+            final float a1 = Math.abs(m);
+            m1 = a1 > m1 ? a1 : m1;
+        }
+        m1 = laneMax(lanes, 0, m1);
+        return m1 == m1 ? m1 : absMaxSkipNaN(s1, valid); // NaN m (no guard in Lion8bit)
+    }
+
+    /** {@code map[code & 0xFF]} for the lanes' codes at {@code c[off..]}: a gather. */
+    private static FloatVector dequantize(float[] map, byte[] c, int off, int[] idx) {
+        ((IntVector) ByteVector.fromArray(B, c, off).convertShape(VectorOperators.B2I, I, 0)).and(0xFF).intoArray(idx, 0);
+        return FloatVector.fromArray(S, map, 0, idx, 0);
+    }
+
+    /**
+     * Re-quantization of a block: {@code c[cBase + j] = code(state[j] / absmax)} for j < valid, by the
+     * 32-bit search table ({@link QuantMap#lookupInt}, gathered per lane). The signed table includes the
+     * sign fix, and a NaN ratio (a NaN state) gives 255 / 0 as the scalar quantizers do; the caller
+     * handles absmax 0 or Inf (0/0 and Inf/Inf ratios need the value's sign).
+     */
+    static void quantize(float[] state, float absmax, byte[] c, int cBase, int[] idx, int valid, boolean signed) {
+        final int[] lut = signed ? QuantMap.SIGNED_LUT_INT : QuantMap.UNSIGNED_LUT_INT;
+        final int up = S.loopBound(valid);
+        int j = 0;
+        for (; j < up; j += L) {
+            IntVector bits = FloatVector.fromArray(S, state, j).div(absmax).reinterpretAsInts();
+            bits.lanewise(VectorOperators.LSHR, 16).intoArray(idx, 0);
+            IntVector e = IntVector.fromArray(I, lut, 0, idx, 0);
+            // the key's floats in increasing value order: low bits, reversed for negative floats
+            IntVector order = bits.and(0xFFFF).lanewise(VectorOperators.XOR, bits.lanewise(VectorOperators.ASHR, 31).and(0xFFFF));
+            VectorMask<Integer> upper = order.compare(VectorOperators.GE, e.lanewise(VectorOperators.LSHR, 16));
+            e.blend(e.lanewise(VectorOperators.LSHR, 8), upper).and(0xFF)
+                    .convertShape(VectorOperators.I2B, B, 0).reinterpretAsBytes().intoArray(c, cBase + j);
+        }
+        for (; j < valid; j++) {
+            c[cBase + j] = (byte) QuantMap.lookupInt(signed, state[j] / absmax);
+        }
+    }
+
+    /** {@code out[j] = a[j] / d} for j < n (IEEE division, lane-wise). */
+    static void divide(float[] a, float d, float[] out, int n) {
+        final int up = S.loopBound(n);
+        int j = 0;
+        for (; j < up; j += L) {
+            FloatVector.fromArray(S, a, j).div(d).intoArray(out, j);
+        }
+        for (; j < n; j++) {
+            out[j] = a[j] / d;
+        }
+    }
+}
