@@ -40,6 +40,8 @@ final class BenchCommand {
     static final class CollectiveBench implements Callable<Integer> {
         /** Any constant: every rank of one bench shares it, and other runs are refused. */
         static final long BENCH_RUN_ID = 0xBE7C4L;
+        /** The bench's run secret travels to the child ranks in the environment (argv is world-readable). */
+        static final String SECRET_ENV = "DREAMCLUSTER_RING_SECRET";
 
         @Option(names = "--workers", paramLabel = "N", defaultValue = "2")
         int workers;
@@ -70,9 +72,10 @@ final class BenchCommand {
             }
             int floats = Math.toIntExact(size / 4);
             if (rank != null) {
-                runRank(rank, addresses(peers), floats, null);
+                runRank(rank, addresses(peers), floats, null, System.getenv(SECRET_ENV));
                 return 0;
             }
+            String secret = RingCollective.newSecret();
             // parent: reserve ports, start ranks 1..n-1 as child JVMs, run rank 0 here
             List<InetSocketAddress> addrs = new ArrayList<>();
             List<ServerSocketChannel> reserved = new ArrayList<>();
@@ -85,13 +88,15 @@ final class BenchCommand {
             List<Process> children = new ArrayList<>();
             for (int r = 1; r < workers; r++) {
                 reserved.get(r).close();
-                children.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx4g",
+                ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx4g",
                         "-cp", System.getProperty("java.class.path"), Main.class.getName(), "bench", "collective",
                         "--workers", Integer.toString(workers), "--bytes", bytes, "--iters", Integer.toString(iters),
-                        "--rank", Integer.toString(r), "--peers", peerArg).inheritIO().start());
+                        "--rank", Integer.toString(r), "--peers", peerArg).inheritIO();
+                pb.environment().put(SECRET_ENV, secret);
+                children.add(pb.start());
             }
             try {
-                runRank(0, addrs, floats, reserved.get(0));
+                runRank(0, addrs, floats, reserved.get(0), secret);
             } finally {
                 for (Process p : children) {
                     if (!p.waitFor(120, TimeUnit.SECONDS)) {
@@ -107,12 +112,14 @@ final class BenchCommand {
             return 0;
         }
 
-        private void runRank(int r, List<InetSocketAddress> addrs, int floats, ServerSocketChannel server) throws IOException {
+        private void runRank(int r, List<InetSocketAddress> addrs, int floats, ServerSocketChannel server, String secret)
+                throws IOException {
             ServerSocketChannel s = server != null ? server : ServerSocketChannel.open().bind(addrs.get(r));
             float[] data = new float[floats];
             java.util.Arrays.fill(data, 1f);
             int n = addrs.size();
-            try (Collective c = RingCollective.connect(BENCH_RUN_ID, r, addrs, s, Duration.ofSeconds(60))) {
+            try (Collective c = RingCollective.connect(BENCH_RUN_ID, RingCollective.decodeSecret(secret), r, addrs, s,
+                    Duration.ofSeconds(60))) {
                 int[] bounds = RingSchedule.evenBounds(floats, n);
                 double ar = time(() -> c.allReduce(data, floats), c);
                 double rs = time(() -> c.reduceScatter(data, bounds), c);

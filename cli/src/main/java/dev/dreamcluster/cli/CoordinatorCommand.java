@@ -1,17 +1,13 @@
 package dev.dreamcluster.cli;
 
 import akka.actor.typed.ActorSystem;
-import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.coordinator.CoordinatorSettings;
-import dev.dreamcluster.plan.PlanManifest;
+import dev.dreamcluster.monitoring.MonitoringSettings;
 import dev.dreamcluster.protocol.TrainingEvent;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -25,8 +21,6 @@ import picocli.CommandLine.Option;
 @Command(name = "coordinator", mixinStandardHelpOptions = true,
         description = "Run the coordinator (seed node) of a training cluster; exits when the run ends (0 ok, 3 failed).")
 final class CoordinatorCommand implements Callable<Integer> {
-    private static final Logger LOG = LoggerFactory.getLogger(CoordinatorCommand.class);
-
     @Mixin
     RunFlags run;
 
@@ -37,45 +31,51 @@ final class CoordinatorCommand implements Callable<Integer> {
             description = "the address workers dial as --join (default: --bind; set it behind NAT or in containers)")
     String advertise;
 
-    @Option(names = "--min_workers", paramLabel = "N", defaultValue = "1", description = "workers to wait for (the world size)")
-    int minWorkers;
+    @Option(names = "--http", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0",
+            description = "monitoring HTTP server: dashboard, status API, Prometheus metrics (port 0: any free port)")
+    String http;
 
     @picocli.CommandLine.Mixin
     ClusterFormation formation;
 
+    @picocli.CommandLine.Mixin
+    ClusterKeyFlags cluster;
+
+    @Option(names = "--overwrite", description = "replace the outputs of an earlier run in train.json's out")
+    boolean overwrite;
+
+    @Option(names = "--verbose", description = "show INFO log lines on stderr too (they always go to <out>/train.log)")
+    boolean verbose;
+
     @Override
     public Integer call() throws Exception {
-        if (minWorkers < 1 || minWorkers > 4096) {
-            throw ConfigError.invalid("--min_workers", Integer.toString(minWorkers), "a number of workers in 1..4096");
-        }
+        ClusterKeys.NodeKeys keys = cluster.resolve();
         Nodes.HostPort b = Nodes.hostPort(bind, "--bind");
         Nodes.HostPort a = Nodes.hostPort(advertise, "--advertise");
         RunConfig cfg = run.resolve();
         for (String w : cfg.optimizer().warnings()) {
             System.err.println("warning: " + w);
         }
-        CoordinatorSettings settings = settings(cfg, run.resume, minWorkers);
+        Nodes.HostPort h = Nodes.hostPort(http, "--http");
+        try (RunFolder folder = run.claim(cfg, new java.io.PrintWriter(System.err, true))) {
+            return coordinate(cfg, keys, b, a, h);
+        }
+    }
+
+    private int coordinate(RunConfig cfg, ClusterKeys.NodeKeys keys, Nodes.HostPort b, Nodes.HostPort a, Nodes.HostPort h)
+            throws Exception {
+        CoordinatorSettings settings = run.coordinatorSettings(cfg, 1);
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, b, a, done, formation.bootstrap(),
-                formation.config((a != null ? a : b).host()));
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, b, a, new MonitoringSettings(h.host(), h.port(), cfg.train().out()),
+                done, new java.io.PrintWriter(System.err, true), keys, formation.bootstrap(), formation.config((a != null ? a : b).host()));
         formation.start(system);
         try {
             String seed = (a != null ? a : b).toString();
-            System.err.println("coordinator on " + seed + ": waiting for " + minWorkers + " workers (dreamcluster worker --join "
+            System.err.println("coordinator on " + seed + ": waiting for " + settings.minWorkers() + " workers (dreamcluster worker --join "
                     + seed + " --model DIR --data DIR)");
             return done.get(7, TimeUnit.DAYS).ok() ? 0 : 3;
         } finally {
             system.terminate();
         }
-    }
-
-    /** The run's settings: the plan manifest of this node's model and data for a world of {@code workers}. */
-    static CoordinatorSettings settings(RunConfig cfg, Path resume, int workers) {
-        long runId = System.nanoTime() ^ ProcessHandle.current().pid();
-        Path resumeAbs = resume == null ? null : resume.toAbsolutePath().normalize();
-        PlanManifest manifest = PlanManifest.compute(cfg, workers, resumeAbs);
-        LOG.info("plan {}: {} entries", manifest.hash(), manifest.entries().size());
-        return new CoordinatorSettings(workers, runId, manifest.hash(), manifest.lines(), cfg.toJson(),
-                resumeAbs == null ? "" : resumeAbs.toString(), cfg.train().out());
     }
 }

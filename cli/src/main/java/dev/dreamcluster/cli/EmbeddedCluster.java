@@ -4,6 +4,7 @@ import akka.actor.typed.ActorSystem;
 import akka.cluster.typed.Cluster;
 import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.coordinator.CoordinatorSettings;
+import dev.dreamcluster.monitoring.MonitoringSettings;
 import dev.dreamcluster.protocol.TrainingEvent;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -18,23 +19,42 @@ import java.util.concurrent.TimeUnit;
  */
 final class EmbeddedCluster {
     private final RunConfig run;
-    private final Path resume;
+    private final CoordinatorSettings settings;
     private final int workers;
     private final Nodes.HostPort bind;
+    private final MonitoringSettings http;
+    private final Path keysDir;
 
-    EmbeddedCluster(RunConfig run, Path resume, int workers, Nodes.HostPort bind) {
+    /**
+     * @param workers local worker JVMs to start (at least the settings' min_workers)
+     * @param keysDir the node keys every member uses, or null for a throwaway CA made for this run
+     */
+    EmbeddedCluster(RunConfig run, CoordinatorSettings settings, int workers, Nodes.HostPort bind, MonitoringSettings http,
+            Path keysDir) {
         this.run = run;
-        this.resume = resume;
+        this.keysDir = keysDir;
+        this.settings = settings;
+        this.http = http;
         this.workers = workers;
         this.bind = bind;
     }
 
     int run(java.io.PrintWriter out, java.io.PrintWriter err) throws Exception {
+        Files.createDirectories(run.train().out());
+        ClusterKeys.NodeKeys keys = keysDir != null ? ClusterKeys.load(keysDir, "--keys") : ClusterKeys.throwaway();
+        try {
+            return run(keys, out, err);
+        } finally {
+            if (keysDir == null) {
+                ClusterKeys.deleteThrowaway(keys);
+            }
+        }
+    }
+
+    private int run(ClusterKeys.NodeKeys keys, java.io.PrintWriter out, java.io.PrintWriter err) throws Exception {
         Path outDir = run.train().out();
-        CoordinatorSettings settings = CoordinatorCommand.settings(run, resume, workers);
-        Files.createDirectories(outDir);
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, bind, null, done);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, bind, null, http, done, err, keys);
         int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
         List<Process> children = new ArrayList<>();
         Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));
@@ -44,12 +64,14 @@ final class EmbeddedCluster {
             // optimizer's thread pools oversubscribe the CPU (measured 5x slower on 2 cores)
             int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / workers);
             for (int r = 0; r < workers; r++) {
-                children.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
+                ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
                         "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1",
                         "-Ddreamcluster.optimizer.threads=" + threads,
                         "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker",
-                        "--join", bind.host() + ":" + port, "--bind", bind.host() + ":0")
-                        .redirectErrorStream(true).redirectOutput(outDir.resolve("worker-" + r + ".log").toFile()).start());
+                        "--join", bind.host() + ":" + port, "--bind", bind.host() + ":0", "--keys", keys.dir().toString())
+                        .redirectErrorStream(true).redirectOutput(outDir.resolve("worker-" + r + ".log").toFile());
+                pb.environment().putIfAbsent("DREAMCLUSTER_LOG_LEVEL", "INFO"); // a worker's log file shows its INFO lines
+                children.add(pb.start());
             }
             System.err.println("coordinator on " + bind.host() + ":" + port + ", " + workers + " workers starting (logs in "
                     + outDir.resolve("worker-*.log") + ")");

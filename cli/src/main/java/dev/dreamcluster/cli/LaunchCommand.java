@@ -55,6 +55,10 @@ final class LaunchCommand implements Callable<Integer> {
     @Option(names = "--dry_run", description = "print the worker command lines and exit")
     boolean dryRun;
 
+    /** The same key folder path on every host (--keys DIR), or --insecure for all of them. */
+    @CommandLine.Mixin
+    ClusterKeyFlags cluster;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -71,7 +75,9 @@ final class LaunchCommand implements Callable<Integer> {
         if (!Files.isRegularFile(config)) {
             throw new ConfigError("--config: " + Json.quote(config.toString()) + " does not exist or is not a file");
         }
-        List<String> paths = new ArrayList<>();
+        cluster.resolve(); // bad or missing keys: one line, before any host is touched
+        List<String> keyArgs = cluster.keys != null ? List.of("--keys", cluster.keys.toAbsolutePath().toString()) : List.of("--insecure");
+        List<String> paths = new ArrayList<>(keyArgs);
         if (model != null) {
             paths.addAll(List.of("--model", model));
         }
@@ -100,6 +106,7 @@ final class LaunchCommand implements Callable<Integer> {
             // workers retry joining until the coordinator's node is up
             List<String> args = new ArrayList<>(List.of("--config", config.toString(), "--bind", bind,
                     "--min_workers", Integer.toString(hosts.totalSlots())));
+            args.addAll(keyArgs);
             if (maxSteps != null) {
                 args.addAll(List.of("--max_steps", maxSteps.toString()));
             }

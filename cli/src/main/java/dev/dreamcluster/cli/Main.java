@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
         description = "Distributed Stable Diffusion fine-tuning (EveryDream2-compatible configs).",
         subcommands = {TrainCommand.class, ResolveCommand.class, OptimReplayCommand.class, InitModelCommand.class,
             ModelInfoCommand.class, TokenizeCommand.class, MakeDatasetCommand.class, BenchCommand.class,
-            CoordinatorCommand.class, WorkerCommand.class, MonitorCommand.class, LaunchCommand.class,
+            CoordinatorCommand.class, WorkerCommand.class, MonitorCommand.class, LaunchCommand.class, KeysCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main {
     /** User errors (bad flags, files, values): one line, exit 2. */

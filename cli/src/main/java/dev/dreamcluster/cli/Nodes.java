@@ -16,17 +16,28 @@ import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.config.Json;
 import dev.dreamcluster.coordinator.Coordinator;
 import dev.dreamcluster.coordinator.CoordinatorSettings;
+import dev.dreamcluster.protocol.EventSubscribers;
 import dev.dreamcluster.protocol.TrainingEvent;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import dev.dreamcluster.monitoring.MonitoringServer;
+import dev.dreamcluster.monitoring.MonitoringSettings;
+import dev.dreamcluster.monitoring.TerminalView;
+import java.net.URI;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * Starts a DreamCluster node: one role, Artery listening on the bind address and known to peers by
  * the advertised one (they differ behind NAT or in containers, as Akka's bind-hostname and
- * canonical-hostname do), and the seed it joins. Every other setting is in protocol's reference.conf.
+ * canonical-hostname do), and the seed it joins. Every other setting is in protocol's
+ * dreamcluster-node.conf (and reference.conf, for the serialization bindings).
  */
 final class Nodes {
     static final String SYSTEM = "dreamcluster";
+    /** Every node's cluster settings (protocol/src/main/resources). */
+    static final String NODE_CONF = "dreamcluster-node.conf";
 
     private Nodes() {}
 
@@ -42,14 +53,16 @@ final class Nodes {
      * @param bind where Artery listens
      * @param advertise what peers dial (null: the bind address)
      * @param join the seed node to join (null: a seed itself)
+     * @param keys the node's TLS keys (Artery over mutual TLS), or null for plain TCP (--insecure)
      */
-    static <T> ActorSystem<T> start(Behavior<T> guardian, String role, HostPort bind, HostPort advertise, HostPort join) {
-        return start(guardian, role, bind, advertise, join, "");
+    static <T> ActorSystem<T> start(Behavior<T> guardian, String role, HostPort bind, HostPort advertise, HostPort join,
+            ClusterKeys.NodeKeys keys) {
+        return start(guardian, role, bind, advertise, join, keys, "");
     }
 
     /** As above, plus {@code extra} HOCON (Cluster Bootstrap and management, {@link ClusterFormation#config}). */
     static <T> ActorSystem<T> start(Behavior<T> guardian, String role, HostPort bind, HostPort advertise, HostPort join,
-            String extra) {
+            ClusterKeys.NodeKeys keys, String extra) {
         HostPort canonical = advertise != null ? advertise : bind;
         Config c = ConfigFactory.empty()
                 .withValue("akka.remote.artery.canonical.hostname", ConfigValueFactory.fromAnyRef(canonical.host()))
@@ -61,23 +74,30 @@ final class Nodes {
         if (join != null) {
             c = c.withValue("akka.cluster.seed-nodes", ConfigValueFactory.fromIterable(List.of("akka://" + SYSTEM + "@" + join)));
         }
-        return ActorSystem.create(guardian, SYSTEM, ConfigFactory.parseString(extra).withFallback(c).withFallback(ConfigFactory.load()));
+        Config config = ConfigFactory.parseString(extra).withFallback(c);
+        if (keys != null) {
+            config = config.withFallback(ClusterKeys.akkaConfig(keys));
+        }
+        return ActorSystem.create(guardian, SYSTEM, config.withFallback(ConfigFactory.parseResources(NODE_CONF))
+                .withFallback(ConfigFactory.load()));
     }
 
     /**
      * A coordinator node: joins itself (it is the seed), runs the Coordinator as a cluster singleton
-     * on role "coordinator", and prints the run's TrainingEvents to stderr, completing {@code done}
-     * when the run ends.
+     * on role "coordinator", prints the run's TrainingEvents to {@code events} (a redrawn status block
+     * on stderr instead when stderr is a terminal), serves the monitoring HTTP API on {@code http}
+     * (its URL printed once to {@code events}), and completes {@code done} when the run ends.
      */
-    static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, HostPort bind, HostPort advertise,
-            CompletableFuture<TrainingEvent.RunFinished> done) {
-        return startCoordinator(settings, bind, advertise, done, false, "");
+    static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, HostPort bind, HostPort advertise, MonitoringSettings http,
+            CompletableFuture<TrainingEvent.RunFinished> done, java.io.PrintWriter events, ClusterKeys.NodeKeys keys) {
+        return startCoordinator(settings, bind, advertise, http, done, events, keys, false, "");
     }
 
     /** With {@code bootstrap} the node does not join itself: Cluster Bootstrap forms the cluster. */
-    static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, HostPort bind, HostPort advertise,
-            CompletableFuture<TrainingEvent.RunFinished> done, boolean bootstrap, String extra) {
-        return start(Behaviors.<Void>setup(ctx -> {
+    static ActorSystem<Void> startCoordinator(CoordinatorSettings settings, HostPort bind, HostPort advertise, MonitoringSettings http,
+            CompletableFuture<TrainingEvent.RunFinished> done, java.io.PrintWriter events, ClusterKeys.NodeKeys keys, boolean bootstrap,
+            String extra) {
+        ActorSystem<Void> system = start(Behaviors.<Void>setup(ctx -> {
             Cluster c = Cluster.get(ctx.getSystem());
             if (!bootstrap) {
                 c.manager().tell(Join.create(c.selfMember().address()));
@@ -85,10 +105,24 @@ final class Nodes {
             ClusterSingleton.get(ctx.getSystem()).init(SingletonActor
                     .of(Coordinator.create(settings), "coordinator")
                     .withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));
-            var topic = ctx.spawn(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "events-client");
-            topic.tell(Topic.subscribe(ctx.spawn(EventPrinter.create(System.err::println, done), "printer")));
+            boolean terminal = TerminalView.isTerminal(2);
+            // events only from the coordinator's node (this one), never from the open topic
+            EventSubscribers.subscribe(ctx, ctx.spawn(EventPrinter.create(terminal ? null : line -> {
+                events.println(line);
+                events.flush();
+            }, terminal ? new TerminalView(System.err) : null, done), "printer"), "events");
             return Behaviors.empty();
-        }), "coordinator", bind, advertise, null, extra);
+        }), "coordinator", bind, advertise, null, keys, extra);
+        try {
+            URI url = MonitoringServer.start(system, http).toCompletableFuture().get(60, TimeUnit.SECONDS);
+            events.println("monitoring on " + url + " (dashboard; api/status, api/metrics, api/events, metrics, ready)");
+            events.flush();
+        } catch (ExecutionException | TimeoutException | InterruptedException e) {
+            system.terminate();
+            Throwable why = e instanceof ExecutionException ? e.getCause() : e;
+            throw new ConfigError("--http: cannot listen on " + http.host() + ":" + http.port() + " (" + why.getMessage() + ")");
+        }
+        return system;
     }
 
     /** HOST:PORT from a flag (null stays null), or a one-line error naming it. */

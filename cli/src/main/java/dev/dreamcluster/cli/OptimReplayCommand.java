@@ -3,9 +3,9 @@ package dev.dreamcluster.cli;
 import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.config.Json;
 import dev.dreamcluster.config.OptimizerName;
+import dev.dreamcluster.io.AtomicFiles;
 import dev.dreamcluster.optim.Optimizer;
 import dev.dreamcluster.optim.OptimizerHyper;
-import dev.dreamcluster.optim.OptimizerStateFile;
 import dev.dreamcluster.optim.TensorSlice;
 import dev.dreamcluster.optim.TensorState;
 import java.io.IOException;
@@ -15,7 +15,6 @@ import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -114,7 +113,7 @@ final class OptimReplayCommand implements Callable<Integer> {
         if (out.toAbsolutePath().getParent() != null) {
             Files.createDirectories(out.toAbsolutePath().getParent());
         }
-        OptimizerStateFile.writeAtomically(out, result);
+        AtomicFiles.write(out, result);
         return 0;
     }
 
@@ -134,7 +133,7 @@ final class OptimReplayCommand implements Callable<Integer> {
         return out;
     }
 
-    /** Writes the state files into a temporary sibling folder, then renames it into place. */
+    /** Writes the state files into a temporary sibling folder, then fsyncs and renames it into place (AtomicFiles). */
     private static void writeState(TensorState s, Path dir) throws IOException {
         Path abs = dir.toAbsolutePath();
         Path tmp = abs.resolveSibling(abs.getFileName() + ".tmp-" + ProcessHandle.current().pid());
@@ -150,8 +149,7 @@ final class OptimReplayCommand implements Callable<Integer> {
         if (s.absmax2 != null) {
             write(tmp.resolve("absmax2.bin"), f32(s.absmax2));
         }
-        dev.dreamcluster.model.DiffusersFolder.deleteRecursively(abs);
-        Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
+        AtomicFiles.replaceFolder(tmp, abs);
     }
 
     private static ByteBuffer f32(float[] a) {
@@ -165,7 +163,6 @@ final class OptimReplayCommand implements Callable<Integer> {
             while (data.hasRemaining()) {
                 ch.write(data);
             }
-            ch.force(true);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

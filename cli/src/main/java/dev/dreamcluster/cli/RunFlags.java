@@ -43,6 +43,87 @@ final class RunFlags {
     @Option(names = "--seed", paramLabel = "N", description = "base of every random draw (default: train.json's seed, 555)")
     Long seed;
 
+    @Option(names = "--overwrite", description = "replace the outputs of an earlier run in out (metrics, checkpoints, final)")
+    boolean overwrite;
+
+    @Option(names = "--keep_last_n_checkpoints", paramLabel = "N", description = "keep only the newest N checkpoints (default: all)")
+    Integer keepLastNCheckpoints;
+
+    @Option(names = "--verbose", description = "show INFO log lines on stderr too (they always go to <out>/train.log)")
+    boolean verbose;
+
+    @Option(names = "--min_workers", paramLabel = "N",
+            description = "cluster runs: workers to wait for, and the fewest a generation may continue with (train.json min_workers)")
+    Integer minWorkers;
+
+    @Option(names = "--max_workers", paramLabel = "N",
+            description = "cluster runs: the most workers a generation takes; more join at the next checkpoint (train.json max_workers)")
+    Integer maxWorkers;
+
+    @Option(names = "--join_timeout", paramLabel = "S", description = "cluster runs: seconds for min_workers to join (default 1800)")
+    Integer joinTimeout;
+
+    @Option(names = "--rejoin_timeout", paramLabel = "S",
+            description = "cluster runs: seconds to wait for new workers after a shrink below min_workers (default 600)")
+    Integer rejoinTimeout;
+
+    /**
+     * The coordinator's settings for this run: the plan manifest of this node's model and data for a
+     * world of min_workers, the bounds of every wait. {@code defaultWorkers}: the embedded cluster's --workers.
+     */
+    dev.dreamcluster.coordinator.CoordinatorSettings coordinatorSettings(RunConfig cfg, int defaultWorkers) {
+        com.fasterxml.jackson.databind.JsonNode j = Json.readObject(config, config.toString());
+        int min = count(minWorkers, "--min_workers", j, "min_workers", defaultWorkers);
+        int start = Math.max(min, defaultWorkers);
+        int max = count(maxWorkers, "--max_workers", j, "max_workers", start);
+        if (max < start) {
+            throw new ConfigError("--max_workers / max_workers: " + max + " is less than " + start + " (allowed: max_workers >= "
+                    + "min_workers and >= --workers)");
+        }
+        var timeouts = new dev.dreamcluster.coordinator.CoordinatorSettings.Timeouts(
+                java.time.Duration.ofSeconds(count(joinTimeout, "--join_timeout", j, "join_timeout", 1800)),
+                java.time.Duration.ofSeconds(count(rejoinTimeout, "--rejoin_timeout", j, "rejoin_timeout", 600)),
+                dev.dreamcluster.coordinator.CoordinatorSettings.Timeouts.DEFAULT.accept(),
+                dev.dreamcluster.coordinator.CoordinatorSettings.Timeouts.DEFAULT.abort());
+        long runId = System.nanoTime() ^ ProcessHandle.current().pid();
+        Path resumeAbs = resume == null ? null : resume.toAbsolutePath().normalize();
+        dev.dreamcluster.plan.PlanManifest manifest = dev.dreamcluster.plan.PlanManifest.compute(cfg, start, resumeAbs);
+        LOG.info("plan {}: {} entries", manifest.hash(), manifest.entries().size());
+        return new dev.dreamcluster.coordinator.CoordinatorSettings(min, start, max, runId, manifest.hash(), manifest.lines(), cfg.toJson(),
+                resumeAbs == null ? "" : resumeAbs.toString(), cfg.train().out(), timeouts);
+    }
+
+    /** A count from a flag, else train.json, else the default; 1..100000. */
+    private int count(Integer flag, String flagName, com.fasterxml.jackson.databind.JsonNode j, String key, int def) {
+        long v;
+        String where;
+        if (flag != null) {
+            v = flag;
+            where = flagName;
+        } else if (j.hasNonNull(key)) {
+            com.fasterxml.jackson.databind.JsonNode n = j.get(key);
+            if (!n.canConvertToExactIntegral()) {
+                throw ConfigError.invalid(config + " at " + key, n.toString(), "a whole number in 1..100000");
+            }
+            v = n.longValue();
+            where = config + " at " + key;
+        } else {
+            return def;
+        }
+        if (v < 1 || v > 100_000) {
+            throw ConfigError.invalid(where, Long.toString(v), "a whole number in 1..100000");
+        }
+        return (int) v;
+    }
+
+    /**
+     * Claims the run's output folder (one run per folder; an earlier run's outputs need --resume or
+     * --overwrite) for as long as the returned lock is open.
+     */
+    RunFolder claim(RunConfig cfg, java.io.PrintWriter err) {
+        return RunFolder.claim(cfg.train().out(), out != null ? "--out" : config + " at out", resume, overwrite, err);
+    }
+
     /** Checks the files, generates the shipped example's inputs if missing, resolves, logs the result once. */
     RunConfig resolve() {
         if (!Files.isRegularFile(config)) {
@@ -55,6 +136,10 @@ final class RunFlags {
         overrides.put("max_steps", maxSteps);
         overrides.put("seed", seed);
         overrides.put("out", out == null ? null : out.toAbsolutePath().toString());
+        overrides.put("keep_last_n_checkpoints", keepLastNCheckpoints);
+        if (verbose) {
+            RunLog.verbose();
+        }
         Path trainJson = config.toAbsolutePath();
         dev.dreamcluster.config.TrainConfig train = dev.dreamcluster.config.TrainConfig.load(trainJson, overrides);
         ensureExampleInputs(train.model(), train.dataRoot());

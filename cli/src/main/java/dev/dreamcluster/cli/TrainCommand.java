@@ -6,6 +6,7 @@ import dev.dreamcluster.io.MetricsLog;
 import dev.dreamcluster.io.StepMetrics;
 import dev.dreamcluster.worker.train.LocalProgress;
 import dev.dreamcluster.worker.train.TrainLoop;
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -30,6 +31,14 @@ final class TrainCommand implements Callable<Integer> {
             description = "cluster address of the embedded coordinator (with --workers > 1), for a monitor's --join")
     String coordinatorBind;
 
+    @Option(names = "--http", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0",
+            description = "monitoring HTTP server of the embedded coordinator (with --workers > 1; port 0: any free port)")
+    String http;
+
+    @Option(names = "--keys", paramLabel = "DIR",
+            description = "cluster keys of the embedded cluster (with --workers > 1; default: a throwaway CA made for this run)")
+    Path keys;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -40,12 +49,21 @@ final class TrainCommand implements Callable<Integer> {
         }
         Nodes.HostPort bind = Nodes.hostPort(coordinatorBind, "--coordinator_bind");
         RunConfig cfg = run.resolve();
+        try (RunFolder folder = run.claim(cfg, spec.commandLine().getErr())) {
+            return train(cfg, bind);
+        }
+    }
+
+    private int train(RunConfig cfg, Nodes.HostPort bind) throws Exception {
         for (String w : cfg.optimizer().warnings()) {
             spec.commandLine().getErr().println("warning: " + w);
         }
         spec.commandLine().getErr().flush();
         if (workers > 1) {
-            return new EmbeddedCluster(cfg, run.resume, workers, bind).run(spec.commandLine().getOut(), spec.commandLine().getErr());
+            Nodes.HostPort h = Nodes.hostPort(http, "--http");
+            return new EmbeddedCluster(cfg, run.coordinatorSettings(cfg, workers), workers, bind,
+                    new dev.dreamcluster.monitoring.MonitoringSettings(h.host(), h.port(), cfg.train().out()), keys)
+                    .run(spec.commandLine().getOut(), spec.commandLine().getErr());
         }
         StepMetrics last;
         try (LocalProgress progress = new LocalProgress(new MetricsLog(cfg.train().out()), System.err, cfg.train().logStep())) {

@@ -4,9 +4,8 @@ import akka.actor.typed.ActorSystem;
 import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.config.Json;
 import dev.dreamcluster.worker.node.LocalPaths;
+import dev.dreamcluster.worker.node.RingEndpoint;
 import dev.dreamcluster.worker.node.Worker;
-import java.net.InetSocketAddress;
-import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -56,8 +55,12 @@ final class WorkerCommand implements Callable<Integer> {
     @Option(names = "--device", paramLabel = "D", defaultValue = "cpu", description = "cpu (gpu:N needs a libtorch with CUDA)")
     String device;
 
+    @picocli.CommandLine.Mixin
+    ClusterKeyFlags cluster;
+
     @Override
     public Integer call() throws Exception {
+        ClusterKeys.NodeKeys keys = cluster.resolve();
         if (join == null && !formation.bootstrap()) {
             throw new ConfigError("--join: required (the coordinator's HOST:PORT), unless the cluster forms through --discovery");
         }
@@ -75,17 +78,17 @@ final class WorkerCommand implements Callable<Integer> {
         }
         Nodes.HostPort ring = ringBind != null ? Nodes.hostPort(ringBind, "--ring_bind") : new Nodes.HostPort(b.host(), 0);
         Nodes.HostPort ringAdv = Nodes.hostPort(ringAdvertise, "--ring_advertise");
-        ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress(ring.host(), ring.port()));
-        int boundPort = ((InetSocketAddress) server.getLocalAddress()).getPort();
-        String ringAddress = ringAdv != null ? ringAdv.toString() : (a != null ? a.host() : ring.host()) + ":" + boundPort;
+        RingEndpoint endpoint = new RingEndpoint(ring.host(), ring.port(),
+                ringAdv != null ? ringAdv.host() : a != null ? a.host() : ring.host(), ringAdv != null ? ringAdv.port() : 0);
         CompletableFuture<Worker.ComputeEnded> ended = new CompletableFuture<>();
-        ActorSystem<Worker.Command> system = Nodes.start(Worker.create(server, ringAddress, new LocalPaths(data, model, out, resume), ended),
-                "worker", b, a, seed, formation.config((a != null ? a : b).host()));
+        ActorSystem<Worker.Command> system = Nodes.start(Worker.create(endpoint, new LocalPaths(data, model, out, resume), ended),
+                "worker", b, a, seed, keys, formation.config((a != null ? a : b).host()));
         formation.start(system);
         system.getWhenTerminated().toCompletableFuture().get(7, TimeUnit.DAYS);
         Worker.ComputeEnded end = ended.getNow(null);
         if (end == null || !end.ok()) {
-            System.err.println("error: worker: " + (end == null ? "left the cluster before the run ended" : end.message()));
+            System.err.println("error: worker: " + (end == null ? "removed from the cluster before the run ended (downed: unreachable for"
+                    + " too long, or the cluster was stopped)" : end.message()));
             return 3;
         }
         return 0;

@@ -37,7 +37,8 @@ class ClusterBootstrapTest {
                 f.contactPoints = points;
                 f.service = "dreamcluster";
                 f.management = points.get(i);
-                ActorSystem<Void> s = Nodes.start(Behaviors.empty(), roles[i], new Nodes.HostPort("127.0.0.1", 0), null, null, f.config("127.0.0.1"));
+                ActorSystem<Void> s = Nodes.start(Behaviors.empty(), roles[i], new Nodes.HostPort("127.0.0.1", 0), null, null, null,
+                        f.config("127.0.0.1"));
                 nodes.add(s);
                 f.start(s);
             }

@@ -34,10 +34,12 @@ class ClusterTrainingTest {
         Path out = tmp.resolve("run");
         Path trainJson = example(tmp);
         int port = freePort();
+        String keys = tmp.resolve("keys").resolve("node").toString(); // one cluster key for the embedded cluster and the monitor
+        assertEquals(0, Cli.run("keys", "--out", tmp.resolve("keys").toString()).status());
         CompletableFuture<Cli> train = CompletableFuture.supplyAsync(() -> Cli.run("train", "--config", trainJson.toString(),
-                "--workers", "2", "--max_steps", "3", "--out", out.toString(), "--coordinator_bind", "127.0.0.1:" + port));
+                "--workers", "2", "--max_steps", "3", "--out", out.toString(), "--coordinator_bind", "127.0.0.1:" + port, "--keys", keys));
         Thread.sleep(1500); // the coordinator node is up well before the worker JVMs have loaded DJL
-        Cli monitor = Cli.run("monitor", "--join", "127.0.0.1:" + port);
+        Cli monitor = Cli.run("monitor", "--join", "127.0.0.1:" + port, "--keys", keys);
         Cli r = train.get(180, TimeUnit.SECONDS);
         assertEquals(0, r.status(), r.out() + r.err());
         assertEquals(0, monitor.status(), monitor.out() + monitor.err());

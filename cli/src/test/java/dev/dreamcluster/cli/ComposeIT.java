@@ -49,6 +49,7 @@ class ComposeIT {
         Files.writeString(tmp.resolve("config/train.json"), "{\"data_root\": \"/data\", \"resume_ckpt\": \"/model\", \"out\": \"/out\","
                 + " \"optimizer_config\": \"optimizer.json\", \"resolution\": 64, \"batch_size\": 4, \"max_steps\": 2, \"seed\": 5,"
                 + " \"val_every_n_steps\": 2, \"val_count\": 2, \"save_every_n_steps\": 2, \"save_full_precision\": true}");
+        ClusterKeys.create(tmp.resolve("keys"), java.time.Duration.ofDays(1)); // every container's --keys (mutual TLS)
         int managementPort;
         try (ServerSocket s = new ServerSocket(0)) {
             managementPort = s.getLocalPort();
@@ -56,7 +57,7 @@ class ComposeIT {
         Map<String, String> env = Map.of("DREAMCLUSTER_IMAGE", tag, "DREAMCLUSTER_WORKERS", "2",
                 "DREAMCLUSTER_CONFIG", tmp.resolve("config").toString(), "DREAMCLUSTER_MODEL", tmp.resolve("model").toString(),
                 "DREAMCLUSTER_DATA", tmp.resolve("data").toString(), "DREAMCLUSTER_OUT", tmp.resolve("out").toString(),
-                "DREAMCLUSTER_KEYS", ROOT.resolve("deploy/keys").toString(),
+                "DREAMCLUSTER_KEYS", tmp.resolve("keys/node").toString(),
                 "DREAMCLUSTER_MANAGEMENT_PORT", Integer.toString(managementPort),
                 // two workers on this machine's cores: one thread each, or libtorch oversubscribes
                 "DREAMCLUSTER_JAVA_OPTS", "-Dai.djl.pytorch.num_threads=1 -Dai.djl.pytorch.num_interop_threads=1 -Ddreamcluster.optimizer.threads=1");

@@ -69,7 +69,7 @@ class KubernetesManifestsTest {
             assertTrue(mounts.containsAll(List.of("data:/data", "out:/out", "keys:/keys", "config:/config")), name + " " + mounts);
             JsonNode keys = volume(pod, "keys");
             assertEquals("dreamcluster-keys", keys.at("/secret/secretName").asText(), name);
-            assertTrue(keys.at("/secret/optional").asBoolean(), name + ": runs without TLS keys");
+            assertTrue(!keys.at("/secret/optional").asBoolean(true), name + ": the TLS keys are required (secure by default)");
         }
         assertEquals("out", workers.at("/spec/volumeClaimTemplates/0/metadata/name").asText(), "each worker its own out volume");
         JsonNode config = docs.stream().filter(d -> d.at("/kind").asText().equals("ConfigMap")).findFirst().orElseThrow();

@@ -55,24 +55,17 @@ class LaunchCommandTest {
         Path hosts = Files.writeString(tmp.resolve("hosts"), "gpu-a slots=2\nlocalhost slots=1\n");
         Path train = Files.writeString(tmp.resolve("train.json"), "{}");
         Cli r = Cli.run("launch", "--hostfile", hosts.toString(), "--config", train.toString(), "--bind", "10.1.0.5:25520",
-                "--device", "gpu", "--remote_dir", "/opt/dream cluster", "--dry_run");
+                "--device", "gpu", "--remote_dir", "/opt/dream cluster", "--dry_run", "--insecure");
         assertEquals(0, r.status(), r.err());
         assertEquals(List.of(
-                "ssh -tt -o BatchMode=yes gpu-a 'exec '\\''/opt/dream cluster/bin/dreamcluster'\\'' worker --join 10.1.0.5:25520 --bind gpu-a:0 --device gpu:0'",
-                "ssh -tt -o BatchMode=yes gpu-a 'exec '\\''/opt/dream cluster/bin/dreamcluster'\\'' worker --join 10.1.0.5:25520 --bind gpu-a:0 --device gpu:1'",
-                "'/opt/dream cluster/bin/dreamcluster' worker --join 10.1.0.5:25520 --bind localhost:0 --device gpu:0"),
+                "ssh -tt -o BatchMode=yes gpu-a 'exec '\\''/opt/dream cluster/bin/dreamcluster'\\'' worker --join 10.1.0.5:25520 --bind gpu-a:0 --insecure --device gpu:0'",
+                "ssh -tt -o BatchMode=yes gpu-a 'exec '\\''/opt/dream cluster/bin/dreamcluster'\\'' worker --join 10.1.0.5:25520 --bind gpu-a:0 --insecure --device gpu:1'",
+                "'/opt/dream cluster/bin/dreamcluster' worker --join 10.1.0.5:25520 --bind localhost:0 --insecure --device gpu:0"),
                 r.out().strip().lines().toList());
         List<List<String>> withOpts = LaunchCommand.workerCommands(Hostfile.parse(List.of("n1 slots=1"), "h"), "c:1", "cpu",
                 List.of("--model", "/m", "--data", "/d d"), "/d", "ssh -p 2222", "-Dx=1 -Dy=2");
         assertEquals(List.of("ssh", "-p", "2222", "-tt", "-o", "BatchMode=yes", "n1",
                 "DREAMCLUSTER_JAVA_OPTS='-Dx=1 -Dy=2' exec /d/bin/dreamcluster worker --join c:1 --bind n1:0 --model /m --data '/d d'"), withOpts.get(0));
-    }
-
-    /** Whether a trained final/ (model_index.json) exists anywhere under {@code dir}. */
-    static boolean finalModelUnder(Path dir) throws Exception {
-        try (var all = Files.walk(dir)) {
-            return all.anyMatch(p -> p.endsWith(Path.of("final", "model_index.json")));
-        }
     }
 
     /** Two local slots: the distribution here is a bin/dreamcluster that runs this test's class path. */
@@ -91,9 +84,9 @@ class LaunchCommandTest {
         Path hosts = Files.writeString(tmp.resolve("hosts"), "127.0.0.1 slots=2\n");
         int port = ClusterTrainingTest.freePort();
         Cli r = Cli.run("launch", "--hostfile", hosts.toString(), "--config", trainJson.toString(), "--bind", "127.0.0.1:" + port,
-                "--max_steps", "2", "--remote_dir", tmp.resolve("dist").toString());
+                "--max_steps", "2", "--remote_dir", tmp.resolve("dist").toString(), "--keys", TestKeys.node(tmp));
         assertEquals(0, r.status(), r.out() + r.err());
-        assertTrue(finalModelUnder(tmp), "a final/ model under " + tmp + ": " + r.err());
-        assertTrue(Files.isRegularFile(tmp.resolve("launch-logs").resolve("worker-1.log")));
+        assertTrue(Files.isRegularFile(tmp.resolve("run").resolve("final").resolve("model_index.json")), r.err());
+        assertTrue(Files.readString(tmp.resolve("launch-logs").resolve("worker-1.log")).contains("finished"));
     }
 }

@@ -61,14 +61,16 @@ class LaunchSshIT {
             String ssh = "ssh -i " + tmp.resolve("id") + " -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
             Process launch = new ProcessBuilder("ip", "netns", "exec", tag + "-a", bin.resolve("dreamcluster").toString(), "launch",
                     "--hostfile", hosts.toString(), "--config", trainJson.toString(), "--bind", "10.214.0.1:25520", "--max_steps", "2",
-                    "--remote_dir", tmp.resolve("dist").toString(), "--ssh", ssh)
+                    "--remote_dir", tmp.resolve("dist").toString(), "--ssh", ssh, "--keys", TestKeys.node(tmp))
                     .redirectErrorStream(true).redirectOutput(tmp.resolve("launch.log").toFile()).start();
             processes.add(launch);
             boolean done = launch.waitFor(400, TimeUnit.SECONDS);
             String log = Files.readString(tmp.resolve("launch.log"));
             assertTrue(done, "launch timed out:\n" + log);
             assertEquals(0, launch.exitValue(), log + Files.readString(tmp.resolve("run/launch-logs/worker-0.log")));
-            assertTrue(LaunchCommandTest.finalModelUnder(tmp.resolve("run")), log);
+            try (var all = Files.walk(tmp.resolve("run"))) {
+                assertTrue(all.anyMatch(p -> p.endsWith(Path.of("final", "model_index.json"))), "a final/ model: " + log);
+            }
             assertTrue(log.contains("started on 2 workers") && log.contains("run finished: finished"), log);
             assertTrue(log.contains("@10.214.0.2:"), "the workers joined from the sshd's namespace: " + log);
         } finally {

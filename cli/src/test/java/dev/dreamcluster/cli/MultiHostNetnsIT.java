@@ -123,7 +123,8 @@ class MultiHostNetnsIT {
         String cp = System.getProperty("java.class.path");
         Process coordinator = start(tmp.resolve(name + "-coordinator.log"), "ip", "netns", "exec", node(0), java, "-Dai.djl.offline=true",
                 "-cp", cp, Main.class.getName(), "coordinator", "--config", trainJson.toString(), "--bind", address(0) + ":25520",
-                "--min_workers", "2", "--max_steps", Integer.toString(STEPS), "--out", tmp.resolve(name + "-metrics").toString());
+                "--min_workers", "2", "--max_steps", Integer.toString(STEPS), "--out", tmp.resolve(name + "-metrics").toString(),
+                "--keys", TestKeys.node(tmp));
         mine.add(coordinator);
         for (int w = 1; w <= 2; w++) {
             Path host = tmp.resolve(name + "-host" + w);
@@ -133,7 +134,7 @@ class MultiHostNetnsIT {
                     "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1", "-Ddreamcluster.optimizer.threads=1",
                     "-cp", cp, Main.class.getName(), "worker", "--join", address(0) + ":25520", "--bind", address(w) + ":25520",
                     "--model", host.resolve("weights").toString(), "--data", host.resolve("images").toString(),
-                    "--out", host.resolve("out").toString()));
+                    "--out", host.resolve("out").toString(), "--keys", TestKeys.node(tmp)));
         }
         for (Process p : mine) {
             boolean done = p.waitFor(300, TimeUnit.SECONDS);

@@ -16,6 +16,7 @@ import akka.cluster.typed.SingletonActor;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
+import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.protocol.TrainingEvent;
 import dev.dreamcluster.protocol.WorkerProtocol;
 import java.nio.file.Files;
@@ -39,7 +40,7 @@ class CoordinatorTest {
             akka.actor.serialize-messages = on
             akka.remote.artery.canonical.hostname = 127.0.0.1
             akka.remote.artery.canonical.port = 0
-            akka.cluster.roles = [coordinator]
+            akka.cluster.roles = [coordinator, worker]
             akka.cluster.jmx.multi-mbeans-in-same-jvm = on
             akka.coordinated-shutdown.exit-jvm = off
             """).withFallback(ConfigFactory.load());
@@ -84,12 +85,13 @@ class CoordinatorTest {
     void shouldDiscoverWorkersAssignRanksAndReportSteps(@TempDir Path out) throws Exception {
         TestProbe<WorkerProtocol.Command> w0 = worker();
         TestProbe<WorkerProtocol.Command> w1 = worker();
-        CoordinatorSettings s = new CoordinatorSettings(2, 101, "abc123", List.of("world\t2"), "{\"train_config\":{}}", "", out);
+        CoordinatorSettings s = new CoordinatorSettings(2, 2, 2, 101, "abc123", List.of("world\t2"), "{\"train_config\":{\"max_steps\":3}}", "", out,
+                CoordinatorSettings.Timeouts.DEFAULT);
         ActorRef<Coordinator.Command> coord = ClusterSingleton.get(kit.system())
                 .init(SingletonActor.of(Coordinator.create(s), "coordinator-101"));
         for (TestProbe<WorkerProtocol.Command> w : List.of(w0, w1)) {
-            WorkerProtocol.Identify id = w.expectMessageClass(WorkerProtocol.Identify.class, Duration.ofSeconds(15));
-            id.replyTo().tell(new CoordinatorProtocol.WorkerIdentified(w.getRef(), "127.0.0.1:" + (w == w0 ? 7000 : 7001)));
+            w.fishForMessage(Duration.ofSeconds(15), m -> m instanceof WorkerProtocol.Identify id && from(id, "coordinator-101") ? reply(id,
+                    new CoordinatorProtocol.WorkerIdentified(w.getRef(), "127.0.0.1:" + (w == w0 ? 7000 : 7001)), w) : ignore());
         }
         WorkerProtocol.AssignPlan a0 = w0.expectMessageClass(WorkerProtocol.AssignPlan.class);
         WorkerProtocol.AssignPlan a1 = w1.expectMessageClass(WorkerProtocol.AssignPlan.class);
@@ -98,19 +100,33 @@ class CoordinatorTest {
         assertEquals(1, a0.rank() + a1.rank(), "ranks 0 and 1");
         assertEquals(a0.plan(), a1.plan());
         assertEquals(List.of("world\t2"), a0.plan().manifest(), "the manifest travels with the plan");
-        assertEquals("{\"train_config\":{}}", a0.plan().runConfig(), "the run config travels as data");
+        assertEquals("{\"train_config\":{\"max_steps\":3}}", a0.plan().runConfig(), "the run config travels as data");
         assertEquals(a0.rank() == 0 ? "127.0.0.1:7000" : "127.0.0.1:7001", a0.plan().peers().get(0));
-        a0.replyTo().tell(new CoordinatorProtocol.PlanAccepted(101, a0.rank()));
-        a1.replyTo().tell(new CoordinatorProtocol.PlanAccepted(101, a1.rank()));
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.PlanAccepted(101, a0.rank()), w0.getRef());
+        SenderGate.tell(a1.replyTo(), new CoordinatorProtocol.PlanAccepted(101, a1.rank()), w1.getRef());
         w0.expectMessageClass(WorkerProtocol.StartRun.class);
         w1.expectMessageClass(WorkerProtocol.StartRun.class);
-        assertEquals(101, nextEvent(TrainingEvent.RunStarted.class).runId());
-        a0.replyTo().tell(new CoordinatorProtocol.StepReported(101, 0, 1, 0.5, 1e-4, 5e-5, 2.0, 8.0, 0.1, 0.02, 0.01, 0.4));
+        TrainingEvent.RunStarted started = nextEvent(TrainingEvent.RunStarted.class);
+        assertEquals(101, started.runId());
+        assertEquals(3, started.totalSteps());
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.StepReported(101, 0, 1, 0.5, 1e-4, 5e-5, 2.0, 8.0, 0.1, 0.02, 0.01, 0.4),
+                w0.getRef());
+        TrainingEvent.WorkerStepCompleted rank0 = nextEvent(TrainingEvent.WorkerStepCompleted.class);
+        assertEquals(0, rank0.rank());
+        assertEquals(0.1, rank0.computeSeconds());
         TrainingEvent.StepCompleted step = nextEvent(TrainingEvent.StepCompleted.class);
         assertEquals(1, step.step());
         assertEquals(0.5, step.loss());
-        a0.replyTo().tell(new CoordinatorProtocol.RunEnded(101, 0, true, "done"));
-        a1.replyTo().tell(new CoordinatorProtocol.RunEnded(101, 1, true, "done"));
+        // every rank's split is published (only rank 0's step makes a StepCompleted and a metrics line)
+        SenderGate.tell((a0.rank() == 1 ? a0 : a1).replyTo(), new CoordinatorProtocol.StepReported(101, 1, 1, 0.5, 1e-4, 5e-5, 2.0,
+                8.0, 0.3, 0.04, 0.02, Double.NaN), w1.getRef());
+        TrainingEvent.WorkerStepCompleted rank1 = nextEvent(TrainingEvent.WorkerStepCompleted.class);
+        assertEquals(1, rank1.rank());
+        assertEquals(0.3, rank1.computeSeconds());
+        assertEquals(0.04, rank1.commSeconds());
+        a0.replyTo().tell(new CoordinatorProtocol.RunEnded(101, 0, false, "forged: no sender")); // ignored (SenderGate)
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.RunEnded(101, 0, true, "done"), w0.getRef());
+        SenderGate.tell(a1.replyTo(), new CoordinatorProtocol.RunEnded(101, 1, true, "done"), w1.getRef());
         TrainingEvent.RunFinished fin = nextEvent(TrainingEvent.RunFinished.class);
         assertTrue(fin.ok(), fin.message());
         assertTrue(Files.readString(out.resolve("metrics.jsonl")).contains("\"step\":1,\"loss\":0.5"));
@@ -124,16 +140,17 @@ class CoordinatorTest {
     void shouldStopTheRunWhenAWorkerRefusesThePlan(@TempDir Path out) throws Exception {
         TestProbe<WorkerProtocol.Command> w0 = worker();
         TestProbe<WorkerProtocol.Command> w1 = worker();
-        CoordinatorSettings s = new CoordinatorSettings(2, 202, "hash-a", List.of("world\t2"), "{}", "", out);
-        ActorRef<Coordinator.Command> coord = kit.spawn(Coordinator.create(s));
+        CoordinatorSettings s = new CoordinatorSettings(2, 2, 2, 202, "hash-a", List.of("world\t2"), "{}", "", out, CoordinatorSettings.Timeouts.DEFAULT);
+        ActorRef<Coordinator.Command> coord = kit.spawn(Coordinator.create(s), "coordinator-202");
         for (TestProbe<WorkerProtocol.Command> w : List.of(w0, w1)) {
-            w.fishForMessage(Duration.ofSeconds(15), m -> m instanceof WorkerProtocol.Identify id
-                    ? respond(id, w) : akka.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore());
+            w.fishForMessage(Duration.ofSeconds(15), m -> m instanceof WorkerProtocol.Identify id && from(id, "coordinator-202")
+                    ? respond(id, w) : ignore());
         }
         WorkerProtocol.AssignPlan a0 = w0.expectMessageClass(WorkerProtocol.AssignPlan.class);
         WorkerProtocol.AssignPlan a1 = w1.expectMessageClass(WorkerProtocol.AssignPlan.class);
-        a0.replyTo().tell(new CoordinatorProtocol.PlanAccepted(202, a0.rank()));
-        a1.replyTo().tell(new CoordinatorProtocol.PlanRefused(202, a1.rank(), "plan hash hash-b differs from hash-a"));
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.PlanAccepted(202, a0.rank()), w0.getRef());
+        SenderGate.tell(a1.replyTo(), new CoordinatorProtocol.PlanRefused(202, a1.rank(), "plan hash hash-b differs from hash-a"),
+                w1.getRef());
         w0.expectMessageClass(WorkerProtocol.StopRun.class);
         TrainingEvent.RunFinished fin = nextEvent(TrainingEvent.RunFinished.class);
         assertTrue(!fin.ok() && fin.message().contains("refused the plan") && fin.message().contains("last committed checkpoint"),
@@ -143,8 +160,112 @@ class CoordinatorTest {
         kit.system().receptionist().tell(Receptionist.deregister(WorkerProtocol.SERVICE, w1.getRef()));
     }
 
+    /**
+     * Shrink: rank 2 stops answering after a checkpoint (its peers' rings failed); once the abort
+     * bound passes it counts as lost, and the 2 survivors get generation 1's plan, computed here for
+     * 2 ranks, resuming the committed checkpoint. A new worker is announced as joined.
+     */
+    @Test
+    void shouldReplanTheSurvivorsFromTheLastCheckpointWhenARankIsLost(@TempDir Path tmp) throws Exception {
+        dev.dreamcluster.model.DiffusersFolder.writeRandom(tmp.resolve("model"), dev.dreamcluster.model.Presets.TINY, 0,
+                dev.dreamcluster.safetensors.DType.F32);
+        Path ckpt = tmp.resolve("checkpoints").resolve("step-000005");
+        dev.dreamcluster.model.DiffusersFolder.writeRandom(ckpt.resolve("model"), dev.dreamcluster.model.Presets.TINY, 1,
+                dev.dreamcluster.safetensors.DType.F32);
+        Files.writeString(ckpt.resolve("trainer_state.json"), "{}");
+        Files.createDirectories(tmp.resolve("data"));
+        Files.writeString(tmp.resolve("data").resolve("a.txt"), "a caption");
+        Files.writeString(tmp.resolve("train.json"), "{\"data_root\": \"data\", \"resume_ckpt\": \"model\"}");
+        var run = new dev.dreamcluster.config.RunConfig(dev.dreamcluster.config.TrainConfig.load(tmp.resolve("train.json"), java.util.Map.of()),
+                dev.dreamcluster.config.ConfigResolver.load(tmp.resolve("train.json"), dev.dreamcluster.config.CliFlags.NONE, 4));
+        var gen0 = dev.dreamcluster.plan.PlanManifest.compute(run, 3, null);
+        CoordinatorSettings s = new CoordinatorSettings(2, 3, 3, 303, gen0.hash(), gen0.lines(), run.toJson(), "", tmp.resolve("out"),
+                new CoordinatorSettings.Timeouts(Duration.ofMinutes(1), Duration.ofMinutes(1), Duration.ofMinutes(1), Duration.ofSeconds(2)));
+        List<TestProbe<WorkerProtocol.Command>> ws = List.of(worker(), worker(), worker());
+        ActorRef<Coordinator.Command> coord = kit.spawn(Coordinator.create(s), "coordinator-303");
+        try {
+            shrink(ws, coord, run, ckpt);
+        } finally {
+            coord.tell(new Coordinator.Stop("test over"));
+            for (TestProbe<WorkerProtocol.Command> w : ws) {
+                kit.system().receptionist().tell(Receptionist.deregister(WorkerProtocol.SERVICE, w.getRef()));
+            }
+            kit.stop(coord);
+        }
+    }
+
+    private static void shrink(List<TestProbe<WorkerProtocol.Command>> ws, ActorRef<Coordinator.Command> coord,
+            dev.dreamcluster.config.RunConfig run, Path ckpt) {
+        for (TestProbe<WorkerProtocol.Command> w : ws) {
+            w.fishForMessage(Duration.ofSeconds(15), m -> m instanceof WorkerProtocol.Identify id && from(id, "coordinator-303")
+                    ? respond(id, w) : ignore());
+        }
+        WorkerProtocol.AssignPlan[] plans = new WorkerProtocol.AssignPlan[3];
+        for (TestProbe<WorkerProtocol.Command> w : ws) {
+            WorkerProtocol.AssignPlan a = w.expectMessageClass(WorkerProtocol.AssignPlan.class, Duration.ofSeconds(15));
+            plans[a.rank()] = a;
+            SenderGate.tell(a.replyTo(), new CoordinatorProtocol.PlanAccepted(303, a.rank()), w.getRef());
+        }
+        assertEquals(0, plans[0].plan().generation());
+        for (TestProbe<WorkerProtocol.Command> w : ws) {
+            w.expectMessageClass(WorkerProtocol.StartRun.class);
+        }
+        TrainingEvent.GenerationStarted g0 = nextEvent(TrainingEvent.GenerationStarted.class);
+        assertEquals(3, g0.world());
+        var reply = plans[0].replyTo();
+        SenderGate.tell(reply, new CoordinatorProtocol.CheckpointCommitted(303, 0, 5, 20, ckpt.toString()), ws.get(0).getRef());
+        // ranks 0 and 1: their rings failed; rank 2 is silent
+        List<TestProbe<WorkerProtocol.Command>> byRank = new java.util.ArrayList<>();
+        for (int r = 0; r < 3; r++) {
+            final int rank = r;
+            byRank.add(ws.stream().filter(w -> plans[rank].plan().peers().get(rank).equals(addressOf(w))).findFirst().orElseThrow());
+        }
+        for (int r = 0; r < 2; r++) {
+            SenderGate.tell(reply, new CoordinatorProtocol.GenerationEnded(303, 0, r, "collective failed: EOF", byRank.get(r).getRef(),
+                    "127.0.0.1:" + (7200 + r)), byRank.get(r).getRef());
+        }
+        byRank.get(2).expectMessageClass(WorkerProtocol.AbortGeneration.class, Duration.ofSeconds(10));
+        assertTrue(nextEvent(TrainingEvent.WorkerLost.class).address() != null);
+        for (int r = 0; r < 2; r++) {
+            // rank 1 may first be told to abort (rank 0's failure arrived before its own)
+            WorkerProtocol.AssignPlan next = (WorkerProtocol.AssignPlan) byRank.get(r).fishForMessage(Duration.ofSeconds(30),
+                    m -> m instanceof WorkerProtocol.AssignPlan ? akka.actor.testkit.typed.javadsl.FishingOutcomes.complete() : ignore())
+                    .get(0);
+            assertEquals(1, next.plan().generation());
+            assertEquals(2, next.plan().worldSize(), "the survivors only");
+            assertEquals(ckpt.toString(), next.plan().resume(), "from the last committed checkpoint");
+            assertEquals(dev.dreamcluster.plan.PlanManifest.compute(run, 2, ckpt).hash(), next.plan().planHash());
+            assertTrue(next.plan().peers().contains("127.0.0.1:" + (7200 + r)), "the survivor's new ring address");
+            SenderGate.tell(next.replyTo(), new CoordinatorProtocol.PlanAccepted(303, next.rank()), byRank.get(r).getRef());
+        }
+        TrainingEvent.GenerationStarted g1 = nextEvent(TrainingEvent.GenerationStarted.class);
+        assertEquals(1, g1.generation());
+        assertEquals(2, g1.world());
+        assertEquals(5, g1.fromStep());
+        assertTrue(g1.reason().contains("failed"), g1.reason());
+    }
+
+    static boolean from(WorkerProtocol.Identify id, String coordinator) {
+        return id.replyTo().path().toString().contains(coordinator);
+    }
+
+    static akka.actor.testkit.typed.FishingOutcome reply(WorkerProtocol.Identify id, CoordinatorProtocol.Command answer,
+            TestProbe<WorkerProtocol.Command> w) {
+        SenderGate.tell(id.replyTo(), answer, w.getRef());
+        return akka.actor.testkit.typed.javadsl.FishingOutcomes.complete();
+    }
+
+    static akka.actor.testkit.typed.FishingOutcome ignore() {
+        return akka.actor.testkit.typed.javadsl.FishingOutcomes.continueAndIgnore();
+    }
+
+    /** The ring address respond() reports for a probe. */
+    static String addressOf(TestProbe<WorkerProtocol.Command> w) {
+        return "127.0.0.1:" + (7100 + Math.floorMod(w.getRef().path().name().hashCode(), 800));
+    }
+
     static akka.actor.testkit.typed.FishingOutcome respond(WorkerProtocol.Identify id, TestProbe<WorkerProtocol.Command> w) {
-        id.replyTo().tell(new CoordinatorProtocol.WorkerIdentified(w.getRef(), "127.0.0.1:7100"));
+        SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(w.getRef(), addressOf(w)), w.getRef());
         return akka.actor.testkit.typed.javadsl.FishingOutcomes.complete();
     }
 }

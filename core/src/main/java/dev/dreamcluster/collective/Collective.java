@@ -27,6 +27,13 @@ public interface Collective extends AutoCloseable {
     /** Returns when every rank has called it. */
     void barrier();
 
+    /**
+     * The bound on each of the following operations until the next call (a rank that waits longer
+     * for a peer fails, naming {@code what}): the training loop widens it while rank 0 validates or
+     * writes a checkpoint and narrows it to a multiple of the measured step time otherwise.
+     */
+    void setTimeout(java.time.Duration timeout, String what);
+
     /** Frees sockets and threads; after a failure it also unblocks peers (their next operation fails). */
     @Override
     void close();

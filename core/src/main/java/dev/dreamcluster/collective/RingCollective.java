@@ -24,18 +24,19 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * r+1 (send) and one from r-1 (receive). A helper thread sends while the calling thread receives, and
  * segments travel in frames of {@value #FRAME_FLOATS} floats, so sending and receiving overlap.
  *
- * <pre>
- * hello (on connect):  int magic | long runId | int rank                        (16 bytes)
- * frame:               int magic | long runId | long seq | int floats | data   (24 + 4*floats bytes, LE)
- * </pre>
+ * Each connection starts with a mutually authenticated handshake ({@link RingWire}: HMAC-SHA256
+ * challenge-response over the per-run secret the coordinator sends inside the TLS-protected plan), then
+ * carries frames {@code int magic | long runId | long seq | int floats | data} (24 + 4*floats bytes, LE).
  *
- * A connection from another run, or from a rank that is not the left neighbour, is refused. Every
+ * A connection that does not prove the secret, belongs to another run, comes from a rank that is not
+ * the left neighbour, or stays silent for {@value RingHandshake#HELLO_TIMEOUT_MS} ms is dropped on its
+ * own without touching the ring ({@link RingHandshake}). Every
  * frame's sequence number must be the next one expected, so ranks that disagree on the order of
  * operations fail at once instead of mixing data. A watchdog closes the channels when an operation
  * outlives its timeout, which unblocks this rank and makes both neighbours fail too.
  */
 public final class RingCollective implements Collective {
-    static final int MAGIC = 0x44434C52; // "DCLR"
+    static final int MAGIC = RingWire.MAGIC;
     static final int FRAME_FLOATS = 256 * 1024; // 1 MiB of payload per frame (4 MiB and 256 KiB measured slower)
     static final int HEADER = 24;
     /** Socket buffers of a few frames let the sender run ahead of the receiver's additions. */
@@ -46,7 +47,8 @@ public final class RingCollective implements Collective {
     private final int n;
     private final SocketChannel right;
     private final SocketChannel left;
-    private final long timeoutMs;
+    private volatile long timeoutMs;
+    private volatile String timeoutWhat = "an operation";
     private final ExecutorService sender;
     private final ScheduledExecutorService watchdog;
     private final ByteBuffer sendBuf = ByteBuffer.allocateDirect(HEADER + 4 * FRAME_FLOATS).order(ByteOrder.LITTLE_ENDIAN);
@@ -76,11 +78,13 @@ public final class RingCollective implements Collective {
 
     /**
      * Joins the ring: connects to {@code peers[rank+1]} and accepts {@code peers[rank-1]} on {@code
-     * server} (this rank's listening channel, bound at {@code peers[rank]}). Takes ownership of the
-     * server channel. Fails after {@code timeout} if a neighbour does not show up.
+     * server} (this rank's listening channel, bound at {@code peers[rank]}), both proving {@code secret}
+     * (the run's, at least 16 bytes). Takes ownership of the server channel. Fails after {@code timeout}
+     * if a neighbour does not show up; other connections are dropped without failing.
      */
-    public static RingCollective connect(long runId, int rank, List<InetSocketAddress> peers, ServerSocketChannel server,
-            Duration timeout) {
+    public static RingCollective connect(long runId, byte[] secret, int rank, List<InetSocketAddress> peers,
+            ServerSocketChannel server, Duration timeout) {
+        RingWire.checkSecret(secret);
         int n = peers.size();
         if (rank < 0 || rank >= n) {
             throw new IllegalArgumentException("rank " + rank + " outside world of " + n);
@@ -95,8 +99,10 @@ public final class RingCollective implements Collective {
         try {
             ExecutorService acceptor = Executors.newSingleThreadExecutor(r -> daemon(r, "ring-accept-" + rank));
             try {
-                Future<SocketChannel> accepted = acceptor.submit(() -> acceptLeft(server, runId, RingSchedule.mod(rank - 1, n), deadline));
-                right = connectRight(peers.get((rank + 1) % n), runId, rank, deadline);
+                server.setOption(StandardSocketOptions.SO_RCVBUF, SOCKET_BUFFER);
+                Future<SocketChannel> accepted = acceptor.submit(() -> RingHandshake.acceptLeft(server, runId, secret,
+                        RingSchedule.mod(rank - 1, n), deadline));
+                right = connectRight(peers.get((rank + 1) % n), runId, secret, rank, deadline);
                 left = accepted.get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
             } finally {
                 acceptor.shutdownNow();
@@ -113,62 +119,32 @@ public final class RingCollective implements Collective {
         }
     }
 
-    private static SocketChannel connectRight(InetSocketAddress to, long runId, int rank, long deadline) throws IOException,
-            InterruptedException {
+    private static SocketChannel connectRight(InetSocketAddress to, long runId, byte[] secret, int rank, long deadline)
+            throws IOException, InterruptedException {
         IOException last = null;
         while (System.nanoTime() < deadline) {
-            SocketChannel ch = SocketChannel.open();
             try {
-                ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                ch.setOption(StandardSocketOptions.SO_SNDBUF, SOCKET_BUFFER);
-                ch.connect(to);
-                ByteBuffer hello = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
-                hello.putInt(MAGIC).putLong(runId).putInt(rank).flip();
-                while (hello.hasRemaining()) {
-                    ch.write(hello);
-                }
-                return ch;
+                return RingHandshake.connectRight(to, runId, secret, rank, SOCKET_BUFFER, deadline);
             } catch (IOException e) {
-                ch.close();
                 last = e;
                 Thread.sleep(20); // the right neighbour may not listen yet
             }
         }
-        throw new IOException("no connection to " + to, last);
+        throw new IOException("no connection to " + to + (last == null ? "" : ": " + last.getMessage()), last);
     }
 
-    private static SocketChannel acceptLeft(ServerSocketChannel server, long runId, int expectRank, long deadline) throws IOException,
-            InterruptedException {
-        server.setOption(StandardSocketOptions.SO_RCVBUF, SOCKET_BUFFER);
-        server.configureBlocking(false);
-        while (System.nanoTime() < deadline) {
-            SocketChannel ch = server.accept();
-            if (ch == null) {
-                Thread.sleep(5);
-                continue;
-            }
-            ch.configureBlocking(true);
-            ByteBuffer hello = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
-            ch.socket().setSoTimeout(5000);
-            try {
-                while (hello.hasRemaining()) {
-                    if (ch.read(hello) < 0) {
-                        throw new EOFException();
-                    }
-                }
-            } catch (IOException e) {
-                ch.close();
-                continue;
-            }
-            hello.flip();
-            if (hello.getInt() != MAGIC || hello.getLong() != runId || hello.getInt() != expectRank) {
-                ch.close(); // another run, or not our neighbour: refused
-                continue;
-            }
-            ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
-            return ch;
-        }
-        throw new IOException("left neighbour (rank " + expectRank + ") did not connect");
+    /** A fresh run secret: 32 bytes from SecureRandom, base64 (what RunPlan carries). */
+    public static String newSecret() {
+        byte[] b = new byte[32];
+        new java.security.SecureRandom().nextBytes(b);
+        return java.util.Base64.getEncoder().encodeToString(b);
+    }
+
+    /** The bytes of a base64 run secret; IllegalArgumentException if it is not base64 of at least 16 bytes. */
+    public static byte[] decodeSecret(String base64) {
+        byte[] b = java.util.Base64.getDecoder().decode(base64 == null ? "" : base64);
+        RingWire.checkSecret(b);
+        return b;
     }
 
     /** "host:port" strings (rank order) as socket addresses, as the coordinator and the launchers pass them. */
@@ -241,6 +217,12 @@ public final class RingCollective implements Collective {
         allReduce(new float[1], 1);
     }
 
+    @Override
+    public void setTimeout(Duration timeout, String what) {
+        this.timeoutMs = timeout.toMillis();
+        this.timeoutWhat = what;
+    }
+
     /** Sends data[sOff, +sLen) right while receiving rLen floats from the left into data[rOff..] (added or copied). */
     private void exchange(float[] data, int sOff, int sLen, int rOff, int rLen, boolean add) {
         if (broken) {
@@ -261,7 +243,8 @@ public final class RingCollective implements Collective {
             close();
             Throwable cause = e instanceof ExecutionException ? e.getCause() : e;
             throw new CollectiveException(timedOut.get()
-                    ? "rank " + rank + ": collective timed out after " + timeoutMs + " ms (a neighbour of rank " + rank + " stalled or died)"
+                    ? "rank " + rank + ": collective timed out after " + timeoutMs + " ms, the bound for " + timeoutWhat
+                            + " (a neighbour of rank " + rank + " stalled or died)"
                     : "rank " + rank + ": collective failed: " + cause, cause);
         } catch (InterruptedException e) {
             broken = true;
@@ -298,15 +281,7 @@ public final class RingCollective implements Collective {
             int k = Math.min(FRAME_FLOATS, len - done);
             recvBuf.clear().limit(HEADER);
             readFully(recvBuf);
-            recvBuf.flip();
-            int magic = recvBuf.getInt();
-            long run = recvBuf.getLong();
-            long seq = recvBuf.getLong();
-            int floats = recvBuf.getInt();
-            if (magic != MAGIC || run != runId || seq != recvSeq || floats != k) {
-                throw new IOException("unexpected frame from the left (run " + run + ", seq " + seq + ", " + floats
-                        + " floats; expected run " + runId + ", seq " + recvSeq + ", " + k + ")");
-            }
+            RingWire.checkFrameHeader(recvBuf.flip(), runId, recvSeq, k);
             recvSeq++;
             recvBuf.clear().limit(4 * k);
             readFully(recvBuf);

@@ -53,7 +53,7 @@ public final class ConfigResolver {
         }
         Path optPath = null;
         if (flags.optimizerConfig() != null) {
-            optPath = Path.of(flags.optimizerConfig());
+            optPath = Json.path(flags.optimizerConfig(), "--optimizer_config");
         } else if (train != null && train.json().hasNonNull("optimizer_config")) {
             JsonNode n = train.json().get("optimizer_config");
             if (!n.isTextual() || n.asText().isBlank()) {
@@ -61,7 +61,7 @@ public final class ConfigResolver {
                         "a path to an optimizer.json, or null for the built-in defaults");
             }
             Path parent = trainJson.toAbsolutePath().getParent();
-            Path named = Path.of(n.asText());
+            Path named = Json.path(n.asText(), train.label() + " at optimizer_config");
             optPath = named.isAbsolute() || parent == null ? named : relativize(parent.resolve(named));
         }
         Input opt = null;

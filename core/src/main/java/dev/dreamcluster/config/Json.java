@@ -44,6 +44,53 @@ public final class Json {
         return node;
     }
 
+    /**
+     * A JSON number that must be a whole number in [min, max]: never wrapped (4294967298 is not 2)
+     * nor clamped (1e400 is not 2^31-1). {@code where} names the file and key (or the flag).
+     */
+    public static long wholeNumber(JsonNode n, String where, long min, long max, String allowed) {
+        if (n == null || !n.isNumber()) {
+            throw ConfigError.invalid(where, String.valueOf(n), allowed);
+        }
+        BigDecimal v;
+        if (n.isIntegralNumber()) {
+            v = new BigDecimal(n.bigIntegerValue());
+        } else {
+            double d = n.doubleValue();
+            if (n.isBigDecimal()) {
+                v = n.decimalValue();
+            } else if (Double.isFinite(d)) {
+                v = new BigDecimal(d);
+            } else {
+                throw ConfigError.invalid(where, n.toString(), allowed);
+            }
+            if (v.signum() != 0 && v.stripTrailingZeros().scale() > 0) {
+                throw ConfigError.invalid(where, n.toString(), allowed);
+            }
+        }
+        if (v.compareTo(BigDecimal.valueOf(min)) < 0 || v.compareTo(BigDecimal.valueOf(max)) > 0) {
+            throw ConfigError.invalid(where, n.toString(), allowed);
+        }
+        return v.longValueExact();
+    }
+
+    /** A path named by a config value or flag; a name the file system refuses (a NUL byte) is an error. */
+    public static Path path(String value, String where) {
+        try {
+            return Path.of(value);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw ConfigError.invalid(where, quote(value), "a path (" + e.getReason() + ")");
+        }
+    }
+
+    /** A JSON number that must be finite (1e400 parses as infinity: an error, not a huge value). */
+    public static double finiteNumber(JsonNode n, String where, String allowed) {
+        if (n == null || !n.isNumber() || !Double.isFinite(n.doubleValue())) {
+            throw ConfigError.invalid(where, String.valueOf(n), allowed);
+        }
+        return n.doubleValue();
+    }
+
     static String firstLine(String s) {
         if (s == null) {
             return "";

@@ -34,7 +34,8 @@ final class Keys {
             "timestep_end", "timestep_start", "train_sampler", "validation_config", "wandb", "write_schedule",
             "zero_frequency_noise_ratio",
             // DreamCluster additions
-            "max_steps", "out", "workers", "min_workers", "val_every_n_steps", "save_every_n_steps",
+            "max_steps", "out", "workers", "min_workers", "max_workers", "join_timeout", "rejoin_timeout",
+            "val_every_n_steps", "save_every_n_steps",
             "latent_cache", "prediction_type", "device", "val_count");
 
     private Keys() {}

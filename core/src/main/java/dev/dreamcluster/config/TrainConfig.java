@@ -19,11 +19,13 @@ import java.util.Map;
  * @param ckptEveryNMinutes checkpoint every N minutes (0: off)
  * @param latentCache encode each image once and keep its latent distribution in memory (the frozen
  *     VAE and the deterministic centre crop make this exact); costs 2 x 4 x h/8 x w/8 floats per image
+ * @param keepLastNCheckpoints after each committed checkpoint, older ones beyond this many are
+ *     deleted; null keeps all
  */
 public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, Integer maxSteps, int batchSize,
         int gradAccum, long seed, int resolution, Double clipGradNorm, double condDropout, int saveEveryNEpochs,
         int saveEveryNSteps, double ckptEveryNMinutes, int valEveryNSteps, int valCount, double zeroFrequencyNoiseRatio,
-        int clipSkip, boolean saveFullPrecision, int logStep, boolean latentCache) {
+        int clipSkip, boolean saveFullPrecision, int logStep, boolean latentCache, Integer keepLastNCheckpoints) {
 
     public TrainConfig {
         if (maxEpochs < 1) {
@@ -38,7 +40,7 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
         if (gradAccum < 1) {
             throw ConfigError.invalid("grad_accum", Integer.toString(gradAccum), "a whole number >= 1");
         }
-        if (resolution < 64) {
+        if (resolution < 64 || resolution % 64 != 0) {
             throw ConfigError.invalid("resolution", Integer.toString(resolution), "a multiple of 64, >= 64");
         }
         if (clipGradNorm != null && !(clipGradNorm > 0)) {
@@ -52,13 +54,17 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
             throw new ConfigError("train config: zero_frequency_noise_ratio, val_count, save_*, ckpt_every_n_minutes and "
                     + "val_every_n_steps must be >= 0, clip_skip in 0..4, log_step >= 1");
         }
+        if (keepLastNCheckpoints != null && keepLastNCheckpoints < 1) {
+            throw ConfigError.invalid("keep_last_n_checkpoints", keepLastNCheckpoints.toString(), "a whole number >= 1, or null to keep all");
+        }
     }
 
     /**
      * Keys that name where things are on one node, or only change what is printed: they never enter
      * the plan hash, and each node may set its own ({@code worker --model/--data/--out}).
      */
-    public static final java.util.Set<String> LOCAL_KEYS = java.util.Set.of("data_root", "resume_ckpt", "out", "log_step");
+    public static final java.util.Set<String> LOCAL_KEYS = java.util.Set.of("data_root", "resume_ckpt", "out", "log_step",
+            "keep_last_n_checkpoints");
 
     /** Reads {@code trainJson}; {@code overrides} hold flag values by train.json key (null: not given). */
     public static TrainConfig load(Path trainJson, Map<String, Object> overrides) {
@@ -86,13 +92,20 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
             throw new ConfigError(label + " at resume_ckpt: missing (allowed: a diffusers model folder)");
         }
         String out = r.str("out", "runs/" + r.str("project_name", "dreamcluster"));
-        return new TrainConfig(base.resolve(dataRoot).normalize(), base.resolve(model).normalize(), base.resolve(out).normalize(),
-                r.integer("max_epochs", 30), r.optInt("max_steps"), r.integer("batch_size", 2), r.integer("grad_accum", 1),
-                r.integer("seed", 555), r.integer("resolution", 512), r.optNumber("clip_grad_norm"),
-                r.number("cond_dropout", 0.04), r.integer("save_every_n_epochs", 0), r.integer("save_every_n_steps", 0),
-                r.number("ckpt_every_n_minutes", 0), r.integer("val_every_n_steps", 50), r.integer("val_count", 8),
-                r.number("zero_frequency_noise_ratio", 0.02), r.integer("clip_skip", 0), r.bool("save_full_precision", false),
-                r.integer("log_step", 25), r.bool("latent_cache", false));
+        // every range is checked here, naming the file and key (or the flag): the record's own checks
+        // are a safety net for configs built in code
+        int max = Integer.MAX_VALUE;
+        return new TrainConfig(r.path(base, "data_root", dataRoot), r.path(base, "resume_ckpt", model),
+                r.path(base, j.hasNonNull("out") || overrides.get("out") != null ? "out" : "project_name", out),
+                r.integer("max_epochs", 30, 1, max), r.optInt("max_steps", 1, max), r.integer("batch_size", 2, 1, MAX_BATCH),
+                r.integer("grad_accum", 1, 1, MAX_BATCH), r.longInt("seed", 555), r.resolution(),
+                r.optNumber("clip_grad_norm", Double.MIN_VALUE, "a number > 0, or null for no clipping"),
+                r.number("cond_dropout", 0.04, 0, 1, "a probability in [0, 1]"), r.integer("save_every_n_epochs", 0, 0, max),
+                r.integer("save_every_n_steps", 0, 0, max), r.number("ckpt_every_n_minutes", 0, 0, Double.MAX_VALUE, "minutes >= 0 (0: off)"),
+                r.integer("val_every_n_steps", 50, 0, max), r.integer("val_count", 8, 0, max),
+                r.number("zero_frequency_noise_ratio", 0.02, 0, Double.MAX_VALUE, "a number >= 0"), r.integer("clip_skip", 0, 0, 4),
+                r.bool("save_full_precision", false), r.integer("log_step", 25, 1, max), r.bool("latent_cache", false),
+                r.optInt("keep_last_n_checkpoints", 1, max));
     }
 
     /**
@@ -112,6 +125,11 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
         }
         return fromJson(n);
     }
+
+    /** Images per micro-batch (and micro-batches per update) beyond this are a typo, not a run. */
+    static final int MAX_BATCH = 65_536;
+    /** Bucket resolutions: multiples of 64 up to this (SD's latents are 1/8 and the UNet halves 3 times). */
+    static final int MAX_RESOLUTION = 8192;
 
     /** The config as train.json keys, for checkpoints and logs. */
     public ObjectNode toJson() {
@@ -145,6 +163,11 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
         n.put("save_full_precision", saveFullPrecision);
         n.put("log_step", logStep);
         n.put("latent_cache", latentCache);
+        if (keepLastNCheckpoints == null) {
+            n.putNull("keep_last_n_checkpoints");
+        } else {
+            n.put("keep_last_n_checkpoints", keepLastNCheckpoints);
+        }
         return n;
     }
 
@@ -174,36 +197,61 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
             return n.asText();
         }
 
-        int integer(String key, int def) {
-            Integer v = optInt(key);
+        /** {@code value} resolved against train.json's folder; a name no file system allows is an error. */
+        Path path(Path base, String key, String value) {
+            try {
+                return base.resolve(value).normalize();
+            } catch (java.nio.file.InvalidPathException e) {
+                throw ConfigError.invalid(where(key), Json.quote(value), "a path (" + e.getReason() + ")");
+            }
+        }
+
+        String range(long min, long max) {
+            return "a whole number >= " + min + (max == Integer.MAX_VALUE ? "" : " and <= " + max);
+        }
+
+        int integer(String key, int def, long min, long max) {
+            Integer v = optInt(key, min, max);
             return v == null ? def : v;
         }
 
-        Integer optInt(String key) {
+        Integer optInt(String key, long min, long max) {
             JsonNode n = node(key);
-            if (n == null) {
-                return null;
-            }
-            if (!n.isNumber() || n.doubleValue() != Math.rint(n.doubleValue())) {
-                throw ConfigError.invalid(where(key), n.toString(), "a whole number");
-            }
-            return n.intValue();
+            return n == null ? null : (int) Json.wholeNumber(n, where(key), min, max, range(min, max));
         }
 
-        double number(String key, double def) {
-            Double v = optNumber(key);
-            return v == null ? def : v;
+        long longInt(String key, long def) {
+            JsonNode n = node(key);
+            return n == null ? def : Json.wholeNumber(n, where(key), Long.MIN_VALUE, Long.MAX_VALUE, "a whole number (64-bit)");
         }
 
-        Double optNumber(String key) {
+        int resolution() {
+            JsonNode n = node("resolution");
+            if (n == null) {
+                return 512;
+            }
+            String allowed = "a multiple of 64 in 64.." + MAX_RESOLUTION;
+            long v = Json.wholeNumber(n, where("resolution"), 64, MAX_RESOLUTION, allowed);
+            if (v % 64 != 0) {
+                throw ConfigError.invalid(where("resolution"), n.toString(), allowed);
+            }
+            return (int) v;
+        }
+
+        double number(String key, double def, double min, double max, String allowed) {
             JsonNode n = node(key);
             if (n == null) {
-                return null;
+                return def;
             }
-            if (!n.isNumber()) {
-                throw ConfigError.invalid(where(key), n.toString(), "a number");
+            double v = Json.finiteNumber(n, where(key), allowed);
+            if (!(v >= min && v <= max)) {
+                throw ConfigError.invalid(where(key), n.toString(), allowed);
             }
-            return n.doubleValue();
+            return v;
+        }
+
+        Double optNumber(String key, double min, String allowed) {
+            return node(key) == null ? null : number(key, 0, min, Double.MAX_VALUE, allowed);
         }
 
         boolean bool(String key, boolean def) {

@@ -6,6 +6,7 @@ import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.config.Json;
 import dev.dreamcluster.diffusion.DdpmScheduler;
 import dev.dreamcluster.freeze.Component;
+import dev.dreamcluster.io.AtomicFiles;
 import dev.dreamcluster.safetensors.DType;
 import dev.dreamcluster.safetensors.SafetensorsFile;
 import dev.dreamcluster.safetensors.TensorInfo;
@@ -14,10 +15,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -149,7 +148,7 @@ public record DiffusersFolder(Path dir, UNetConfig unet, ClipTextConfig textEnco
         Path abs = dir.toAbsolutePath();
         Path tmp = abs.resolveSibling(abs.getFileName() + ".tmp-" + ProcessHandle.current().pid());
         try {
-            deleteRecursively(tmp);
+            AtomicFiles.deleteRecursively(tmp);
             Files.createDirectories(tmp);
             ObjectNode index = Json.MAPPER.createObjectNode();
             index.put("_class_name", "StableDiffusionPipeline");
@@ -200,11 +199,10 @@ public record DiffusersFolder(Path dir, UNetConfig unet, ClipTextConfig textEnco
                 }
                 SafetensorsFile.write(weightsFile(tmp, c), sources, dtype, Map.of("format", "pt"));
             }
-            deleteRecursively(abs);
-            Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
+            AtomicFiles.replaceFolder(tmp, abs); // every file fsynced (configs, tokenizer copies, weights), then renamed
         } catch (IOException | RuntimeException e) {
             try {
-                deleteRecursively(tmp);
+                AtomicFiles.deleteRecursively(tmp);
             } catch (IOException suppressed) {
                 e.addSuppressed(suppressed);
             }
@@ -226,18 +224,6 @@ public record DiffusersFolder(Path dir, UNetConfig unet, ClipTextConfig textEnco
     private static void writeJson(Path f, JsonNode n) throws IOException {
         Files.createDirectories(f.getParent());
         Files.write(f, Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(n));
-    }
-
-    /** Deletes a file or folder tree if it exists (temporary folders of interrupted writes). */
-    public static void deleteRecursively(Path p) throws IOException {
-        if (!Files.exists(p)) {
-            return;
-        }
-        try (Stream<Path> walk = Files.walk(p)) {
-            for (Path q : walk.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(q);
-            }
-        }
     }
 
     /**

@@ -3,19 +3,17 @@ package dev.dreamcluster.optim;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.config.Json;
 import dev.dreamcluster.config.OptimizerName;
+import dev.dreamcluster.io.AtomicFiles;
 import dev.dreamcluster.optim.kernel.QuantMap;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.zip.CRC32;
@@ -85,9 +83,9 @@ public final class OptimizerStateFile {
             crc.update(buf.array());
             root.put("data_bytes", bytes);
             root.put("crc32", crc.getValue());
-            writeAtomically(dir.resolve(DATA), ByteBuffer.wrap(buf.array()));
+            AtomicFiles.write(dir.resolve(DATA), ByteBuffer.wrap(buf.array()));
             byte[] json = Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(root);
-            writeAtomically(dir.resolve(JSON), ByteBuffer.wrap(json));
+            AtomicFiles.write(dir.resolve(JSON), ByteBuffer.wrap(json));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write optimizer state to " + dir, e);
         }
@@ -113,55 +111,49 @@ public final class OptimizerStateFile {
         buf.put(a);
     }
 
-    /** Writes {@code file} via a temporary sibling, fsync and rename, then fsyncs the folder. */
-    public static void writeAtomically(Path file, ByteBuffer data) throws IOException {
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
-            while (data.hasRemaining()) {
-                ch.write(data);
-            }
-            ch.force(true);
-        }
-        try {
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-        }
-        fsyncDir(file.toAbsolutePath().getParent());
-    }
-
-    static void fsyncDir(Path dir) {
-        try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
-            ch.force(true);
-        } catch (IOException ignored) {
-            // some file systems refuse to open folders; the renames above are still ordered
-        }
-    }
-
+    /**
+     * Reads a state folder. A missing, truncated, bit-flipped or inconsistent pair of files is a
+     * {@link ConfigError} naming the file (the data file's size and CRC32 are checked against the
+     * JSON before anything is parsed; every offset is checked against the data).
+     */
     public static OptimizerState read(Path dir) {
         Path jsonFile = dir.resolve(JSON);
+        Path dataFile = dir.resolve(DATA);
         JsonNode root = Json.readObject(jsonFile, jsonFile.toString());
         if (!FORMAT.equals(root.path("format").asText()) || root.path("version").asInt() != 1) {
-            throw new IllegalArgumentException(jsonFile + ": not a version-1 " + FORMAT + " file");
+            throw new ConfigError(jsonFile + ": not a version-1 " + FORMAT + " file");
         }
         if (root.path("block_size").asInt() != QuantMap.BLOCK
                 || root.path("min_8bit_size").asInt() != TensorState.MIN_8BIT_SIZE) {
-            throw new IllegalArgumentException(jsonFile + ": block_size/min_8bit_size differ from this build's");
+            throw new ConfigError(jsonFile + ": block_size/min_8bit_size differ from this build's");
         }
+        long expected = Json.wholeNumber(root.get("data_bytes"), jsonFile + " at data_bytes", 0, Integer.MAX_VALUE - 8,
+                "a byte count");
         byte[] data;
         try {
-            data = Files.readAllBytes(dir.resolve(DATA));
+            if (Files.size(dataFile) != expected) {
+                throw new ConfigError(dataFile + ": " + Files.size(dataFile) + " bytes, " + JSON + " says " + expected
+                        + " (truncated or foreign file)");
+            }
+            data = Files.readAllBytes(dataFile);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new ConfigError(dataFile + ": missing (" + JSON + " describes it)");
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + dir.resolve(DATA), e);
+            throw new ConfigError(dataFile + ": cannot read: " + e.getMessage());
         }
         CRC32 crc = new CRC32();
         crc.update(data);
-        if (data.length != root.path("data_bytes").asLong() || crc.getValue() != root.path("crc32").asLong()) {
-            throw new IllegalArgumentException(dir.resolve(DATA) + ": size or CRC does not match " + JSON
-                    + " (torn or foreign file)");
+        if (data.length != expected || crc.getValue() != root.path("crc32").asLong()) {
+            throw new ConfigError(dataFile + ": size or CRC32 does not match " + JSON + " (torn, damaged or foreign file)");
         }
-        ByteBuffer buf = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN);
+        try {
+            return parse(root, jsonFile, ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN));
+        } catch (IllegalArgumentException | IndexOutOfBoundsException | java.nio.BufferUnderflowException e) {
+            throw new ConfigError(jsonFile + ": inconsistent with " + DATA + ": " + e.getMessage());
+        }
+    }
+
+    private static OptimizerState parse(JsonNode root, Path jsonFile, ByteBuffer buf) {
         OptimizerHyper hyper = new OptimizerHyper(OptimizerName.parse(root.path("optimizer").asText(), jsonFile.toString()),
                 root.path("beta1").asDouble(), root.path("beta2").asDouble(), root.path("eps").asDouble(),
                 root.path("weight_decay").asDouble());
@@ -175,6 +167,10 @@ public final class OptimizerStateFile {
                 int off = an.path("offset").asInt();
                 int count = an.path("count").asInt();
                 String name = an.path("name").asText();
+                boolean floats = List.of("m", "v", "absmax1", "absmax2").contains(name);
+                if (off < 0 || count < 0 || (long) off + (long) count * (floats ? 4 : 1) > buf.capacity()) {
+                    throw new IllegalArgumentException("array " + name + " of " + slice.name() + " lies outside the data");
+                }
                 switch (name) {
                     case "m", "v", "absmax1", "absmax2" -> {
                         float[] a = new float[count];
@@ -186,7 +182,7 @@ public final class OptimizerStateFile {
                         buf.position(off).get(a);
                         b[name.equals("c1") ? 0 : 1] = a;
                     }
-                    default -> throw new IllegalArgumentException(jsonFile + ": unknown array " + name);
+                    default -> throw new IllegalArgumentException("unknown array " + name);
                 }
             }
             tensors.add(new TensorState(slice, TensorState.Kind.valueOf(tn.path("kind").asText()), f[0], f[1], b[0],

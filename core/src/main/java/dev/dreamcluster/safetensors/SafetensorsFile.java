@@ -3,16 +3,15 @@ package dev.dreamcluster.safetensors;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.dreamcluster.config.Json;
+import dev.dreamcluster.io.AtomicFiles;
+import dev.dreamcluster.model.ModelError;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -40,58 +39,133 @@ public final class SafetensorsFile {
         this.metadata = metadata;
     }
 
-    /** Reads only the header; tensor data is read on demand. */
+    /**
+     * Reads only the header; tensor data is read on demand. Every way a file can be missing, short
+     * or lying (header length past the end, 2^62 or negative, garbage or non-object JSON, offsets
+     * outside the data section, a shape whose size overflows or disagrees with its byte range) is a
+     * {@link ModelError} naming the file and what is wrong; the header buffer is never larger than
+     * the file.
+     */
     public static SafetensorsFile open(Path path) {
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-            long size = ch.size();
-            ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
-            readFully(ch, len, 0);
-            long n = len.getLong(0);
-            if (n < 2 || n > MAX_HEADER || 8 + n > size) {
-                throw new IllegalArgumentException(path + ": not a safetensors file (header length " + n + ", file " + size + " bytes)");
-            }
-            ByteBuffer hb = ByteBuffer.allocate((int) n);
-            readFully(ch, hb, 8);
-            JsonNode header = Json.MAPPER.readTree(new String(hb.array(), StandardCharsets.UTF_8).trim());
-            Map<String, TensorInfo> tensors = new LinkedHashMap<>();
-            Map<String, String> meta = new LinkedHashMap<>();
-            long dataSize = size - 8 - n;
-            for (Iterator<Map.Entry<String, JsonNode>> it = header.fields(); it.hasNext(); ) {
-                Map.Entry<String, JsonNode> e = it.next();
-                if (e.getKey().equals("__metadata__")) {
-                    e.getValue().fields().forEachRemaining(m -> meta.put(m.getKey(), m.getValue().asText()));
-                    continue;
-                }
-                JsonNode t = e.getValue();
-                String dt = t.path("dtype").asText();
-                DType dtype = DType.parse(dt);
-                JsonNode shapeNode = t.path("shape");
-                long[] shape = new long[shapeNode.size()];
-                for (int i = 0; i < shape.length; i++) {
-                    shape[i] = shapeNode.get(i).asLong();
-                }
-                long begin = t.path("data_offsets").path(0).asLong(-1);
-                long end = t.path("data_offsets").path(1).asLong(-1);
-                if (begin < 0 || end < begin || end > dataSize) {
-                    throw new IllegalArgumentException(path + ": tensor " + e.getKey() + " has data_offsets [" + begin + ", "
-                            + end + "] outside the " + dataSize + "-byte data section");
-                }
-                if (dtype == null) {
-                    // an integer buffer (position_ids) or an exotic dtype: listed with a null dtype, never read as floats
-                    tensors.put(e.getKey(), new TensorInfo(e.getKey(), null, shape, begin, end));
-                    continue;
-                }
-                TensorInfo info = new TensorInfo(e.getKey(), dtype, shape, begin, end);
-                if (info.numel() * dtype.bytes != end - begin) {
-                    throw new IllegalArgumentException(path + ": tensor " + e.getKey() + " " + dt + java.util.Arrays.toString(shape)
-                            + " needs " + info.numel() * dtype.bytes + " bytes, header gives " + (end - begin));
-                }
-                tensors.put(e.getKey(), info);
-            }
-            return new SafetensorsFile(path, 8 + n, tensors, meta);
+            return parse(path, ch);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new ModelError(path + ": file not found (a safetensors file is required here)");
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + path, e);
+            throw new ModelError(path + ": cannot read: " + e.getMessage());
         }
+    }
+
+    private static SafetensorsFile parse(Path path, FileChannel ch) throws IOException {
+        long size = ch.size();
+        if (size < 8) {
+            throw bad(path, "only " + size + " bytes (a safetensors file starts with an 8-byte header length)");
+        }
+        ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+        readFully(ch, len, 0);
+        long n = len.getLong(0);
+        if (n < 2 || n > MAX_HEADER || n > size - 8) {
+            throw bad(path, "header length " + n + " in a " + size + "-byte file (allowed: 2.." + Math.min(MAX_HEADER, size - 8) + ")");
+        }
+        ByteBuffer hb = ByteBuffer.allocate((int) n);
+        readFully(ch, hb, 8);
+        JsonNode header;
+        try {
+            header = Json.MAPPER.readTree(new String(hb.array(), StandardCharsets.UTF_8).trim());
+        } catch (IOException e) {
+            throw bad(path, "header is not valid JSON (" + firstLine(e.getMessage()) + ")");
+        }
+        if (header == null || !header.isObject()) {
+            throw bad(path, "header is not a JSON object");
+        }
+        Map<String, TensorInfo> tensors = new LinkedHashMap<>();
+        Map<String, String> meta = new LinkedHashMap<>();
+        long dataSize = size - 8 - n;
+        for (Iterator<Map.Entry<String, JsonNode>> it = header.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            if (e.getKey().equals("__metadata__")) {
+                if (!e.getValue().isObject()) {
+                    throw bad(path, "__metadata__ is not an object of strings");
+                }
+                e.getValue().fields().forEachRemaining(m -> meta.put(m.getKey(), m.getValue().asText()));
+                continue;
+            }
+            TensorInfo info = entry(path, e.getKey(), e.getValue(), dataSize);
+            tensors.put(e.getKey(), info);
+        }
+        return new SafetensorsFile(path, 8 + n, tensors, meta);
+    }
+
+    /** One header entry, checked: dtype string, shape of whole numbers >= 0, offsets inside the data. */
+    private static TensorInfo entry(Path path, String name, JsonNode t, long dataSize) {
+        String where = "tensor " + Json.quote(name);
+        if (!t.isObject() || !t.path("dtype").isTextual() || !t.path("shape").isArray() || !t.path("data_offsets").isArray()
+                || t.path("data_offsets").size() != 2) {
+            throw bad(path, where + " is not {\"dtype\": string, \"shape\": [...], \"data_offsets\": [begin, end]}");
+        }
+        String dt = t.get("dtype").asText();
+        DType dtype = DType.parse(dt);
+        JsonNode shapeNode = t.get("shape");
+        if (shapeNode.size() > 16) {
+            throw bad(path, where + " has " + shapeNode.size() + " dimensions (allowed: at most 16)");
+        }
+        long[] shape = new long[shapeNode.size()];
+        long numel = 1; // -1 once the product overflows
+        boolean empty = false;
+        for (int i = 0; i < shape.length; i++) {
+            JsonNode d = shapeNode.get(i);
+            if (!d.canConvertToLong() || !d.isIntegralNumber() || d.asLong() < 0) {
+                throw bad(path, where + " has shape " + shapeNode + " (allowed: whole numbers >= 0)");
+            }
+            shape[i] = d.asLong();
+            if (shape[i] == 0) {
+                empty = true;
+            } else if (numel >= 0) {
+                numel = multiplyOrNegative(numel, shape[i]);
+            }
+        }
+        if (empty) {
+            numel = 0;
+        }
+        JsonNode o = t.get("data_offsets");
+        if (!o.get(0).isIntegralNumber() || !o.get(1).isIntegralNumber() || !o.get(0).canConvertToLong()
+                || !o.get(1).canConvertToLong()) {
+            throw bad(path, where + " has data_offsets " + o + " (allowed: two whole numbers)");
+        }
+        long begin = o.get(0).asLong();
+        long end = o.get(1).asLong();
+        if (begin < 0 || end < begin || end > dataSize) {
+            throw bad(path, where + " has data_offsets [" + begin + ", " + end + "] outside the " + dataSize
+                    + "-byte data section (truncated file?)");
+        }
+        if (dtype == null) {
+            // an integer buffer (position_ids) or an exotic dtype: listed with a null dtype, never read as floats
+            return new TensorInfo(name, null, shape, begin, end);
+        }
+        if (numel < 0 || numel > Long.MAX_VALUE / dtype.bytes || numel * dtype.bytes != end - begin) {
+            throw bad(path, where + " " + dt + java.util.Arrays.toString(shape) + " needs "
+                    + (numel < 0 || numel > Long.MAX_VALUE / dtype.bytes ? "more than 2^63" : Long.toString(numel * dtype.bytes))
+                    + " bytes, header gives " + (end - begin));
+        }
+        return new TensorInfo(name, dtype, shape, begin, end);
+    }
+
+    private static long multiplyOrNegative(long a, long b) {
+        long hi = Math.multiplyHigh(a, b);
+        long lo = a * b;
+        return hi != 0 || lo < 0 ? -1 : lo;
+    }
+
+    private static ModelError bad(Path path, String what) {
+        return new ModelError(path + ": not a valid safetensors file: " + what);
+    }
+
+    private static String firstLine(String s) {
+        if (s == null) {
+            return "";
+        }
+        int nl = s.indexOf('\n');
+        return nl < 0 ? s : s.substring(0, nl);
     }
 
     private static void readFully(FileChannel ch, ByteBuffer b, long pos) throws IOException {
@@ -123,7 +197,10 @@ public final class SafetensorsFile {
         if (t == null || t.dtype() == null) {
             throw new IllegalArgumentException(path + ": no float tensor " + name);
         }
-        int n = Math.toIntExact(t.numel());
+        if (t.numel() > Integer.MAX_VALUE - 8) {
+            throw new ModelError(path + ": tensor " + name + " has " + t.numel() + " elements (allowed: at most 2^31 - 9 per tensor)");
+        }
+        int n = (int) t.numel();
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             ByteBuffer b = ch.map(FileChannel.MapMode.READ_ONLY, dataStart + t.begin(), t.end() - t.begin())
                     .order(ByteOrder.LITTLE_ENDIAN);
@@ -141,7 +218,7 @@ public final class SafetensorsFile {
                 }
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + name + " from " + path, e);
+            throw new ModelError(path + ": cannot read tensor " + name + ": " + e.getMessage());
         }
     }
 
@@ -150,7 +227,10 @@ public final class SafetensorsFile {
         if (t == null) {
             throw new IllegalArgumentException(path + ": no tensor " + name);
         }
-        float[] out = new float[Math.toIntExact(t.numel())];
+        if (t.numel() > Integer.MAX_VALUE - 8) {
+            throw new ModelError(path + ": tensor " + name + " has " + t.numel() + " elements (allowed: at most 2^31 - 9 per tensor)");
+        }
+        float[] out = new float[(int) t.numel()];
         readFloats(name, out, 0);
         return out;
     }
@@ -224,7 +304,7 @@ public final class SafetensorsFile {
             throw new UncheckedIOException(e);
         }
         int padded = (json.length + 7) / 8 * 8; // the data section starts 8-byte aligned; pad with spaces
-        Path tmp = path.resolveSibling(path.getFileName() + ".tmp");
+        Path tmp = AtomicFiles.tempFileFor(path);
         try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                 StandardOpenOption.TRUNCATE_EXISTING)) {
             ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
@@ -265,11 +345,7 @@ public final class SafetensorsFile {
             throw new UncheckedIOException("cannot write " + tmp, e);
         }
         try {
-            try {
-                Files.move(tmp, path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, path, StandardCopyOption.REPLACE_EXISTING);
-            }
+            AtomicFiles.commit(tmp, path);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot rename " + tmp + " to " + path, e);
         }

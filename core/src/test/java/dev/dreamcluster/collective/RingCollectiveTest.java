@@ -27,6 +27,7 @@ import org.junit.jupiter.api.Test;
 /** The TCP ring on loopback with N = 1..4 ranks in threads: results checked against exact sums. */
 class RingCollectiveTest {
     static final Duration TIMEOUT = Duration.ofSeconds(20);
+    static final byte[] SECRET = "0123456789abcdef0123456789abcdef".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
 
     /** Binds n listening channels on loopback and returns them with their addresses. */
     static List<ServerSocketChannel> servers(int n) throws IOException {
@@ -55,7 +56,7 @@ class RingCollectiveTest {
             for (int r = 0; r < n; r++) {
                 final int rank = r;
                 f.add(pool.submit(() -> {
-                    try (Collective c = RingCollective.connect(runId, rank, peers, s.get(rank), TIMEOUT)) {
+                    try (Collective c = RingCollective.connect(runId, SECRET, rank, peers, s.get(rank), TIMEOUT)) {
                         body.accept(c);
                     }
                     return null;
@@ -131,31 +132,115 @@ class RingCollectiveTest {
     }
 
     @Test
-    void shouldRefuseConnectionsFromAnotherRun() throws Exception {
+    void shouldRefuseConnectionsThatDoNotProveTheSecret() throws Exception {
+        // an intruder that knows the run id and the rank but not the secret
+        byte[] wrong = "not the secret, not the secret!!".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        intruderIsDroppedAndTheRingForms(nonceA -> RingWire.hello(wrong, 1, 0, nonceA, new byte[RingWire.NONCE]));
+    }
+
+    @Test
+    void shouldRefuseAHelloOfAnotherRunEvenWithTheSecret() throws Exception {
+        intruderIsDroppedAndTheRingForms(nonceA -> RingWire.hello(SECRET, 999, 0, nonceA, new byte[RingWire.NONCE]));
+    }
+
+    /** An intruder knocks at rank 1 first and answers its challenge with {@code hello}; rank 1 must drop it and accept rank 0. */
+    static void intruderIsDroppedAndTheRingForms(java.util.function.Function<byte[], ByteBuffer> hello) throws Exception {
         List<ServerSocketChannel> s = servers(2);
         List<InetSocketAddress> peers = addresses(s);
-        // an intruder with the wrong run id knocks first; rank 1 must refuse it and accept rank 0
         try (SocketChannel intruder = SocketChannel.open(peers.get(1))) {
-            ByteBuffer hello = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
-            hello.putInt(RingCollective.MAGIC).putLong(999).putInt(0).flip();
-            intruder.write(hello);
             ExecutorService pool = Executors.newFixedThreadPool(2);
             try {
-                Future<float[]> r0 = pool.submit(() -> run(1, 0, peers, s.get(0)));
                 Future<float[]> r1 = pool.submit(() -> run(1, 1, peers, s.get(1)));
+                ByteBuffer challenge = RingWire.buffer(RingWire.CHALLENGE);
+                readFully(intruder, challenge);
+                intruder.write(hello.apply(RingWire.parseChallenge(challenge.flip())));
+                assertEquals(-1, intruder.read(ByteBuffer.allocate(1)), "the intruder gets no reply and is disconnected");
+                Future<float[]> r0 = pool.submit(() -> run(1, 0, peers, s.get(0)));
                 assertEquals(3f, r0.get(30, TimeUnit.SECONDS)[0]);
                 assertEquals(3f, r1.get(30, TimeUnit.SECONDS)[0]);
-                ByteBuffer b = ByteBuffer.allocate(1);
-                intruder.configureBlocking(true);
-                assertEquals(-1, intruder.read(b), "the intruder was disconnected");
             } finally {
                 pool.shutdownNow();
             }
         }
     }
 
+    /**
+     * The attack of issue 11: idle and garbage connections to the waiting ranks' ports before and
+     * during formation. Before the handshake had its own deadlines, one idle connection held the
+     * blocking hello read until the join timeout and the run failed.
+     */
+    @Test
+    void shouldFormTheRingDespiteIdleAndGarbageConnections() throws Exception {
+        int n = 3;
+        List<ServerSocketChannel> s = servers(n);
+        List<InetSocketAddress> peers = addresses(s);
+        List<SocketChannel> noise = new ArrayList<>();
+        java.util.Random random = new java.util.Random(11);
+        try {
+            for (int r = 0; r < n; r++) {
+                noise.add(SocketChannel.open(peers.get(r))); // idle: never sends a byte
+                SocketChannel garbage = SocketChannel.open(peers.get(r));
+                byte[] junk = new byte[RingWire.HELLO];
+                random.nextBytes(junk);
+                garbage.write(ByteBuffer.wrap(junk));
+                noise.add(garbage);
+                SocketChannel shortHello = SocketChannel.open(peers.get(r));
+                shortHello.write(ByteBuffer.wrap(new byte[] {0x52, 0x4C, 0x43, 0x44})); // the magic, then silence
+                noise.add(shortHello);
+            }
+            long t0 = System.nanoTime();
+            onRing(n, 77, c -> {
+                float[] a = input(c.rank(), 1001);
+                c.allReduce(a, 1001);
+                for (int i = 0; i < 1001; i++) {
+                    assertEquals(expectedSum(n, i), a[i]);
+                }
+            });
+            assertTrue(System.nanoTime() - t0 < TIMEOUT.toNanos(), "the ring formed before the join timeout");
+        } finally {
+            for (SocketChannel c : noise) {
+                c.close();
+            }
+        }
+    }
+
+    @Test
+    void shouldFailToConnectToAnImpostorThatDoesNotKnowTheSecret() throws Exception {
+        List<ServerSocketChannel> s = servers(2);
+        List<InetSocketAddress> peers = addresses(s);
+        ServerSocketChannel impostor = s.get(1); // listens at rank 1's address and answers without the secret
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try {
+            Future<?> fake = pool.submit(() -> {
+                while (true) {
+                    try (SocketChannel ch = impostor.accept()) {
+                        ch.write(RingWire.challenge(new byte[RingWire.NONCE]));
+                        ByteBuffer hello = RingWire.buffer(RingWire.HELLO);
+                        readFully(ch, hello);
+                        ch.write(RingWire.buffer(RingWire.REPLY).putInt(RingWire.MAGIC).position(RingWire.REPLY).flip());
+                    }
+                }
+            });
+            CollectiveException e = assertThrows(CollectiveException.class,
+                    () -> RingCollective.connect(3, SECRET, 0, peers, s.get(0), Duration.ofSeconds(2)));
+            assertTrue(e.getMessage().contains("does not prove the run secret"), e.getMessage());
+            fake.cancel(true);
+        } finally {
+            pool.shutdownNow();
+            impostor.close();
+        }
+    }
+
+    static void readFully(SocketChannel ch, ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) {
+            if (ch.read(b) < 0) {
+                throw new java.io.EOFException();
+            }
+        }
+    }
+
     static float[] run(long runId, int rank, List<InetSocketAddress> peers, ServerSocketChannel server) {
-        try (Collective c = RingCollective.connect(runId, rank, peers, server, TIMEOUT)) {
+        try (Collective c = RingCollective.connect(runId, SECRET, rank, peers, server, TIMEOUT)) {
             float[] a = {rank + 1};
             c.allReduce(a, 1);
             return a;
@@ -173,7 +258,7 @@ class RingCollectiveTest {
             for (int r = 0; r < n; r++) {
                 final int rank = r;
                 f.add(pool.submit(() -> {
-                    Collective c = RingCollective.connect(5, rank, peers, s.get(rank), Duration.ofSeconds(3));
+                    Collective c = RingCollective.connect(5, SECRET, rank, peers, s.get(rank), Duration.ofSeconds(3));
                     float[] a = new float[100_000];
                     c.allReduce(a, a.length);
                     if (rank == 2) {

@@ -160,6 +160,7 @@ class ShardingTest {
             OptimizerStateFile.write(opt.state(), dir);
         }
         java.nio.file.Files.write(dir.resolve(OptimizerStateFile.DATA), new byte[] {1, 2, 3});
-        assertThrows(IllegalArgumentException.class, () -> OptimizerStateFile.read(dir));
+        dev.dreamcluster.config.ConfigError e = assertThrows(dev.dreamcluster.config.ConfigError.class, () -> OptimizerStateFile.read(dir));
+        org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().contains(OptimizerStateFile.DATA), e.getMessage());
     }
 }

@@ -76,9 +76,9 @@ class SafetensorsFileTest {
         ByteBuffer b = ByteBuffer.allocate(8 + header.length() + 12).order(ByteOrder.LITTLE_ENDIAN);
         b.putLong(header.length()).put(header.getBytes(StandardCharsets.UTF_8));
         Files.write(f, b.array());
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SafetensorsFile.open(f));
+        dev.dreamcluster.model.ModelError e = assertThrows(dev.dreamcluster.model.ModelError.class, () -> SafetensorsFile.open(f));
         assertEquals(true, e.getMessage().contains("needs 16 bytes"), e.getMessage());
         Files.write(f, new byte[] {1, 2, 3});
-        assertThrows(RuntimeException.class, () -> SafetensorsFile.open(f));
+        assertThrows(dev.dreamcluster.model.ModelError.class, () -> SafetensorsFile.open(f));
     }
 }

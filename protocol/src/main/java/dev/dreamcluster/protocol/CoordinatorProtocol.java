@@ -7,7 +7,8 @@ public final class CoordinatorProtocol {
     private CoordinatorProtocol() {}
 
     public sealed interface Command extends CborSerializable
-            permits WorkerIdentified, PlanAccepted, PlanRefused, StepReported, RunEnded {}
+            permits WorkerIdentified, PlanAccepted, PlanRefused, StepReported, RunEnded, CheckpointCommitted,
+            GenerationEnded {}
 
     /** @param dataAddress host:port of the worker's data-plane (ring) socket */
     public record WorkerIdentified(ActorRef<WorkerProtocol.Command> worker, String dataAddress) implements Command {}
@@ -26,4 +27,14 @@ public final class CoordinatorProtocol {
 
     /** The rank finished (ok) or failed (message names why and the last checkpoint). */
     public record RunEnded(long runId, int rank, boolean ok, String message) implements Command {}
+
+    /** Rank 0 committed a checkpoint (renamed into place): the next generation can start from it. */
+    public record CheckpointCommitted(long runId, int generation, int step, int totalSteps, String path) implements Command {}
+
+    /**
+     * This rank's part of a generation ended without finishing the run (its ring failed, or it was
+     * told to abort); the worker stays, ready for the next generation at {@code dataAddress}.
+     */
+    public record GenerationEnded(long runId, int generation, int rank, String message,
+            ActorRef<WorkerProtocol.Command> worker, String dataAddress) implements Command {}
 }

@@ -9,7 +9,7 @@ public final class WorkerProtocol {
 
     private WorkerProtocol() {}
 
-    public sealed interface Command extends CborSerializable permits Identify, AssignPlan, StartRun, StopRun {}
+    public sealed interface Command extends CborSerializable permits Identify, AssignPlan, StartRun, StopRun, AbortGeneration {}
 
     /** Asks for the worker's data-plane address; answered with CoordinatorProtocol.WorkerIdentified. */
     public record Identify(ActorRef<CoordinatorProtocol.Command> replyTo) implements Command {}
@@ -20,6 +20,12 @@ public final class WorkerProtocol {
     /** Every rank accepted: start training. */
     public record StartRun(long runId) implements Command {}
 
-    /** Stop the run (a peer was lost, or the user stopped it). */
+    /** The run is over (finished, failed or stopped by the user): the worker leaves. */
     public record StopRun(long runId, String reason) implements Command {}
+
+    /**
+     * The current generation ends (a peer was lost, or a new worker is admitted): stop training,
+     * answer GenerationEnded and wait for the next generation's plan.
+     */
+    public record AbortGeneration(long runId, int generation, String reason) implements Command {}
 }

@@ -53,4 +53,13 @@ class SerializationTest {
         assertEquals(List.of("a", "b"), back.names());
         assertEquals(3, back.id().length);
     }
+
+    @Test
+    void shouldRoundTripTheMonitoringEvents() {
+        TrainingEvent split = new TrainingEvent.WorkerStepCompleted(7, 1, "akka://dreamcluster@127.0.0.1:2552", 12, 10.5, 0.25,
+                0.03, 0.01);
+        assertEquals(split, roundTrip(split));
+        TrainingEvent started = new TrainingEvent.RunStarted(7, 2, "abc", 40);
+        assertEquals(started, roundTrip(started));
+    }
 }

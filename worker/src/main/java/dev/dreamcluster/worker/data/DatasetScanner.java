@@ -30,7 +30,8 @@ public final class DatasetScanner {
     /** Items under {@code root}; each unreadable image is skipped with one call of {@code warn}. */
     public static List<ImageItem> scan(Path root, Consumer<String> warn) {
         if (!Files.isDirectory(root)) {
-            throw new IllegalArgumentException("data_root " + root + " is not a folder");
+            throw new dev.dreamcluster.config.ConfigError("data_root: " + dev.dreamcluster.config.Json.quote(root.toString())
+                    + " is not a folder (allowed: a folder of captioned images)");
         }
         List<Path> images;
         try (Stream<Path> walk = Files.walk(root)) {
@@ -82,11 +83,7 @@ public final class DatasetScanner {
         for (String ext : List.of(".txt", ".caption")) {
             Path side = image.resolveSibling(stem + ext);
             if (Files.isRegularFile(side)) {
-                try {
-                    caption = Files.readString(side, StandardCharsets.UTF_8).strip();
-                } catch (IOException e) {
-                    throw new UncheckedIOException("cannot read caption " + side, e);
-                }
+                caption = CaptionText.read(side);
             }
         }
         if (caption != null) {

@@ -1,10 +1,11 @@
 package dev.dreamcluster.worker.data;
 
+import dev.dreamcluster.config.ConfigError;
+import dev.dreamcluster.config.Json;
 import java.awt.Graphics2D;
 import java.awt.RenderingHints;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import javax.imageio.ImageIO;
 
 /**
@@ -19,11 +20,15 @@ public final class ImageLoader {
         BufferedImage src;
         try {
             src = ImageIO.read(item.path().toFile());
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + item.path(), e);
+        } catch (IOException | RuntimeException e) {
+            // a file whose header read fine at scan time but whose pixels do not (truncated, damaged)
+            throw new ConfigError("data_root: image " + Json.quote(item.path().toString()) + " cannot be decoded ("
+                    + (e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage())
+                    + "); allowed: complete jpg, png or webp files (re-save or remove it)");
         }
         if (src == null) {
-            throw new IllegalStateException("no decoder for " + item.path());
+            throw new ConfigError("data_root: image " + Json.quote(item.path().toString())
+                    + " has no decoder; allowed: jpg, png or webp files");
         }
         double target = (double) w / h;
         int cw = src.getWidth();

@@ -7,6 +7,7 @@ import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.io.StepMetrics;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
+import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.worker.train.TrainLoop;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Path;
@@ -57,21 +58,41 @@ final class ComputeThread extends Thread {
     public void run() {
         boolean ok = false;
         String message;
-        try (Collective r = RingCollective.connect(plan.runId(), rank, RingCollective.parsePeers(plan.peers()), server,
+        try (Collective r = RingCollective.connect(plan.ringId(), RingCollective.decodeSecret(plan.runSecret()), rank,
+                RingCollective.parsePeers(plan.peers()), server,
                 Duration.ofSeconds(60))) {
             ring = r;
-            new TrainLoop(run, resume, r, this::report, w -> System.err.println("rank " + rank + " warning: " + w)).run();
+            new TrainLoop(run, resume, r, listener(), w -> System.err.println("rank " + rank + " warning: " + w)).run();
             ok = true;
             message = "done";
         } catch (RuntimeException e) {
             message = e.getMessage() == null ? e.toString() : e.getMessage();
         }
-        coordinator.tell(new CoordinatorProtocol.RunEnded(plan.runId(), rank, ok, message));
+        if (ok) {
+            SenderGate.tell(coordinator, new CoordinatorProtocol.RunEnded(plan.runId(), rank, true, message), worker);
+        }
+        // a failure is the worker actor's to report (GenerationEnded, with its next ring address)
         worker.tell(new Worker.ComputeEnded(ok, message));
     }
 
-    private void report(StepMetrics m, int totalSteps) {
-        coordinator.tell(new CoordinatorProtocol.StepReported(plan.runId(), rank, m.step(), m.loss(), m.lrUnet(), m.lrTextEncoder(),
-                m.gradNorm(), m.samplesPerS(), m.computeSeconds(), m.commSeconds(), m.optimizerSeconds(), m.valLoss()));
+    private TrainLoop.StepListener listener() {
+        return new TrainLoop.StepListener() {
+            @Override
+            public void stepCompleted(StepMetrics m, int totalSteps) {
+                report(m);
+            }
+
+            @Override
+            public void checkpointCommitted(int step, int totalSteps, Path dir) {
+                SenderGate.tell(coordinator, new CoordinatorProtocol.CheckpointCommitted(plan.runId(), plan.generation(), step,
+                        totalSteps, dir.toString()), worker);
+            }
+        };
+    }
+
+    private void report(StepMetrics m) {
+        SenderGate.tell(coordinator, new CoordinatorProtocol.StepReported(plan.runId(), rank, m.step(), m.loss(), m.lrUnet(),
+                m.lrTextEncoder(), m.gradNorm(), m.samplesPerS(), m.computeSeconds(), m.commSeconds(), m.optimizerSeconds(), m.valLoss()),
+                worker);
     }
 }

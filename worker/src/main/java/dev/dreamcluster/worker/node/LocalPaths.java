@@ -16,8 +16,14 @@ public record LocalPaths(Path data, Path model, Path out, Path resume) {
         return plan.withPaths(data, model, out);
     }
 
-    /** The checkpoint this node resumes from: its own copy, else the plan's path, else none. */
-    public Path resume(String planResume) {
-        return resume != null ? resume : planResume == null || planResume.isEmpty() ? null : Path.of(planResume);
+    /**
+     * The checkpoint this node resumes from: its own copy of the run's starting checkpoint (generation
+     * 0), else the plan's path (a later generation restarts from the last committed checkpoint), else none.
+     */
+    public Path resume(dev.dreamcluster.protocol.RunPlan plan) {
+        if (plan.generation() == 0 && resume != null) {
+            return resume;
+        }
+        return plan.resume() == null || plan.resume().isEmpty() ? null : Path.of(plan.resume());
     }
 }

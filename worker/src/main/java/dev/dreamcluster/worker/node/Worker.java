@@ -1,17 +1,21 @@
 package dev.dreamcluster.worker.node;
 
+import akka.actor.Address;
 import akka.actor.typed.ActorRef;
 import akka.actor.typed.Behavior;
 import akka.actor.typed.DispatcherSelector;
 import akka.actor.typed.javadsl.ActorContext;
 import akka.actor.typed.javadsl.Behaviors;
 import akka.actor.typed.receptionist.Receptionist;
+import akka.cluster.ClusterEvent;
+import akka.cluster.typed.Cluster;
+import akka.cluster.typed.Subscribe;
 import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.plan.PlanManifest;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
+import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.protocol.WorkerProtocol;
-import java.nio.channels.ServerSocketChannel;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 
@@ -19,157 +23,305 @@ import java.util.concurrent.CompletionStage;
  * One worker (one per GPU or CPU process). The actor only handles the protocol; phases:
  *
  * <pre>
- *   idle      registered with the Receptionist, answers Identify with its ring address
- *   checking  a plan arrived: its manifest is recomputed from this node's own copies (off the actor
- *             thread: hashing a model reads it) and compared; accepted or refused naming the difference
- *   planned   accepted, waiting for StartRun
- *   running   the ComputeThread trains; StopRun aborts it; its end stops this node
+ *   idle      registered with the Receptionist, answers Identify with its ring address; between two
+ *             generations of a run it waits here for the next plan
+ *   planned   a plan arrived, was checked against this node's own copies (off the actor thread:
+ *             hashing a model reads it) and accepted; waiting for StartRun
+ *   running   the ComputeThread trains; AbortGeneration stops it (the node stays for the next
+ *             generation), StopRun stops it and ends the node
  * </pre>
+ *
+ * A lost coordinator (unreachable or removed) ends the node at once, whatever the phase.
  */
 public final class Worker {
     public sealed interface Command {}
 
-    private record Remote(WorkerProtocol.Command message) implements Command {}
+    /** A protocol message and the node it came from (null: no sender); see {@link SenderGate}. */
+    private record Remote(WorkerProtocol.Command message, Address from)
+            implements Command, akka.actor.NoSerializationVerificationNeeded {}
 
     /** This node's manifest for a plan, computed on the blocking dispatcher (or why it could not be). */
-    private record PlanChecked(WorkerProtocol.AssignPlan assign, RunConfig run, String differences, String error)
-            implements Command {}
+    private record PlanChecked(WorkerProtocol.AssignPlan assign, Address from, RunConfig run, String differences, String error)
+            implements Command, akka.actor.NoSerializationVerificationNeeded {}
+
+    private record MemberChanged(ClusterEvent.MemberEvent event) implements Command {}
+
+    private record ReachabilityChanged(ClusterEvent.ReachabilityEvent event) implements Command {}
 
     /** The compute thread ended (normally or not). */
     public record ComputeEnded(boolean ok, String message) implements Command {}
 
     private final ActorContext<Command> ctx;
-    private final ServerSocketChannel dataServer;
-    private final String dataAddress;
+    private final RingEndpoint ringEndpoint;
     private final LocalPaths paths;
     private final CompletableFuture<ComputeEnded> ended;
     private final ActorRef<WorkerProtocol.Command> self;
+    private RingEndpoint.Opened ring;
+    /** The coordinator of the run this node belongs to (null before its first plan). */
+    private ActorRef<CoordinatorProtocol.Command> coordinator;
+    private long runId;
+    /** The node that sent the accepted plan: the only one whose later commands count. */
+    private Address coordinatorNode;
 
-    private Worker(ActorContext<Command> ctx, ServerSocketChannel dataServer, String dataAddress, LocalPaths paths,
-            CompletableFuture<ComputeEnded> ended) {
+    private Worker(ActorContext<Command> ctx, RingEndpoint ringEndpoint, LocalPaths paths, CompletableFuture<ComputeEnded> ended) {
         this.ctx = ctx;
-        this.dataServer = dataServer;
-        this.dataAddress = dataAddress;
+        this.ringEndpoint = ringEndpoint;
         this.paths = paths;
         this.ended = ended;
-        this.self = ctx.messageAdapter(WorkerProtocol.Command.class, Remote::new);
+        this.ring = ringEndpoint.open();
+        this.self = SenderGate.spawn(ctx, WorkerProtocol.Command.class, Remote::new, ctx.getSelf(), "inbox");
         ctx.getSystem().receptionist().tell(Receptionist.register(WorkerProtocol.SERVICE, self));
+        Cluster cluster = Cluster.get(ctx.getSystem());
+        cluster.subscriptions().tell(Subscribe.create(ctx.messageAdapter(ClusterEvent.MemberEvent.class, MemberChanged::new),
+                ClusterEvent.MemberEvent.class));
+        cluster.subscriptions().tell(Subscribe.create(ctx.messageAdapter(ClusterEvent.ReachabilityEvent.class, ReachabilityChanged::new),
+                ClusterEvent.ReachabilityEvent.class));
     }
 
     /**
-     * @param dataServer this worker's bound ring socket (owned from here on)
-     * @param dataAddress host:port peers dial to reach it (its advertised address)
+     * @param ringEndpoint where this worker's ring socket listens and what peers dial
      * @param paths this node's copies of the model, data and checkpoint, and its output folder
      * @param ended completed with how the run ended on this node; the actor system is terminated then
      */
-    public static Behavior<Command> create(ServerSocketChannel dataServer, String dataAddress, LocalPaths paths,
-            CompletableFuture<ComputeEnded> ended) {
-        return Behaviors.setup(ctx -> new Worker(ctx, dataServer, dataAddress, paths, ended).idle());
+    public static Behavior<Command> create(RingEndpoint ringEndpoint, LocalPaths paths, CompletableFuture<ComputeEnded> ended) {
+        return Behaviors.setup(ctx -> new Worker(ctx, ringEndpoint, paths, ended).idle());
     }
+
+    // ---- idle ----
 
     private Behavior<Command> idle() {
         return Behaviors.receive(Command.class)
                 .onMessage(Remote.class, this::onIdleRemote)
                 .onMessage(PlanChecked.class, this::onPlanChecked)
+                .onMessage(MemberChanged.class, this::onMember)
+                .onMessage(ReachabilityChanged.class, this::onReachability)
                 .build();
     }
 
     private Behavior<Command> onIdleRemote(Remote m) {
-        if (m.message() instanceof WorkerProtocol.Identify id) {
-            id.replyTo().tell(new CoordinatorProtocol.WorkerIdentified(self, dataAddress));
-        } else if (m.message() instanceof WorkerProtocol.AssignPlan a) {
-            CompletionStage<PlanChecked> check = CompletableFuture.supplyAsync(() -> check(a),
+        WorkerProtocol.Command c = m.message();
+        if (!(c instanceof WorkerProtocol.Identify) && !fromCoordinator(c, m.from())) {
+            return Behaviors.same();
+        }
+        if (c instanceof WorkerProtocol.Identify id) {
+            SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(self, ring.address()), ctx.getSelf());
+        } else if (c instanceof WorkerProtocol.AssignPlan a) {
+            Address from = m.from();
+            CompletionStage<PlanChecked> check = CompletableFuture.supplyAsync(() -> check(a, from),
                     ctx.getSystem().dispatchers().lookup(DispatcherSelector.blocking()));
-            ctx.pipeToSelf(check, (ok, err) -> ok != null ? ok : new PlanChecked(a, null, null, String.valueOf(err)));
+            ctx.pipeToSelf(check, (ok, err) -> ok != null ? ok : new PlanChecked(a, from, null, null, String.valueOf(err)));
+        } else if (c instanceof WorkerProtocol.StopRun s && (coordinator == null || s.runId() == runId)) {
+            // between generations, or never planned (the run failed before this worker got a rank)
+            return end(new ComputeEnded(false, "the run was stopped: " + s.reason()));
         }
         return Behaviors.same();
     }
 
     /** Recomputes the plan manifest from this node's files and the plan's run config (blocking: reads and hashes). */
-    private PlanChecked check(WorkerProtocol.AssignPlan a) {
+    private PlanChecked check(WorkerProtocol.AssignPlan a, Address from) {
         try {
             RunConfig run = paths.apply(RunConfig.fromJson(a.plan().runConfig()));
-            PlanManifest mine = PlanManifest.compute(run, a.plan().worldSize(), paths.resume(a.plan().resume()));
+            PlanManifest mine = PlanManifest.compute(run, a.plan().worldSize(), paths.resume(a.plan()));
             String diff = mine.hash().equals(a.plan().planHash()) ? ""
                     : mine.differences(PlanManifest.fromLines(a.plan().manifest()), 5);
             if (diff.isEmpty() && !mine.hash().equals(a.plan().planHash())) {
                 diff = "plan hash " + mine.hash() + " here, " + a.plan().planHash() + " at the coordinator";
             }
-            return new PlanChecked(a, run, diff, null);
+            return new PlanChecked(a, from, run, diff, null);
         } catch (RuntimeException e) {
-            return new PlanChecked(a, null, null, e.getMessage() == null ? e.toString() : e.getMessage());
+            return new PlanChecked(a, from, null, null, e.getMessage() == null ? e.toString() : e.getMessage());
         }
     }
 
     private Behavior<Command> onPlanChecked(PlanChecked c) {
         RunPlan plan = c.assign().plan();
-        ActorRef<CoordinatorProtocol.Command> coordinator = c.assign().replyTo();
         String why = c.error() != null ? "cannot read this node's copy of the run's inputs: " + c.error()
                 : c.differences().isEmpty() ? null : "this node's plan differs: " + c.differences();
         if (why != null) {
             ctx.getLog().error("refusing run {}: {}", plan.runId(), why);
-            coordinator.tell(new CoordinatorProtocol.PlanRefused(plan.runId(), c.assign().rank(), why));
+            SenderGate.tell(c.assign().replyTo(), new CoordinatorProtocol.PlanRefused(plan.runId(), c.assign().rank(), why), ctx.getSelf());
             return Behaviors.same();
         }
-        ctx.getLog().info("run {} rank {} of {}: run config {}", plan.runId(), c.assign().rank(), plan.worldSize(), c.run().toJson());
-        coordinator.tell(new CoordinatorProtocol.PlanAccepted(plan.runId(), c.assign().rank()));
-        return planned(plan, c.assign().rank(), c.run(), coordinator);
+        coordinator = c.assign().replyTo();
+        coordinatorNode = c.from();
+        runId = plan.runId();
+        ctx.getLog().info("run {} generation {} rank {} of {}: run config {}", plan.runId(), plan.generation(), c.assign().rank(),
+                plan.worldSize(), c.run().toJson());
+        SenderGate.tell(coordinator, new CoordinatorProtocol.PlanAccepted(plan.runId(), c.assign().rank()), ctx.getSelf());
+        return new Planned(plan, c.assign().rank(), c.run()).behavior();
     }
 
-    private Behavior<Command> planned(RunPlan plan, int rank, RunConfig run, ActorRef<CoordinatorProtocol.Command> coordinator) {
-        return Behaviors.receive(Command.class)
-                .onMessage(Remote.class, m -> onPlannedRemote(m, plan, rank, run, coordinator))
-                .onMessage(PlanChecked.class, m -> Behaviors.same())
-                .build();
-    }
+    // ---- planned ----
 
-    private Behavior<Command> onPlannedRemote(Remote m, RunPlan plan, int rank, RunConfig run,
-            ActorRef<CoordinatorProtocol.Command> coordinator) {
-        if (m.message() instanceof WorkerProtocol.StartRun s && s.runId() == plan.runId()) {
-            ComputeThread compute = new ComputeThread(plan, rank, run, paths.resume(plan.resume()), dataServer, coordinator,
-                    ctx.getSelf());
-            compute.start();
-            return running(plan, compute);
+    /** Accepted a plan; waiting for StartRun. */
+    private final class Planned {
+        final RunPlan plan;
+        final int rank;
+        final RunConfig run;
+
+        Planned(RunPlan plan, int rank, RunConfig run) {
+            this.plan = plan;
+            this.rank = rank;
+            this.run = run;
         }
-        if (m.message() instanceof WorkerProtocol.StopRun s && s.runId() == plan.runId()) {
-            ctx.getLog().warn("run {} stopped by the coordinator before it started: {}", s.runId(), s.reason());
-            return onComputeEnded(new ComputeEnded(false, "stopped before the start: " + s.reason()), plan, rank);
+
+        Behavior<Command> behavior() {
+            return Behaviors.receive(Command.class)
+                    .onMessage(Remote.class, this::onRemote)
+                    .onMessage(PlanChecked.class, m -> Behaviors.same())
+                    .onMessage(MemberChanged.class, Worker.this::onMember)
+                    .onMessage(ReachabilityChanged.class, Worker.this::onReachability)
+                    .build();
         }
-        return Behaviors.same();
+
+        Behavior<Command> onRemote(Remote m) {
+            WorkerProtocol.Command c = m.message();
+            if (!(c instanceof WorkerProtocol.Identify) && !fromCoordinator(c, m.from())) {
+                return Behaviors.same();
+            }
+            if (c instanceof WorkerProtocol.StartRun s && s.runId() == plan.runId()) {
+                ComputeThread compute = new ComputeThread(plan, rank, run, paths.resume(plan), ring.server(), coordinator,
+                        ctx.getSelf());
+                compute.start();
+                return new Running(plan, rank, compute).behavior();
+            }
+            if (c instanceof WorkerProtocol.AbortGeneration a && a.runId() == plan.runId() && a.generation() == plan.generation()) {
+                return generationEnded(plan, rank, "aborted before the start: " + a.reason());
+            }
+            if (c instanceof WorkerProtocol.StopRun s && s.runId() == plan.runId()) {
+                return end(new ComputeEnded(false, "the run was stopped before it started: " + s.reason()));
+            }
+            if (c instanceof WorkerProtocol.Identify id) {
+                SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(self, ring.address()), ctx.getSelf());
+            }
+            return Behaviors.same();
+        }
     }
 
-    private Behavior<Command> running(RunPlan plan, ComputeThread compute) {
-        return Behaviors.receive(Command.class)
-                .onMessage(Remote.class, m -> onRunningRemote(m, plan, compute))
-                .onMessage(ComputeEnded.class, m -> onComputeEnded(m, plan, compute.rank()))
-                .onMessage(PlanChecked.class, m -> Behaviors.same())
-                .build();
-    }
+    // ---- running ----
 
-    private Behavior<Command> onRunningRemote(Remote m, RunPlan plan, ComputeThread compute) {
-        if (m.message() instanceof WorkerProtocol.StopRun s && s.runId() == plan.runId()) {
-            ctx.getLog().warn("run {} stopped by the coordinator: {}", s.runId(), s.reason());
+    private final class Running {
+        final RunPlan plan;
+        final int rank;
+        final ComputeThread compute;
+        boolean stopping;
+
+        Running(RunPlan plan, int rank, ComputeThread compute) {
+            this.plan = plan;
+            this.rank = rank;
+            this.compute = compute;
+        }
+
+        Behavior<Command> behavior() {
+            return Behaviors.receive(Command.class)
+                    .onMessage(Remote.class, this::onRemote)
+                    .onMessage(ComputeEnded.class, this::onComputeEnded)
+                    .onMessage(PlanChecked.class, m -> Behaviors.same())
+                    .onMessage(MemberChanged.class, m -> lostCoordinator(m.event()) ? stopForLostCoordinator() : Behaviors.same())
+                    .onMessage(ReachabilityChanged.class, m -> lostCoordinator(m.event()) ? stopForLostCoordinator() : Behaviors.same())
+                    .build();
+        }
+
+        Behavior<Command> onRemote(Remote m) {
+            WorkerProtocol.Command c = m.message();
+            if (!(c instanceof WorkerProtocol.Identify) && !fromCoordinator(c, m.from())) {
+                return Behaviors.same();
+            }
+            if (c instanceof WorkerProtocol.AbortGeneration a && a.runId() == plan.runId() && a.generation() == plan.generation()) {
+                ctx.getLog().warn("generation {} aborted by the coordinator: {}", a.generation(), a.reason());
+                compute.abort();
+            } else if (c instanceof WorkerProtocol.StopRun s && s.runId() == plan.runId()) {
+                ctx.getLog().warn("run {} stopped by the coordinator: {}", s.runId(), s.reason());
+                stopping = true;
+                compute.abort();
+            } else if (c instanceof WorkerProtocol.Identify id) {
+                SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(self, ring.address()), ctx.getSelf());
+            }
+            return Behaviors.same();
+        }
+
+        Behavior<Command> stopForLostCoordinator() {
+            ctx.getLog().error("the coordinator was lost; stopping");
+            stopping = true;
             compute.abort();
+            return Behaviors.same();
         }
-        return Behaviors.same();
+
+        /** Finished: the node ends. Failed or aborted: it reports and waits for the next generation (or the stop). */
+        Behavior<Command> onComputeEnded(ComputeEnded m) {
+            if (m.ok() || stopping) {
+                return end(m.ok() ? m : new ComputeEnded(false, m.message()));
+            }
+            ctx.getLog().warn("generation {} ended on rank {}: {}", plan.generation(), rank, m.message());
+            return generationEnded(plan, rank, m.message());
+        }
+    }
+
+    /** This rank's part of a generation is over: a new ring socket, the coordinator told, back to idle. */
+    private Behavior<Command> generationEnded(RunPlan plan, int rank, String message) {
+        if (ring.server().isOpen()) {
+            try {
+                ring.server().close();
+            } catch (java.io.IOException ignored) {
+                // a new one is opened below either way
+            }
+        }
+        ring = ringEndpoint.open();
+        SenderGate.tell(coordinator, new CoordinatorProtocol.GenerationEnded(plan.runId(), plan.generation(), rank, message, self,
+                ring.address()), ctx.getSelf());
+        return idle();
+    }
+
+    /**
+     * A plan only from the coordinator singleton's node (the oldest Up "coordinator" member); every
+     * other command only from the node whose plan was accepted. Anything else is ignored with a warning.
+     */
+    private boolean fromCoordinator(WorkerProtocol.Command c, Address from) {
+        Address expected = c instanceof WorkerProtocol.AssignPlan || coordinatorNode == null
+                ? SenderGate.coordinatorNode(ctx.getSystem()).orElse(null) : coordinatorNode;
+        if (from != null && from.equals(expected)) {
+            return true;
+        }
+        ctx.getLog().warn("ignoring {} from {}: only the coordinator's node {} may send it", c.getClass().getSimpleName(),
+                from == null ? "an unknown sender" : from, expected == null ? "(none up)" : expected);
+        return false;
+    }
+
+    // ---- membership (every phase) ----
+
+    private Behavior<Command> onMember(MemberChanged m) {
+        return lostCoordinator(m.event()) ? end(new ComputeEnded(false, "the coordinator was lost")) : Behaviors.same();
+    }
+
+    private Behavior<Command> onReachability(ReachabilityChanged m) {
+        return lostCoordinator(m.event()) ? end(new ComputeEnded(false, "the coordinator became unreachable")) : Behaviors.same();
+    }
+
+    private boolean lostCoordinator(Object event) {
+        if (coordinator == null) {
+            return false;
+        }
+        Address a = coordinator.path().address();
+        Address self = Cluster.get(ctx.getSystem()).selfMember().address();
+        Address c = a.hasLocalScope() ? self : a;
+        if (event instanceof ClusterEvent.MemberRemoved r) {
+            return r.member().address().equals(c);
+        }
+        if (event instanceof ClusterEvent.UnreachableMember u) {
+            return u.member().address().equals(c);
+        }
+        return false;
     }
 
     /** The run is over for this node: its process ends (the launcher restarts workers for a new run). */
-    private Behavior<Command> onComputeEnded(ComputeEnded m, RunPlan plan, int rank) {
+    private Behavior<Command> end(ComputeEnded m) {
         if (m.ok()) {
-            ctx.getLog().info("run {} finished on rank {}", plan.runId(), rank);
+            ctx.getLog().info("run {} finished", runId);
         } else {
-            ctx.getLog().error("run {} failed on rank {}: {}", plan.runId(), rank, m.message());
+            ctx.getLog().error("run {} ended on this node: {}", runId, m.message());
         }
         ended.complete(m);
         ctx.getSystem().terminate();
         return Behaviors.stopped();
     }
-
-    /** The manifest this node computes for {@code plan} with its own copies (for launchers and tests). */
-    public static PlanManifest localManifest(RunPlan plan, LocalPaths paths) {
-        RunConfig run = paths.apply(RunConfig.fromJson(plan.runConfig()));
-        return PlanManifest.compute(run, plan.worldSize(), paths.resume(plan.resume()));
-    }
-
 }

@@ -3,14 +3,13 @@ package dev.dreamcluster.worker.train;
 import dev.dreamcluster.collective.Collective;
 import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.config.TrainConfig;
+import dev.dreamcluster.io.AtomicFiles;
 import dev.dreamcluster.io.StepMetrics;
 import dev.dreamcluster.safetensors.DType;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.function.Consumer;
 
 /**
@@ -24,7 +23,22 @@ public final class TrainLoop {
     /** Receives each step's metrics (and step 0: the starting val_loss) on the loop's thread. */
     public interface StepListener {
         void stepCompleted(StepMetrics metrics, int totalSteps);
+
+        /** Rank 0: the checkpoint of {@code step} is complete under its real name (a restart point). */
+        default void checkpointCommitted(int step, int totalSteps, Path dir) {}
     }
+
+    /**
+     * How long a rank waits for its peers: the first step waits for every rank's model load (and rank
+     * 0's starting validation); a step after a validation step waits for rank 0's validation; a
+     * checkpoint for rank 0's writing; any other step {@link #STEP_FACTOR} x the median step time
+     * measured so far, never less than {@link #STEP_FLOOR}.
+     */
+    static final java.time.Duration LOAD_BOUND = java.time.Duration.ofMinutes(10);
+    static final java.time.Duration VALIDATION_BOUND = java.time.Duration.ofMinutes(10);
+    static final java.time.Duration CHECKPOINT_BOUND = java.time.Duration.ofMinutes(10);
+    static final java.time.Duration STEP_FLOOR = java.time.Duration.ofSeconds(60);
+    static final int STEP_FACTOR = 10;
 
     private final RunConfig run;
     private final Path resume;
@@ -48,27 +62,48 @@ public final class TrainLoop {
     public StepMetrics run() {
         TrainConfig cfg = run.train();
         boolean rank0 = collective == null || collective.rank() == 0;
-        if (rank0) {
-            writeRunFiles(cfg.out());
-        }
         try (Trainer t = new Trainer(cfg, run.optimizer(), resume, warn, collective)) {
+            // the other ranks wait at the first step's first collective while rank 0 validates
+            double startVal = t.step() == 0 && rank0 ? t.validate() : Double.NaN;
+            if (rank0) {
+                // only now that the model, the data and the checkpoint were accepted: a refused run writes nothing
+                writeRunFiles(cfg.out());
+            }
             if (t.step() == 0) {
-                // the other ranks wait at the first step's first collective while rank 0 validates
                 listener.stepCompleted(new StepMetrics(0, Double.NaN, 0, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN,
-                        Double.NaN, rank0 ? t.validate() : Double.NaN), t.totalSteps());
+                        Double.NaN, startVal), t.totalSteps());
             }
             StepMetrics last = null;
             long lastCheckpoint = System.nanoTime();
+            java.util.List<Double> stepSeconds = new java.util.ArrayList<>();
+            bound(LOAD_BOUND, "every rank's model load and the starting validation");
             while (t.step() < t.totalSteps()) {
+                long t0 = System.nanoTime();
                 StepMetrics m = t.trainStep();
+                stepSeconds.add((System.nanoTime() - t0) / 1e9);
+                if (stepSeconds.size() > 101) {
+                    stepSeconds.remove(0); // the median of the last 101 steps
+                }
                 boolean end = t.step() == t.totalSteps();
-                if (rank0 && (end || (cfg.valEveryNSteps() > 0 && m.step() % cfg.valEveryNSteps() == 0))) {
+                boolean validated = end || (cfg.valEveryNSteps() > 0 && m.step() % cfg.valEveryNSteps() == 0);
+                if (rank0 && validated) {
                     m = m.withValLoss(t.validate());
                 }
                 listener.stepCompleted(m, t.totalSteps());
+                if (validated) {
+                    bound(VALIDATION_BOUND, "rank 0's validation after step " + m.step());
+                } else {
+                    bound(stepBound(stepSeconds), "a step (" + STEP_FACTOR + " x the median step time, at least "
+                            + STEP_FLOOR.toSeconds() + " s)");
+                }
                 if (end || checkpointDue(cfg, t, lastCheckpoint)) {
-                    t.checkpoint(cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", t.step())));
+                    Path dir = cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", t.step()));
+                    bound(CHECKPOINT_BOUND, "the checkpoint of step " + t.step());
+                    t.checkpoint(dir);
                     lastCheckpoint = System.nanoTime();
+                    if (rank0) {
+                        listener.checkpointCommitted(t.step(), t.totalSteps(), dir.toAbsolutePath());
+                    }
                 }
                 last = m;
             }
@@ -78,6 +113,18 @@ public final class TrainLoop {
             t.barrier(); // nobody leaves before rank 0 has written the final model
             return last;
         }
+    }
+
+    private void bound(java.time.Duration d, String what) {
+        if (collective != null) {
+            collective.setTimeout(d, what);
+        }
+    }
+
+    static java.time.Duration stepBound(java.util.List<Double> seconds) {
+        double[] s = seconds.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+        double median = s[s.length / 2];
+        return java.time.Duration.ofMillis(Math.max(STEP_FLOOR.toMillis(), (long) (STEP_FACTOR * median * 1000)));
     }
 
     /**
@@ -102,17 +149,11 @@ public final class TrainLoop {
     private void writeRunFiles(Path out) {
         try {
             Files.createDirectories(out);
-            writeAtomically(out.resolve("train_config.json"), run.toJsonNode().get("train_config").toPrettyString() + "\n");
-            writeAtomically(out.resolve("resolved_optimizer_config.json"),
+            AtomicFiles.writeString(out.resolve("train_config.json"), run.toJsonNode().get("train_config").toPrettyString() + "\n");
+            AtomicFiles.writeString(out.resolve("resolved_optimizer_config.json"),
                     run.toJsonNode().get("optimizer_config").toPrettyString() + "\n");
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write to " + out, e);
         }
-    }
-
-    private static void writeAtomically(Path file, String text) throws IOException {
-        Path tmp = file.resolveSibling("." + file.getFileName() + ".tmp");
-        Files.writeString(tmp, text, StandardCharsets.UTF_8);
-        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 }

@@ -18,6 +18,7 @@ import dev.dreamcluster.diffusion.DdpmScheduler;
 import dev.dreamcluster.freeze.Component;
 import dev.dreamcluster.freeze.FreezePlan;
 import dev.dreamcluster.io.StepMetrics;
+import dev.dreamcluster.io.AtomicFiles;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.optim.OptimizerStateFile;
 import dev.dreamcluster.safetensors.DType;
@@ -111,9 +112,13 @@ public final class Trainer implements AutoCloseable {
         JniUtils.setGradMode(false); // autograd records only inside the step's GradientCollector
         this.manager = NDManager.newBaseManager(Device.cpu());
         this.folder = DiffusersFolder.read(resume != null ? resume.resolve("model") : cfg.model());
+        if (resume != null) {
+            Resume.checkSameModel(resume, DiffusersFolder.read(cfg.model()), folder);
+        }
         if (folder.textEncoder().numHiddenLayers() != opt.textEncoderFreezing().numLayers()) {
-            throw new IllegalArgumentException("optimizer config was resolved for " + opt.textEncoderFreezing().numLayers()
-                    + " text encoder layers, the model has " + folder.textEncoder().numHiddenLayers());
+            throw new dev.dreamcluster.config.ConfigError(folder.dir().resolve("text_encoder/config.json") + " at num_hidden_layers: "
+                    + folder.textEncoder().numHiddenLayers() + " is not allowed (the optimizer config was resolved for "
+                    + opt.textEncoderFreezing().numLayers() + " text encoder layers)");
         }
         FreezePlan freeze = FreezePlan.of(opt);
         this.teWeights = ModelWeights.load(manager, folder, Component.TEXT_ENCODER, Device.cpu(),
@@ -128,7 +133,8 @@ public final class Trainer implements AutoCloseable {
         this.latentFactor = 1 << (folder.vae().blockOutChannels().size() - 1);
         this.items = DatasetScanner.scan(cfg.dataRoot(), warn);
         if (items.isEmpty()) {
-            throw new IllegalArgumentException("data_root " + cfg.dataRoot() + " holds no readable images");
+            throw new dev.dreamcluster.config.ConfigError("data_root: " + dev.dreamcluster.config.Json.quote(cfg.dataRoot().toString())
+                    + " holds no readable images (allowed: a folder with jpg, jpeg, png or webp images; unreadable ones are skipped)");
         }
         this.buckets = new AspectBuckets(cfg.resolution());
         int perEpoch = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), 0).size();
@@ -147,35 +153,12 @@ public final class Trainer implements AutoCloseable {
             epoch = s.epoch();
             batchIndex = s.batchIndex();
             microStep = s.microStep();
-            loadOptimizer(unetShard, resume.resolve("optimizer").resolve("unet"));
-            loadOptimizer(teShard, resume.resolve("optimizer").resolve("text_encoder"));
+            Resume.loadOptimizer(unetShard, resume, "unet");
+            Resume.loadOptimizer(teShard, resume, "text_encoder");
         }
         this.plan = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), epoch);
         LOG.info("training {} images ({} batches/epoch), {} optimizer steps, unet {} trainable tensors, text encoder {}",
                 items.size(), perEpoch, totalSteps, unetFlat.names.size(), teFlat.names.size());
-    }
-
-    /**
-     * Loads a saved optimizer state re-sharded for this rank's slices: the checkpoint may come from
-     * any number of workers (one folder, or one {@code rank-R} folder per worker).
-     */
-    private static void loadOptimizer(ShardedParams p, Path dir) {
-        if (p.optimizer() == null) {
-            return;
-        }
-        List<dev.dreamcluster.optim.OptimizerState> parts = new ArrayList<>();
-        if (Files.isRegularFile(dir.resolve(OptimizerStateFile.JSON))) {
-            parts.add(OptimizerStateFile.read(dir));
-        } else {
-            try (var list = Files.list(dir)) {
-                for (Path r : list.filter(q -> q.getFileName().toString().startsWith("rank-")).sorted().toList()) {
-                    parts.add(OptimizerStateFile.read(r));
-                }
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot read optimizer state in " + dir, e);
-            }
-        }
-        p.optimizer().load(dev.dreamcluster.optim.OptimizerState.reshard(parts, p.slices));
     }
 
     private LrSchedule schedule(ComponentConfig c) {
@@ -447,8 +430,9 @@ public final class Trainer implements AutoCloseable {
                 byte[] state = dev.dreamcluster.config.Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(
                         new TrainerState(step, epoch, batchIndex, microStep).toJson(cfg, ResolvedConfigJson.write(opt))
                                 .put("world_size", world));
-                OptimizerStateFile.writeAtomically(tmp.resolve(TrainerState.FILE), java.nio.ByteBuffer.wrap(state));
+                dev.dreamcluster.io.AtomicFiles.write(tmp.resolve(TrainerState.FILE), state);
             });
+            CheckpointPruner.prune(dir.toAbsolutePath(), cfg.keepLastNCheckpoints());
         }
         barrier(); // returns on every rank once the checkpoint is committed
     }

@@ -3,6 +3,7 @@ package dev.dreamcluster.worker.train;
 import dev.dreamcluster.config.TrainConfig;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.config.Json;
 import java.nio.file.Path;
 
@@ -31,12 +32,24 @@ record TrainerState(int step, int epoch, int batchIndex, long microStep) {
         return n;
     }
 
+    /** Reads a checkpoint's state; every field must be a whole number in range (never "two", never -5). */
     static TrainerState read(Path checkpoint) {
-        JsonNode n = Json.readObject(checkpoint.resolve(FILE), checkpoint.resolve(FILE).toString());
+        Path file = checkpoint.resolve(FILE);
+        JsonNode n = Json.readObject(file, file.toString());
         if (!"dreamcluster-trainer-state".equals(n.path("format").asText())) {
-            throw new IllegalArgumentException(checkpoint + " is not a DreamCluster checkpoint");
+            throw new ConfigError(file + " at format: " + n.path("format") + " is not allowed (\"dreamcluster-trainer-state\": "
+                    + checkpoint + " is not a DreamCluster checkpoint)");
         }
-        return new TrainerState(n.path("step").asInt(), n.path("epoch").asInt(), n.path("batch_index").asInt(),
-                n.path("micro_step").asLong());
+        int max = Integer.MAX_VALUE;
+        return new TrainerState((int) field(n, file, "step", max), (int) field(n, file, "epoch", max),
+                (int) field(n, file, "batch_index", max), field(n, file, "micro_step", Long.MAX_VALUE));
+    }
+
+    private static long field(JsonNode n, Path file, String key, long max) {
+        String where = file + " at " + key;
+        if (!n.has(key)) {
+            throw new ConfigError(where + ": missing (allowed: a whole number >= 0)");
+        }
+        return Json.wholeNumber(n.get(key), where, 0, max, "a whole number >= 0");
     }
 }

@@ -17,13 +17,11 @@ import dev.dreamcluster.model.Presets;
 import dev.dreamcluster.plan.PlanManifest;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
+import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.protocol.WorkerProtocol;
 import dev.dreamcluster.safetensors.DType;
 import dev.dreamcluster.worker.data.SyntheticDataset;
 import dev.dreamcluster.worker.fixture.TinyRun;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -39,6 +37,20 @@ import org.junit.jupiter.api.io.TempDir;
  * starts training.
  */
 class WorkerTest {
+    /** A cluster node as the CLI starts one (the worker watches cluster membership for its coordinator). */
+    static final com.typesafe.config.Config NODE = com.typesafe.config.ConfigFactory.parseString("akka.cluster.roles = [coordinator, worker]")
+            .withFallback(com.typesafe.config.ConfigFactory.parseResources("dreamcluster-node.conf"))
+            .withFallback(com.typesafe.config.ConfigFactory.load());
+    static final String SECRET = dev.dreamcluster.collective.RingCollective.newSecret();
+
+    /** Plans count only from the coordinator's node: this one-node cluster (roles coordinator and worker) is it. */
+    static ActorTestKit node(String name) {
+        ActorTestKit kit = ActorTestKit.create(name, NODE);
+        var cluster = akka.cluster.typed.Cluster.get(kit.system());
+        cluster.manager().tell(akka.cluster.typed.Join.create(cluster.selfMember().address()));
+        return kit;
+    }
+
     static RunConfig config(Path tmp, String optimizerJson) throws Exception {
         Files.writeString(tmp.resolve("opt.json"), optimizerJson);
         Files.writeString(tmp.resolve("train.json"), "{\"data_root\": \"data\", \"resume_ckpt\": \"model\", \"optimizer_config\": \"opt.json\","
@@ -48,7 +60,7 @@ class WorkerTest {
     }
 
     static RunPlan plan(long id, PlanManifest coordinator, RunConfig sent) {
-        return new RunPlan(id, coordinator.hash(), coordinator.lines(), List.of("127.0.0.1:1", "127.0.0.1:2"), sent.toJson(), "");
+        return new RunPlan(id, 0, coordinator.hash(), coordinator.lines(), List.of("127.0.0.1:1", "127.0.0.1:2"), sent.toJson(), "", SECRET);
     }
 
     @Test
@@ -60,27 +72,30 @@ class WorkerTest {
         RunConfig otherLr = config(tmp, "{\"base\": {\"lr\": 2e-4}, \"text_encoder_freezing\": {\"freeze_front_n_layers\": 2}}");
         RunConfig otherFreezing = config(tmp, "{\"base\": {\"lr\": 1e-4}, \"text_encoder_freezing\": {\"freeze_front_n_layers\": 3}}");
 
-        ActorTestKit kit = ActorTestKit.create("worker-test");
+        ActorTestKit kit = node("worker-test");
         try {
-            ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
             CompletableFuture<Worker.ComputeEnded> ended = new CompletableFuture<>();
-            var worker = kit.spawn(Worker.create(server, "127.0.0.1:1234", LocalPaths.PLAN, ended));
+            var worker = kit.spawn(Worker.create(RingEndpoint.loopback(), LocalPaths.PLAN, ended));
             TestProbe<CoordinatorProtocol.Command> coord = kit.createTestProbe();
             ActorRef<WorkerProtocol.Command> ref = registered(kit);
-            ref.tell(new WorkerProtocol.Identify(coord.getRef()));
-            assertEquals("127.0.0.1:1234", coord.expectMessageClass(CoordinatorProtocol.WorkerIdentified.class).dataAddress());
+            SenderGate.tell(ref, new WorkerProtocol.Identify(coord.getRef()), coord.getRef());
+            assertTrue(coord.expectMessageClass(CoordinatorProtocol.WorkerIdentified.class).dataAddress().startsWith("127.0.0.1:"));
 
+            ref.tell(new WorkerProtocol.AssignPlan(plan(6, here, run), 1, coord.getRef())); // no sender: ignored
+            coord.expectNoMessage(Duration.ofMillis(500));
             // the coordinator resolved lr 2e-4, but the plan carries a config with 1e-4 (a skewed or tampered plan)
-            ref.tell(new WorkerProtocol.AssignPlan(plan(7, PlanManifest.compute(otherLr, 2, null), run), 1, coord.getRef()));
+            SenderGate.tell(ref, new WorkerProtocol.AssignPlan(plan(7, PlanManifest.compute(otherLr, 2, null), run), 1, coord.getRef()),
+                    coord.getRef());
             String why = refusal(coord);
             assertTrue(why.contains("config key unet.lr") && why.contains("0.0002") && why.contains("0.0001"), why);
 
-            ref.tell(new WorkerProtocol.AssignPlan(plan(8, PlanManifest.compute(otherFreezing, 2, null), run), 1, coord.getRef()));
+            SenderGate.tell(ref, new WorkerProtocol.AssignPlan(plan(8, PlanManifest.compute(otherFreezing, 2, null), run), 1,
+                    coord.getRef()), coord.getRef());
             why = refusal(coord);
             assertTrue(why.contains("config key text_encoder_freezing.frozen_layers") && why.contains("[0,1,2]"), why);
             assertTrue(why.contains("parameter layout of the text_encoder"), why);
 
-            ref.tell(new WorkerProtocol.AssignPlan(plan(9, here, run), 1, coord.getRef()));
+            SenderGate.tell(ref, new WorkerProtocol.AssignPlan(plan(9, here, run), 1, coord.getRef()), coord.getRef());
             assertEquals(1, coord.expectMessageClass(CoordinatorProtocol.PlanAccepted.class, Duration.ofSeconds(20)).rank());
             assertTrue(!ended.isDone(), "accepting a plan starts nothing before StartRun");
             kit.stop(worker);
@@ -108,14 +123,13 @@ class WorkerTest {
         }
         Files.writeString(caption, Files.readString(caption) + " changed");
 
-        ActorTestKit kit = ActorTestKit.create("worker-test-copies");
+        ActorTestKit kit = node("worker-test-copies");
         try {
-            ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
             LocalPaths mine = new LocalPaths(copy.resolve("data"), copy.resolve("model"), copy.resolve("out"), null);
-            var worker = kit.spawn(Worker.create(server, "127.0.0.1:1235", mine, new CompletableFuture<>()));
+            var worker = kit.spawn(Worker.create(RingEndpoint.loopback(), mine, new CompletableFuture<>()));
             TestProbe<CoordinatorProtocol.Command> coord = kit.createTestProbe();
             ActorRef<WorkerProtocol.Command> ref = registered(kit);
-            ref.tell(new WorkerProtocol.AssignPlan(plan(10, coordinator, run), 0, coord.getRef()));
+            SenderGate.tell(ref, new WorkerProtocol.AssignPlan(plan(10, coordinator, run), 0, coord.getRef()), coord.getRef());
             String why = refusal(coord);
             assertTrue(why.contains("model file unet/diffusion_pytorch_model.safetensors"), why);
             assertTrue(why.contains("data file " + caption.getFileName()), why);

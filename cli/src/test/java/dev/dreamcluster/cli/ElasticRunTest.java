@@ -1,0 +1,222 @@
+package dev.dreamcluster.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.dreamcluster.config.Json;
+import dev.dreamcluster.worker.fixture.TinyRun;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Elastic runs with real worker JVMs: a lost worker shrinks the run, which continues from the last
+ * committed checkpoint exactly as a resume on fewer workers would; a stopped (SIGSTOP) worker is
+ * detected, removed, and exits once continued; a worker that joins late is admitted at the next
+ * checkpoint; a lost coordinator ends every worker; a worker that never arrives ends the run.
+ */
+class ElasticRunTest {
+    private static final Pattern GENERATION = Pattern.compile("generation (\\d+) started on (\\d+) workers from step (\\d+)");
+    private final List<Process> processes = new ArrayList<>();
+
+    @AfterEach
+    void killLeftovers() {
+        processes.forEach(Process::destroyForcibly);
+    }
+
+    Process cli(Path log, String... args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Dai.djl.offline=true", "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1",
+                "-Ddreamcluster.optimizer.threads=1", "-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        cmd.addAll(List.of(args));
+        cmd.addAll(List.of("--keys", TestKeys.node(log.getParent())));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        processes.add(p);
+        return p;
+    }
+
+    static int lastStep(Path metrics) throws Exception {
+        if (!Files.exists(metrics)) {
+            return -1;
+        }
+        List<String> lines = Files.readAllLines(metrics);
+        for (int i = lines.size() - 1; i >= 0; i--) {
+            try {
+                return Json.MAPPER.readTree(lines.get(i)).path("step").intValue();
+            } catch (Exception partialLine) {
+                // the line being written
+            }
+        }
+        return -1;
+    }
+
+    /** Waits for metrics.jsonl to reach {@code step}; fails early if {@code run} ended first. */
+    static void awaitStep(Path metrics, int step, java.util.function.Supplier<String> endedWith) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(240);
+        while (lastStep(metrics) < step && System.nanoTime() < deadline) {
+            String ended = endedWith.get();
+            if (ended != null) {
+                throw new AssertionError("the run ended before step " + step + ": " + ended);
+            }
+            Thread.sleep(50);
+        }
+        assertTrue(lastStep(metrics) >= step, "the run reached step " + step);
+    }
+
+    static java.util.function.Supplier<String> ended(CompletableFuture<Cli> run) {
+        return () -> run.isDone() ? run.join().out() + run.join().err() : null;
+    }
+
+    static java.util.function.Supplier<String> ended(Process p, Path log) {
+        return () -> {
+            try {
+                return p.isAlive() ? null : "exit " + p.exitValue() + ": " + Files.readString(log);
+            } catch (java.io.IOException e) {
+                return e.toString();
+            }
+        };
+    }
+
+    /** "generation G started on W workers from step S" lines of a launcher's output: {G, W, S} each. */
+    static List<int[]> generations(String output) {
+        List<int[]> g = new ArrayList<>();
+        Matcher m = GENERATION.matcher(output);
+        while (m.find()) {
+            g.add(new int[] {Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)), Integer.parseInt(m.group(3))});
+        }
+        return g;
+    }
+
+    static void assertBitIdentical(Path a, Path b) {
+        double worst = TinyRun.worstRelativeDifference(a, b, a);
+        assertEquals(0.0, worst, "final weights of " + a + " and " + b);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"adamw", "adamw8bit"})
+    void aKilledWorkerShrinksTheRunWhichEqualsAResumeOnTheSurvivors(String optimizer, @TempDir Path tmp) throws Exception {
+        Path trainJson = TinyRun.write(tmp, TinyRun.optimizer(optimizer), 12, "\"batch_size\": 6, \"save_every_n_steps\": 5,"
+                + " \"save_full_precision\": true");
+        Path out = tmp.resolve("elastic");
+        CompletableFuture<Cli> run = CompletableFuture.supplyAsync(() -> Cli.run("train", "--config", trainJson.toString(),
+                "--workers", "3", "--min_workers", "2", "--max_steps", "20", "--out", out.toString()));
+        awaitStep(out.resolve("metrics.jsonl"), 6, ended(run));
+        ProcessHandle victim = ProcessHandle.current().children().filter(ProcessHandle::isAlive).reduce((a, b) -> b).orElseThrow();
+        victim.destroyForcibly();
+        Cli r = run.get(300, TimeUnit.SECONDS);
+        assertEquals(0, r.status(), r.out() + r.err());
+        List<int[]> gens = generations(r.err());
+        assertEquals(2, gens.size(), r.err());
+        assertEquals(3, gens.get(0)[1]);
+        assertEquals(2, gens.get(1)[1], "the second generation runs on the 2 survivors");
+        int from = gens.get(1)[2];
+        assertTrue(from >= 5 && from % 5 == 0, "restarted from a committed checkpoint: step " + from);
+        assertTrue(r.err().contains("worker lost"), r.err());
+        assertEquals(20, lastStep(out.resolve("metrics.jsonl")));
+
+        // the reference: that checkpoint, written by 3 workers, resumed on 2
+        Path ref = tmp.resolve("resumed");
+        Cli resumed = Cli.run("train", "--config", trainJson.toString(), "--workers", "2", "--max_steps", "20", "--out", ref.toString(),
+                "--resume", out.resolve(String.format("checkpoints/step-%06d", from)).toString());
+        assertEquals(0, resumed.status(), resumed.err());
+        assertBitIdentical(ref.resolve("final"), out.resolve("final"));
+    }
+
+    @Test
+    void aStoppedWorkerIsRemovedAndTheRunGoesOnWithoutIt(@TempDir Path tmp) throws Exception {
+        Path trainJson = TinyRun.write(tmp, TinyRun.optimizer("adamw"), 12, "\"save_every_n_steps\": 4");
+        Path out = tmp.resolve("run");
+        int port = ClusterTrainingTest.freePort();
+        Process coordinator = cli(tmp.resolve("coordinator.log"), "coordinator", "--config", trainJson.toString(), "--bind",
+                "127.0.0.1:" + port, "--min_workers", "1", "--max_workers", "2", "--max_steps", "40", "--out", out.toString());
+        Process a = cli(tmp.resolve("a.log"), "worker", "--join", "127.0.0.1:" + port);
+        Process b = cli(tmp.resolve("b.log"), "worker", "--join", "127.0.0.1:" + port);
+        awaitStep(out.resolve("metrics.jsonl"), 6, ended(coordinator, tmp.resolve("coordinator.log")));
+        String before = Files.readString(tmp.resolve("coordinator.log"));
+        assertTrue(generations(before).stream().anyMatch(g -> g[1] == 2), "2 workers trained together:\n" + before);
+        new ProcessBuilder("kill", "-STOP", Long.toString(b.pid())).start().waitFor();
+        try {
+            assertTrue(coordinator.waitFor(240, TimeUnit.SECONDS), "the run finished without the stopped worker");
+        } finally {
+            new ProcessBuilder("kill", "-CONT", Long.toString(b.pid())).start().waitFor();
+        }
+        String log = Files.readString(tmp.resolve("coordinator.log"));
+        assertEquals(0, coordinator.exitValue(), log);
+        assertTrue(log.contains("worker lost") && generations(log).stream().anyMatch(g -> g[1] == 1), log);
+        assertTrue(a.waitFor(60, TimeUnit.SECONDS) && a.exitValue() == 0, Files.readString(tmp.resolve("a.log")));
+        assertTrue(b.waitFor(60, TimeUnit.SECONDS), "the continued worker exits");
+        assertEquals(3, b.exitValue());
+        assertTrue(Files.readString(tmp.resolve("b.log")).contains("error: worker:"), Files.readString(tmp.resolve("b.log")));
+    }
+
+    @Test
+    void aLateWorkerIsAdmittedAtTheNextCheckpointAndTheRunEqualsAResume(@TempDir Path tmp) throws Exception {
+        Path trainJson = TinyRun.write(tmp, TinyRun.optimizer("adamw"), 12, "\"save_every_n_steps\": 4, \"save_full_precision\": true");
+        Path out = tmp.resolve("grow");
+        int port = ClusterTrainingTest.freePort();
+        Process coordinator = cli(tmp.resolve("coordinator.log"), "coordinator", "--config", trainJson.toString(), "--bind",
+                "127.0.0.1:" + port, "--min_workers", "1", "--max_workers", "2", "--max_steps", "60", "--out", out.toString());
+        cli(tmp.resolve("a.log"), "worker", "--join", "127.0.0.1:" + port);
+        awaitStep(out.resolve("metrics.jsonl"), 1, ended(coordinator, tmp.resolve("coordinator.log")));
+        cli(tmp.resolve("b.log"), "worker", "--join", "127.0.0.1:" + port);
+        assertTrue(coordinator.waitFor(240, TimeUnit.SECONDS));
+        String log = Files.readString(tmp.resolve("coordinator.log"));
+        assertEquals(0, coordinator.exitValue(), log);
+        List<int[]> gens = generations(log);
+        assertEquals(2, gens.size(), log);
+        assertEquals(1, gens.get(0)[1]);
+        assertEquals(2, gens.get(1)[1], "the late worker joined the second generation");
+        int from = gens.get(1)[2];
+        assertTrue(from > 0 && from % 4 == 0, "grown at a checkpoint boundary: step " + from);
+        Path ref = tmp.resolve("resumed");
+        Cli resumed = Cli.run("train", "--config", trainJson.toString(), "--workers", "2", "--max_steps", "60", "--out", ref.toString(),
+                "--resume", out.resolve(String.format("checkpoints/step-%06d", from)).toString());
+        assertEquals(0, resumed.status(), resumed.err());
+        assertBitIdentical(ref.resolve("final"), out.resolve("final"));
+    }
+
+    @Test
+    void losingTheCoordinatorEndsEveryWorker(@TempDir Path tmp) throws Exception {
+        Path trainJson = TinyRun.write(tmp, TinyRun.optimizer("adamw"), 12, "");
+        Path out = tmp.resolve("run");
+        int port = ClusterTrainingTest.freePort();
+        Process coordinator = cli(tmp.resolve("coordinator.log"), "coordinator", "--config", trainJson.toString(), "--bind",
+                "127.0.0.1:" + port, "--min_workers", "2", "--max_steps", "1000", "--out", out.toString());
+        Process a = cli(tmp.resolve("a.log"), "worker", "--join", "127.0.0.1:" + port);
+        Process b = cli(tmp.resolve("b.log"), "worker", "--join", "127.0.0.1:" + port);
+        awaitStep(out.resolve("metrics.jsonl"), 2, ended(coordinator, tmp.resolve("coordinator.log")));
+        coordinator.destroyForcibly();
+        long t0 = System.nanoTime();
+        assertTrue(a.waitFor(60, TimeUnit.SECONDS) && b.waitFor(60, TimeUnit.SECONDS), "every worker exits within 60 s");
+        System.out.printf("workers exited %.1f s after the coordinator was killed%n", (System.nanoTime() - t0) / 1e9);
+        assertEquals(3, a.exitValue());
+        assertTrue(Files.readString(tmp.resolve("a.log")).contains("coordinator"), Files.readString(tmp.resolve("a.log")));
+        Thread.sleep(500);
+        assertTrue(ProcessHandle.current().children().noneMatch(ProcessHandle::isAlive), "no process left behind");
+    }
+
+    @Test
+    void aWorkerThatNeverArrivesEndsTheRunAfterTheJoinTimeout(@TempDir Path tmp) throws Exception {
+        Path trainJson = TinyRun.write(tmp, TinyRun.optimizer("adamw"), 4, "");
+        int port = ClusterTrainingTest.freePort();
+        Process coordinator = cli(tmp.resolve("coordinator.log"), "coordinator", "--config", trainJson.toString(), "--bind",
+                "127.0.0.1:" + port, "--min_workers", "2", "--join_timeout", "5", "--max_steps", "2", "--out",
+                tmp.resolve("run2").toString());
+        Process a = cli(tmp.resolve("a.log"), "worker", "--join", "127.0.0.1:" + port);
+        assertTrue(coordinator.waitFor(120, TimeUnit.SECONDS), "the coordinator gives up");
+        String log = Files.readString(tmp.resolve("coordinator.log"));
+        assertEquals(3, coordinator.exitValue(), log);
+        assertTrue(log.contains("only 1 of 2 workers joined within 5 s"), log);
+        assertTrue(a.waitFor(60, TimeUnit.SECONDS), "the waiting worker is told to stop");
+    }
+}
