@@ -78,7 +78,7 @@ public final class TrainJsonKeys {
                 "min_workers", "max_workers", "join_timeout", "rejoin_timeout")) {
             ok(k);
         }
-        for (String k : List.of("logdir", "run_name", "sample_prompts", "sample_steps", "no_save_ckpt",
+        for (String k : List.of("logdir", "run_name", "sample_prompts", "sample_steps", "save_single_file", "no_save_ckpt",
                 "ema_sample_ema_model", "ema_sample_nonema_model")) {
             outputs(k);
         }
