@@ -96,6 +96,7 @@ class CheckpointWithoutSharedFsTest {
         }
         List<Process> ps = new ArrayList<>();
         List<Path> logs = new ArrayList<>();
+        String secret = dev.dreamcluster.collective.RingCollective.newSecret();
         try {
             for (int r = 0; r < 2; r++) {
                 List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
@@ -108,7 +109,9 @@ class CheckpointWithoutSharedFsTest {
                 }
                 Path log = out.resolveSibling(out.getFileName().toString().replace("{rank}", Integer.toString(r)) + ".log");
                 logs.add(log);
-                ps.add(new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start());
+                ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+                pb.environment().put(RingTrainMain.SECRET_ENV, secret);
+                ps.add(pb.start());
             }
             int code = 0;
             for (Process p : ps) {
