@@ -69,7 +69,8 @@ final class RunFlags {
 
     /**
      * The coordinator's settings for this run: the plan manifest of this node's model and data for a
-     * world of min_workers, the bounds of every wait. {@code defaultWorkers}: the embedded cluster's --workers.
+     * world of min_workers, the bounds of every wait. {@code defaultWorkers}: the embedded cluster's --workers (> 1),
+     * or 1 for the coordinator command.
      */
     dev.dreamcluster.coordinator.CoordinatorSettings coordinatorSettings(RunConfig cfg, int defaultWorkers) {
         com.fasterxml.jackson.databind.JsonNode j = Json.readObject(config, config.toString());
@@ -82,7 +83,9 @@ final class RunFlags {
         }
         var timeouts = new dev.dreamcluster.coordinator.CoordinatorSettings.Timeouts(
                 java.time.Duration.ofSeconds(count(joinTimeout, "--join_timeout", j, "join_timeout", 1800)),
-                java.time.Duration.ofSeconds(count(rejoinTimeout, "--rejoin_timeout", j, "rejoin_timeout", 600)),
+                // the embedded cluster starts no new workers: below min_workers it stops at once unless told to wait
+                java.time.Duration.ofSeconds(rejoinTimeout == null && !j.hasNonNull("rejoin_timeout") && defaultWorkers > 1 ? 0
+                        : count(rejoinTimeout, "--rejoin_timeout", j, "rejoin_timeout", 600)),
                 dev.dreamcluster.coordinator.CoordinatorSettings.Timeouts.DEFAULT.accept(),
                 dev.dreamcluster.coordinator.CoordinatorSettings.Timeouts.DEFAULT.abort());
         long runId = System.nanoTime() ^ ProcessHandle.current().pid();
