@@ -37,6 +37,9 @@ final class CoordinatorCommand implements Callable<Integer> {
     @Option(names = "--max_steps", paramLabel = "K")
     Integer maxSteps;
 
+    @Option(names = "--collective", paramLabel = "K", description = "auto (NCCL when every worker offers it, else the ring), ring or nccl")
+    String collective;
+
     @Override
     public Integer call() throws Exception {
         if (!Files.isRegularFile(config)) {
@@ -54,7 +57,10 @@ final class CoordinatorCommand implements Callable<Integer> {
         long runId = System.nanoTime() ^ ProcessHandle.current().pid();
         String hash = Worker.localPlanHash(new RunPlan(runId, "", Collections.nCopies(minWorkers, b[0] + ":0"), trainJson.toString(),
                 steps, cfg.out().toString()));
-        CoordinatorSettings settings = new CoordinatorSettings(minWorkers, runId, hash, trainJson, steps, cfg.out());
+        java.util.HashMap<String, Object> compute = new java.util.HashMap<>();
+        compute.put("collective", collective);
+        CoordinatorSettings settings = new CoordinatorSettings(minWorkers, runId, hash, trainJson, steps, cfg.out(),
+                dev.dreamcluster.worker.train.ComputeConfig.load(trainJson, compute).collective());
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
         ActorSystem<Void> system = Nodes.startCoordinator(settings, b[0], Integer.parseInt(b[1]), done);
         try {

@@ -25,6 +25,7 @@ final class EmbeddedCluster {
     private final int workers;
     private final String host;
     private final int bindPort;
+    private DeviceOptions device = new DeviceOptions();
 
     EmbeddedCluster(Path trainJson, TrainConfig cfg, int workers, String host, int bindPort) {
         this.trainJson = trainJson;
@@ -34,13 +35,20 @@ final class EmbeddedCluster {
         this.bindPort = bindPort;
     }
 
+    /** The workers' --device/--collective and the PYTORCH_* settings (already applied to this JVM). */
+    EmbeddedCluster withDevice(DeviceOptions d) {
+        this.device = d;
+        return this;
+    }
+
     int run(java.io.PrintWriter out, java.io.PrintWriter err) throws Exception {
         long runId = System.nanoTime() ^ ProcessHandle.current().pid();
         int maxSteps = cfg.maxSteps() == null ? 0 : cfg.maxSteps();
         RunPlan probe = new RunPlan(runId, "", Collections.nCopies(workers, "127.0.0.1:0"), trainJson.toString(), maxSteps,
                 cfg.out().toString());
         String hash = Worker.localPlanHash(probe);
-        CoordinatorSettings settings = new CoordinatorSettings(workers, runId, hash, trainJson, maxSteps, cfg.out());
+        CoordinatorSettings settings = new CoordinatorSettings(workers, runId, hash, trainJson, maxSteps, cfg.out(),
+                dev.dreamcluster.worker.train.ComputeConfig.load(trainJson, device.overrides()).collective());
         Files.createDirectories(cfg.out());
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
         ActorSystem<Void> system = Nodes.startCoordinator(settings, host, bindPort, done);
@@ -53,10 +61,14 @@ final class EmbeddedCluster {
             // optimizer's thread pools oversubscribe the CPU (measured 5x slower on 2 cores)
             int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / workers);
             for (int r = 0; r < workers; r++) {
-                children.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
-                        "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1",
-                        "-Ddreamcluster.optimizer.threads=" + threads,
-                        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker", "--seed", host + ":" + port, "--bind", host + ":0")
+                List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                        "-Dai.djl.offline=true", "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1",
+                        "-Ddreamcluster.optimizer.threads=" + threads));
+                cmd.addAll(device.jvmFlags()); // PYTORCH_LIBRARY_PATH/VERSION/FLAVOR for a GPU
+                cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker", "--seed", host + ":" + port,
+                        "--bind", host + ":0"));
+                cmd.addAll(device.workerFlags(r)); // gpu:N becomes gpu:(N + r): one GPU per worker
+                children.add(new ProcessBuilder(cmd)
                         .redirectErrorStream(true).redirectOutput(cfg.out().resolve("worker-" + r + ".log").toFile()).start());
             }
             System.err.println("coordinator on " + host + ":" + port + ", " + workers + " workers starting (logs in "

@@ -9,6 +9,7 @@ import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.model.Presets;
 import dev.dreamcluster.safetensors.DType;
 import dev.dreamcluster.worker.data.SyntheticDataset;
+import dev.dreamcluster.worker.train.ComputeConfig;
 import dev.dreamcluster.worker.train.StepResult;
 import dev.dreamcluster.worker.train.TrainConfig;
 import dev.dreamcluster.worker.train.TrainingRun;
@@ -45,6 +46,9 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--resume", paramLabel = "CKPT", description = "continue exactly from a checkpoint folder")
     Path resume;
 
+    @Mixin
+    DeviceOptions device = new DeviceOptions();
+
     @Option(names = "--workers", paramLabel = "N", defaultValue = "1", description = "worker processes (this build: 1)")
     int workers;
 
@@ -73,6 +77,7 @@ final class TrainCommand implements Callable<Integer> {
         if (resume != null && !Files.isRegularFile(resume.resolve("trainer_state.json"))) {
             throw new ConfigError("--resume: " + Json.quote(resume.toString()) + " is not a checkpoint (no trainer_state.json)");
         }
+        device.apply(); // before DJL loads: a GPU needs the CUDA libtorch
         Map<String, Object> overrides = new HashMap<>();
         overrides.put("max_steps", maxSteps);
         overrides.put("seed", seed);
@@ -89,10 +94,10 @@ final class TrainCommand implements Callable<Integer> {
         spec.commandLine().getErr().flush();
         if (workers > 1) {
             String[] b = Nodes.hostPort(coordinatorBind, "--coordinator_bind");
-            return new EmbeddedCluster(config.toAbsolutePath(), cfg, workers, b[0], Integer.parseInt(b[1]))
+            return new EmbeddedCluster(config.toAbsolutePath(), cfg, workers, b[0], Integer.parseInt(b[1])).withDevice(device)
                     .run(spec.commandLine().getOut(), spec.commandLine().getErr());
         }
-        StepResult last = new TrainingRun(cfg, opt, resume, System.err).run();
+        StepResult last = new TrainingRun(cfg, opt, resume, System.err, ComputeConfig.load(config, device.overrides())).run();
         spec.commandLine().getOut().printf("done: %d steps, last loss %.4f, val_loss %.4f; model in %s%n", last == null ? 0 : last.step(),
                 last == null ? Double.NaN : last.loss(), last == null ? Double.NaN : last.valLoss(), cfg.out().resolve("final"));
         spec.commandLine().getOut().flush();

@@ -22,21 +22,22 @@ final class WorkerCommand implements Callable<Integer> {
     @Option(names = "--data", paramLabel = "HOST:PORT", description = "ring socket address (default: bind host, any port)")
     String data;
 
-    @Option(names = "--device", paramLabel = "D", defaultValue = "cpu", description = "cpu (gpu:N needs a libtorch with CUDA)")
-    String device;
+    @picocli.CommandLine.Mixin
+    DeviceOptions device = new DeviceOptions();
 
     @Override
     public Integer call() throws Exception {
         Nodes.hostPort(seed, "--seed");
         String[] b = Nodes.hostPort(bind, "--bind");
-        if (!device.equals("cpu")) {
-            throw dev.dreamcluster.config.ConfigError.invalid("--device", "\"" + device + "\"",
-                    "cpu: this build's DJL has the CPU libtorch only (set PYTORCH_LIBRARY_PATH to a CUDA libtorch 2.7.1 for GPUs)");
+        device.apply(); // gpu:N: the CUDA libtorch 2.7.1+cu128 is checked and set before DJL loads
+        dev.dreamcluster.worker.node.WorkerCompute compute = dev.dreamcluster.worker.node.WorkerCompute.probe(device.device, device.collective);
+        if ("nccl".equals(device.collective) && compute.offer().ncclUniqueId().isEmpty()) {
+            throw dev.dreamcluster.config.ConfigError.invalid("--collective", "nccl", "ring or auto here: " + compute.offer().notNccl());
         }
         String[] d = data == null ? new String[] {b[0], "0"} : Nodes.hostPort(data, "--data");
         ServerSocketChannel server = ServerSocketChannel.open().bind(new InetSocketAddress(d[0], Integer.parseInt(d[1])));
         InetSocketAddress bound = (InetSocketAddress) server.getLocalAddress();
-        ActorSystem<Worker.Command> system = Nodes.start(Worker.create(server, d[0] + ":" + bound.getPort()), "worker", b[0],
+        ActorSystem<Worker.Command> system = Nodes.start(Worker.create(server, d[0] + ":" + bound.getPort(), compute), "worker", b[0],
                 Integer.parseInt(b[1]), seed);
         system.getWhenTerminated().toCompletableFuture().get(7, TimeUnit.DAYS);
         Worker.ComputeEnded end = Worker.ended;

@@ -55,6 +55,7 @@ public final class Coordinator {
     private final ActorRef<CoordinatorProtocol.Command> replies;
     private final Set<ActorRef<WorkerProtocol.Command>> asked = new HashSet<>();
     private final Map<ActorRef<WorkerProtocol.Command>, String> identified = new LinkedHashMap<>();
+    private final Map<ActorRef<WorkerProtocol.Command>, dev.dreamcluster.protocol.DataPlane.Offer> offers = new LinkedHashMap<>();
     private final List<ActorRef<WorkerProtocol.Command>> ranks = new ArrayList<>();
     private final Set<Integer> accepted = new HashSet<>();
     private final Map<Integer, Boolean> ended = new HashMap<>();
@@ -130,6 +131,7 @@ public final class Coordinator {
     private Behavior<Command> onWaitingReply(FromWorker m) {
         if (m.message() instanceof CoordinatorProtocol.WorkerIdentified id) {
             identified.put(id.worker(), id.dataAddress());
+            offers.put(id.worker(), id.offer());
             ctx.getLog().info("worker {} at {} ({} of {})", id.worker().path(), id.dataAddress(), identified.size(), settings.minWorkers());
             if (identified.size() >= settings.minWorkers()) {
                 return assignPlan();
@@ -143,8 +145,15 @@ public final class Coordinator {
         identified.keySet().stream().sorted(Comparator.comparing(r -> r.path().toString())).limit(settings.minWorkers())
                 .forEach(ranks::add);
         List<String> peers = ranks.stream().map(identified::get).toList();
+        dev.dreamcluster.protocol.DataPlane dataPlane;
+        try { // rank 0's NCCL id when every rank offers one (and --collective allows), else the ring
+            dataPlane = dev.dreamcluster.protocol.DataPlane.choose(settings.collective(), ranks.stream().map(offers::get).toList(),
+                    line -> ctx.getLog().info(line));
+        } catch (dev.dreamcluster.config.ConfigError e) {
+            return fail(e.getMessage());
+        }
         RunPlan plan = new RunPlan(settings.runId(), settings.planHash(), peers, settings.trainJson().toString(),
-                settings.maxSteps(), settings.out().toString());
+                settings.maxSteps(), settings.out().toString(), dataPlane);
         for (int r = 0; r < ranks.size(); r++) {
             ranks.get(r).tell(new WorkerProtocol.AssignPlan(plan, r, replies));
         }

@@ -47,6 +47,10 @@ public final class Nccl {
                 m = c.getMessage();
             }
             m = m.lines().findFirst().orElse(m);
+            int so = m.indexOf(".so: ");
+            if (so > 0 && m.lastIndexOf('/', so) >= 0) {
+                m = m.substring(so + 5); // the missing library, not the cache path of the bridge that needed it
+            }
             return "CUDA/NCCL cannot be loaded here (" + (m.length() > 160 ? m.substring(0, 160) + "..." : m)
                     + "); a GPU worker needs the NVIDIA driver (libcuda.so.1), " + runtimeName()
                     + " and libnccl.so.2 on the library path";

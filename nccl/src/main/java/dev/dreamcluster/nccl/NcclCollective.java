@@ -35,8 +35,10 @@ import org.bytedeco.javacpp.Pointer;
  * one compute thread calls it; only {@link #close()} may come from elsewhere.
  */
 public final class NcclCollective implements Collective {
-    public static final int FLOAT32 = nccl.ncclFloat32;
-    public static final int BFLOAT16 = nccl.ncclBfloat16;
+    /** ncclDataType_t values (NCCL's ABI; literals so that this class initialises without CUDA). */
+    public static final int FLOAT32 = 7;
+    public static final int BFLOAT16 = 9;
+    static final int FLOAT16 = 6;
     /** NCCL_API_MAGIC (0xcafebeef); the 12.9 presets do not export it, NCCL checks it in every config. */
     static final int CONFIG_MAGIC = 0xcafebeef;
     /** NCCL_CONFIG_UNDEF_INT: "use NCCL's default or the NCCL_* variable" for every int field. */
@@ -237,7 +239,7 @@ public final class NcclCollective implements Collective {
     }
 
     static long bytes(int dtype) {
-        return dtype == FLOAT32 ? 4 : dtype == BFLOAT16 || dtype == nccl.ncclFloat16 ? 2 : 1;
+        return dtype == FLOAT32 ? 4 : dtype == BFLOAT16 || dtype == FLOAT16 ? 2 : 1;
     }
 
     // ---- staging ----

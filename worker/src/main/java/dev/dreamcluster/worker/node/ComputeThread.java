@@ -10,6 +10,7 @@ import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.safetensors.DType;
+import dev.dreamcluster.worker.train.ComputeConfig;
 import dev.dreamcluster.worker.train.StepResult;
 import dev.dreamcluster.worker.train.TrainConfig;
 import dev.dreamcluster.worker.train.Trainer;
@@ -34,10 +35,12 @@ final class ComputeThread extends Thread {
     private final ActorRef<CoordinatorProtocol.Command> coordinator;
     private final ActorRef<Worker.Command> worker;
     private volatile Collective ring;
+    private final WorkerCompute workerCompute;
 
     ComputeThread(RunPlan plan, int rank, ServerSocketChannel server, ActorRef<CoordinatorProtocol.Command> coordinator,
-            ActorRef<Worker.Command> worker) {
+            ActorRef<Worker.Command> worker, WorkerCompute workerCompute) {
         super("dreamcluster-compute-" + rank);
+        this.workerCompute = workerCompute;
         this.plan = plan;
         this.rank = rank;
         this.server = server;
@@ -66,9 +69,9 @@ final class ComputeThread extends Thread {
             TrainConfig cfg = TrainConfig.load(trainJson, overrides);
             int layers = DiffusersFolder.read(cfg.model()).textEncoder().numHiddenLayers();
             ResolvedTrainingConfig opt = ConfigResolver.load(trainJson, CliFlags.NONE, layers);
-            List<InetSocketAddress> peers = RingCollective.parsePeers(plan.peers());
-            try (Collective r = RingCollective.connect(plan.runId(), rank, peers, server, Duration.ofSeconds(60));
-                    Trainer t = new Trainer(cfg, opt, null, w -> System.err.println("rank " + rank + " warning: " + w), r)) {
+            ComputeConfig compute = workerCompute.config(trainJson);
+            try (Collective r = WorkerCompute.connect(plan, rank, server, compute); // the ring, or NCCL when the plan says so
+                    Trainer t = new Trainer(cfg, opt, null, w -> System.err.println("rank " + rank + " warning: " + w), r, compute)) {
                 ring = r;
                 while (t.step() < t.totalSteps()) {
                     long t0 = System.nanoTime();

@@ -37,13 +37,15 @@ public final class Worker {
     private final ServerSocketChannel dataServer;
     private final String dataAddress;
     private final ActorRef<WorkerProtocol.Command> self;
+    private final WorkerCompute workerCompute;
     private RunPlan plan;
     private int rank;
     private ActorRef<CoordinatorProtocol.Command> coordinator;
     private ComputeThread compute;
 
-    private Worker(ActorContext<Command> ctx, ServerSocketChannel dataServer, String dataAddress) {
+    private Worker(ActorContext<Command> ctx, ServerSocketChannel dataServer, String dataAddress, WorkerCompute workerCompute) {
         this.ctx = ctx;
+        this.workerCompute = workerCompute;
         this.dataServer = dataServer;
         this.dataAddress = dataAddress;
         this.self = ctx.messageAdapter(WorkerProtocol.Command.class, Remote::new);
@@ -55,7 +57,12 @@ public final class Worker {
      * @param dataAddress host:port peers reach it at
      */
     public static Behavior<Command> create(ServerSocketChannel dataServer, String dataAddress) {
-        return Behaviors.setup(ctx -> new Worker(ctx, dataServer, dataAddress).idle());
+        return create(dataServer, dataAddress, WorkerCompute.cpu());
+    }
+
+    /** @param workerCompute this worker's --device and its data-plane offer (an NCCL id on a GPU) */
+    public static Behavior<Command> create(ServerSocketChannel dataServer, String dataAddress, WorkerCompute workerCompute) {
+        return Behaviors.setup(ctx -> new Worker(ctx, dataServer, dataAddress, workerCompute).idle());
     }
 
     private Behavior<Command> idle() {
@@ -83,11 +90,11 @@ public final class Worker {
     private Behavior<Command> onRemote(Remote m) {
         WorkerProtocol.Command c = m.message();
         if (c instanceof WorkerProtocol.Identify id) {
-            id.replyTo().tell(new CoordinatorProtocol.WorkerIdentified(self, dataAddress));
+            id.replyTo().tell(new CoordinatorProtocol.WorkerIdentified(self, dataAddress, workerCompute.offer()));
         } else if (c instanceof WorkerProtocol.AssignPlan a) {
             return onAssignPlan(a);
         } else if (c instanceof WorkerProtocol.StartRun s && plan != null && s.runId() == plan.runId() && compute == null) {
-            compute = new ComputeThread(plan, rank, dataServer, coordinator, ctx.getSelf());
+            compute = new ComputeThread(plan, rank, dataServer, coordinator, ctx.getSelf(), workerCompute);
             compute.start();
         } else if (c instanceof WorkerProtocol.StopRun s && plan != null && s.runId() == plan.runId()) {
             ctx.getLog().warn("run {} stopped by the coordinator: {}", s.runId(), s.reason());

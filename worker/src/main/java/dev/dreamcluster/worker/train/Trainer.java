@@ -58,6 +58,7 @@ public final class Trainer implements AutoCloseable {
     private final ModelWeights teWeights;
     private final ModelWeights unetWeights;
     private final ModelWeights vaeWeights;
+    private final ComputeReplica replica;
     private final ClipTextModel textEncoder;
     private final UNetModel unet;
     private final VaeModel vae;
@@ -100,6 +101,12 @@ public final class Trainer implements AutoCloseable {
      *     batch and the optimizer on its shard), or null for one process
      */
     public Trainer(TrainConfig cfg, ResolvedTrainingConfig opt, Path resume, Consumer<String> warn, Collective collective) {
+        this(cfg, opt, resume, warn, collective, ComputeConfig.CPU_FP32);
+    }
+
+    /** @param compute the device and precision (fp32 masters stay in the host's flat buffers either way) */
+    public Trainer(TrainConfig cfg, ResolvedTrainingConfig opt, Path resume, Consumer<String> warn, Collective collective,
+            ComputeConfig compute) {
         this.cfg = cfg;
         this.opt = opt;
         this.collective = collective;
@@ -109,22 +116,26 @@ public final class Trainer implements AutoCloseable {
             throw new dev.dreamcluster.config.ConfigError("batch_size: " + cfg.batchSize() + " is not allowed with " + world
                     + " workers (allowed: a multiple of the worker count; each worker takes an equal slice)");
         }
-        Engine.getEngine("PyTorch");
+        this.replica = ComputeReplica.of(compute); // loads the engine (a GPU needs the CUDA libtorch set up by the launcher)
         JniUtils.setGradMode(false); // autograd records only inside the step's GradientCollector
-        this.manager = NDManager.newBaseManager(Device.cpu());
+        this.manager = NDManager.newBaseManager(replica.djlDevice);
         this.folder = DiffusersFolder.read(resume != null ? resume.resolve("model") : cfg.model());
         if (folder.textEncoder().numHiddenLayers() != opt.textEncoderFreezing().numLayers()) {
             throw new IllegalArgumentException("optimizer config was resolved for " + opt.textEncoderFreezing().numLayers()
                     + " text encoder layers, the model has " + folder.textEncoder().numHiddenLayers());
         }
         FreezePlan freeze = FreezePlan.of(opt);
-        this.teWeights = ModelWeights.load(manager, folder, Component.TEXT_ENCODER, Device.cpu(),
-                n -> freeze.isTrainable(Component.TEXT_ENCODER, n));
-        this.unetWeights = ModelWeights.load(manager, folder, Component.UNET, Device.cpu(), n -> freeze.isTrainable(Component.UNET, n));
+        java.util.function.Predicate<String> teTrain = n -> freeze.isTrainable(Component.TEXT_ENCODER, n);
+        java.util.function.Predicate<String> unetTrain = n -> freeze.isTrainable(Component.UNET, n);
+        boolean shared = replica.sharesMasters(); // else the host masters carry no gradients; the replica does
+        this.teWeights = ModelWeights.load(manager, folder, Component.TEXT_ENCODER, Device.cpu(), shared ? teTrain : n -> false);
+        this.unetWeights = ModelWeights.load(manager, folder, Component.UNET, Device.cpu(), shared ? unetTrain : n -> false);
         this.vaeWeights = ModelWeights.load(manager, folder, Component.VAE, Device.cpu(), n -> false);
-        this.textEncoder = new ClipTextModel(folder.textEncoder(), teWeights);
-        this.unet = new UNetModel(folder.unet(), unetWeights);
-        this.vae = new VaeModel(folder.vae(), vaeWeights);
+        ModelWeights teCompute = replica.place(teWeights, manager, teTrain, true);
+        ModelWeights unetCompute = replica.place(unetWeights, manager, unetTrain, true);
+        this.textEncoder = new ClipTextModel(folder.textEncoder(), teCompute);
+        this.unet = new UNetModel(folder.unet(), unetCompute);
+        this.vae = new VaeModel(folder.vae(), replica.place(vaeWeights, manager, n -> false, false));
         this.tokenizer = ClipTokenizer.load(folder.dir().resolve("tokenizer"));
         this.scheduler = folder.scheduler();
         this.latentFactor = 1 << (folder.vae().blockOutChannels().size() - 1);
@@ -137,10 +148,14 @@ public final class Trainer implements AutoCloseable {
         this.totalSteps = cfg.maxSteps() != null ? cfg.maxSteps()
                 : Math.max(1, cfg.maxEpochs() * ((perEpoch + cfg.gradAccum() - 1) / cfg.gradAccum()));
         int threads = Integer.getInteger("dreamcluster.optimizer.threads", Runtime.getRuntime().availableProcessors());
-        this.unetFlat = new FlatParams(unetWeights);
-        this.teFlat = new FlatParams(teWeights);
+        this.unetFlat = new FlatParams(unetCompute, unetWeights);
+        this.teFlat = new FlatParams(teCompute, teWeights);
         this.unetShard = new ShardedParams(unetFlat, opt.unet(), rank, world, threads);
         this.teShard = new ShardedParams(teFlat, opt.textEncoder(), rank, world, threads);
+        if (collective instanceof dev.dreamcluster.nccl.NcclCollective nccl && replica.device.isGpu()) {
+            unetShard.onDevice(nccl, manager); // reduce-scatter and all-gather on the GPU, the optimizer on the host
+            teShard.onDevice(nccl, manager);
+        }
         this.unetLr = schedule(opt.unet());
         this.teLr = schedule(opt.textEncoder());
         if (resume != null) {
@@ -153,8 +168,8 @@ public final class Trainer implements AutoCloseable {
             loadOptimizer(teShard, resume.resolve("optimizer").resolve("text_encoder"));
         }
         this.plan = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), epoch);
-        LOG.info("training {} images ({} batches/epoch), {} optimizer steps, unet {} trainable tensors, text encoder {}",
-                items.size(), perEpoch, totalSteps, unetFlat.names.size(), teFlat.names.size());
+        LOG.info("training {} images ({} batches/epoch), {} optimizer steps, unet {} trainable tensors, text encoder {}, on {}",
+                items.size(), perEpoch, totalSteps, unetFlat.names.size(), teFlat.names.size(), replica);
     }
 
     /**
@@ -216,7 +231,7 @@ public final class Trainer implements AutoCloseable {
             loss += microBatch(batch, microStep++); // backward adds into each trainable tensor's .grad
             samples += batch.items().size(); // the global batch: every rank reports the same throughput
         }
-        float mean = 1f / cfg.gradAccum();
+        float mean = (float) (1.0 / cfg.gradAccum() / replica.lossScale()); // fp16: the loss scale comes off here
         long tComm = System.nanoTime();
         unetShard.reduceGrads(collective, mean); // each rank: the mean gradient of its own shard
         teShard.reduceGrads(collective, mean);
@@ -234,6 +249,7 @@ public final class Trainer implements AutoCloseable {
             // as a GradScaler does: never let a NaN/Inf gradient into the weights or the optimizer state
             unetFlat.writeBack(manager);
             teFlat.writeBack(manager);
+            replica.afterStep(false, step);
             step++;
             skipped++;
             LOG.warn("step {}: non-finite gradients, update skipped ({} so far)", step, skipped);
@@ -257,6 +273,7 @@ public final class Trainer implements AutoCloseable {
         lastCommSeconds = comm + (System.nanoTime() - tGather) / 1e9;
         unetFlat.writeBack(manager); // frozen tensors are never written: they stay bit-identical
         teFlat.writeBack(manager);
+        replica.afterStep(true, step);
         step++;
         double secs = (System.nanoTime() - t0) / 1e9;
         return new StepResult(step, loss / cfg.gradAccum(), lrU, lrT, gradNorm, samples / secs, Double.NaN);
@@ -295,9 +312,9 @@ public final class Trainer implements AutoCloseable {
             NDArray ids = tokens(batch.captions());
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                 NDArray states = textEncoder.forward(ids, cfg.clipSkip());
-                NDArray pred = unet.forward(noisy, t, states);
+                NDArray pred = ComputeReplica.fp32(unet.forward(replica.input(noisy), t, states));
                 NDArray loss = pred.sub(target).square().mean();
-                gc.backward(loss);
+                gc.backward(replica.scaler == null ? loss : loss.mul(Tensors.of(manager, new float[] {(float) replica.lossScale()}, new Shape())));
                 return loss.getFloat();
             }
         }
@@ -359,7 +376,8 @@ public final class Trainer implements AutoCloseable {
                 NDArray noisy = latents.mul(perSample(t, true)).add(noise.mul(perSample(t, false)));
                 NDArray target = scheduler.prediction() == DdpmScheduler.Prediction.EPSILON ? noise
                         : noise.mul(perSample(t, true)).sub(latents.mul(perSample(t, false)));
-                NDArray pred = unet.forward(noisy, t, textEncoder.forward(tokens(List.of(it.caption())), cfg.clipSkip()));
+                NDArray pred = ComputeReplica.fp32(unet.forward(replica.input(noisy), t,
+                        textEncoder.forward(tokens(List.of(it.caption())), cfg.clipSkip())));
                 sum += pred.sub(target).square().mean().getFloat();
             }
         }
@@ -484,8 +502,16 @@ public final class Trainer implements AutoCloseable {
 
     /** The current weights as a diffusers folder (the tokenizer is copied from the source model). */
     public void saveModel(Path dir, DType dtype) {
+        unetShard.syncHost(); // the GPU path: every rank's masters from the device
+        teShard.syncHost();
         DiffusersFolder.write(dir, folder.unet(), folder.textEncoder(), folder.vae(), scheduler, false, dtype,
-                (c, p) -> Tensors.read(weights(c).get(p.name())), folder.dir().resolve("tokenizer"));
+                (c, p) -> masterValues(c, p.name()), folder.dir().resolve("tokenizer"));
+    }
+
+    /** fp32 master values: trainable tensors from the flat buffers (the model may hold bf16 casts), frozen ones as loaded. */
+    private float[] masterValues(Component c, String name) {
+        float[] v = c == Component.UNET ? unetFlat.valuesOf(name) : c == Component.TEXT_ENCODER ? teFlat.valuesOf(name) : null;
+        return v != null ? v : Tensors.read(weights(c).get(name));
     }
 
     private ModelWeights weights(Component c) {

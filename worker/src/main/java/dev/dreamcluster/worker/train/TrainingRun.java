@@ -24,8 +24,15 @@ public final class TrainingRun {
     private final ResolvedTrainingConfig opt;
     private final Path resume;
     private final PrintStream progress;
+    private final ComputeConfig compute;
 
     public TrainingRun(TrainConfig cfg, ResolvedTrainingConfig opt, Path resume, PrintStream progress) {
+        this(cfg, opt, resume, progress, ComputeConfig.CPU_FP32);
+    }
+
+    /** @param compute device and precision (train.json device/amp) */
+    public TrainingRun(TrainConfig cfg, ResolvedTrainingConfig opt, Path resume, PrintStream progress, ComputeConfig compute) {
+        this.compute = compute;
         this.cfg = cfg;
         this.opt = opt;
         this.resume = resume;
@@ -41,7 +48,7 @@ public final class TrainingRun {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write to " + cfg.out(), e);
         }
-        try (Trainer t = new Trainer(cfg, opt, resume, w -> progress.println("warning: " + w));
+        try (Trainer t = new Trainer(cfg, opt, resume, w -> progress.println("warning: " + w), null, compute);
                 Writer metrics = Files.newBufferedWriter(cfg.out().resolve("metrics.jsonl"), StandardCharsets.UTF_8,
                         StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
             StepResult last = null;
