@@ -7,7 +7,7 @@ import java.util.Set;
 final class Keys {
     static final Set<String> OPTIMIZER_TOP = Set.of(
             "doc", "base", "text_encoder_overrides", "text_encoder_lr_scale", "text_encder_lr_scale",
-            "text_encoder_freezing");
+            "text_encoder_freezing", "apply_grad_scaler_step_tweaks");
     static final Set<String> SECTION = Set.of(
             "optimizer", "lr", "lr_scheduler", "lr_warmup_steps", "lr_decay_steps", "betas", "epsilon",
             "weight_decay");
@@ -35,7 +35,7 @@ final class Keys {
             "zero_frequency_noise_ratio",
             // DreamCluster additions
             "max_steps", "out", "workers", "min_workers", "val_every_n_steps", "save_every_n_steps",
-            "latent_cache", "prediction_type", "device", "val_count");
+            "latent_cache", "prediction_type", "device", "val_count", "amp_dtype", "collective");
 
     private Keys() {}
 

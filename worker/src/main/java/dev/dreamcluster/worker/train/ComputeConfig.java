@@ -18,7 +18,7 @@ import java.util.Map;
  * @param amp null: the default, on for a GPU and off for the CPU (EveryDream2 has amp on unless
  *     {@code disable_amp}; on a CPU bf16 is slower than fp32 in libtorch, so off unless asked for)
  * @param ampDtype fp16 (the default, as EveryDream2's autocast: with a GradScaler); bf16 is refused
- *     while the JNI of DJL 0.36 has no bfloat16 (its dtype table ends at bool, and creating or casting
+ *     while the JNI of DJL 0.36 has no bfloat16 (its dtype table stops at complex64, and creating or casting
  *     to one calls std::terminate: the JVM aborts, measured here)
  */
 public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtype, CollectiveKind collective,
@@ -39,7 +39,7 @@ public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtyp
         }
         if (ampDtype == Precision.BF16) {
             throw ConfigError.invalid("amp_dtype", "\"bf16\"", "fp16: DJL 0.36's libtorch JNI cannot create bfloat16 tensors "
-                    + "(GetScalarTypeFromDType ends at bool and aborts the JVM); set amp to false for fp32");
+                    + "(GetScalarTypeFromDType stops at complex64 and aborts the JVM); set amp to false for fp32");
         }
         return ampDtype;
     }
