@@ -22,7 +22,7 @@ import org.slf4j.LoggerFactory;
  *
  * <pre>
  *   cpu + fp32       the masters themselves (no copy: the path every earlier release ran)
- *   cpu + bf16       bf16 casts of the masters (frozen tensors too: one dtype per module)
+ *   cpu + fp16       fp16 casts of the masters (frozen tensors too: one dtype per module)
  *   gpu:N + any      casts on CUDA device N (the VAE stays fp32: frozen, and its latents feed the loss)
  * </pre>
  *

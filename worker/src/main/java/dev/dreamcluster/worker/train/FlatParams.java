@@ -105,7 +105,7 @@ final class FlatParams {
             float[] v = new float[sizes[i]];
             System.arraycopy(params, offsets[i], v, 0, sizes[i]);
             try (NDArray src = dev.dreamcluster.worker.model.Tensors.of(m, v, new Shape(a.getShape().getShape()));
-                    NDArray cast = src.toType(a.getDataType(), true)) { // the compute dtype: bf16/fp16 casts of the fp32 masters
+                    NDArray cast = src.toType(a.getDataType(), true)) { // the compute dtype: fp16 casts of the fp32 masters
                 a.set(new NDIndex("..."), cast);
             }
             try (NDArray g = a.getGradient()) {

@@ -508,7 +508,7 @@ public final class Trainer implements AutoCloseable {
                 (c, p) -> masterValues(c, p.name()), folder.dir().resolve("tokenizer"));
     }
 
-    /** fp32 master values: trainable tensors from the flat buffers (the model may hold bf16 casts), frozen ones as loaded. */
+    /** fp32 master values: trainable tensors from the flat buffers (the model may hold fp16 casts), frozen ones as loaded. */
     private float[] masterValues(Component c, String name) {
         float[] v = c == Component.UNET ? unetFlat.valuesOf(name) : c == Component.TEXT_ENCODER ? teFlat.valuesOf(name) : null;
         return v != null ? v : Tensors.read(weights(c).get(name));
