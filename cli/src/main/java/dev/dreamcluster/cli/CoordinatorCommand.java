@@ -41,12 +41,6 @@ final class CoordinatorCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     ClusterKeyFlags cluster;
 
-    @Option(names = "--overwrite", description = "replace the outputs of an earlier run in train.json's out")
-    boolean overwrite;
-
-    @Option(names = "--verbose", description = "show INFO log lines on stderr too (they always go to <out>/train.log)")
-    boolean verbose;
-
     @Option(names = "--collective", paramLabel = "K", description = "auto (NCCL when every worker offers it, else the ring), ring or nccl")
     String collective;
 

@@ -60,7 +60,7 @@ class TrainJsonKeysTest {
 
     @Test
     void theReadmeTableListsEveryKey() throws IOException {
-        java.nio.file.Path doc = java.nio.file.Path.of("..", "docs", "readme", "everydream2.md");
+        java.nio.file.Path doc = java.nio.file.Path.of("..", "README.md");
         String text = java.nio.file.Files.readString(doc);
         List<String> missing = new ArrayList<>();
         for (String k : TrainJsonKeys.known()) {
