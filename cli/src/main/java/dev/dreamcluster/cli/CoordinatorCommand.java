@@ -41,6 +41,9 @@ final class CoordinatorCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     ClusterKeyFlags cluster;
 
+    @Option(names = "--collective", paramLabel = "K", description = "auto (NCCL when every worker offers it, else the ring), ring or nccl")
+    String collective;
+
     @Override
     public Integer call() throws Exception {
         ClusterKeys.NodeKeys keys = cluster.resolve();
@@ -58,7 +61,10 @@ final class CoordinatorCommand implements Callable<Integer> {
 
     private int coordinate(RunConfig cfg, ClusterKeys.NodeKeys keys, Nodes.HostPort b, Nodes.HostPort a, Nodes.HostPort h)
             throws Exception {
-        CoordinatorSettings settings = run.coordinatorSettings(cfg, 1);
+        java.util.Map<String, Object> flags = new java.util.HashMap<>();
+        flags.put("collective", collective);
+        CoordinatorSettings settings = run.coordinatorSettings(cfg, 1,
+                dev.dreamcluster.worker.train.ComputeConfig.fromRun(cfg.compute(), flags).collective());
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
         ActorSystem<Void> system = Nodes.startCoordinator(settings, b, a, new MonitoringSettings(h.host(), h.port(), cfg.train().out()),
                 done, new java.io.PrintWriter(System.err, true), keys, formation.bootstrap(), formation.config((a != null ? a : b).host()));

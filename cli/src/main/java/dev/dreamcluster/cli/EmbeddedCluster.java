@@ -24,6 +24,7 @@ final class EmbeddedCluster {
     private final Nodes.HostPort bind;
     private final MonitoringSettings http;
     private final Path keysDir;
+    private DeviceOptions device = new DeviceOptions();
 
     /**
      * @param workers local worker JVMs to start (at least the settings' min_workers)
@@ -37,6 +38,12 @@ final class EmbeddedCluster {
         this.http = http;
         this.workers = workers;
         this.bind = bind;
+    }
+
+    /** The workers' --device/--collective and the PYTORCH_* settings (already applied to this JVM). */
+    EmbeddedCluster withDevice(DeviceOptions d) {
+        this.device = d;
+        return this;
     }
 
     int run(java.io.PrintWriter out, java.io.PrintWriter err) throws Exception {
@@ -64,11 +71,14 @@ final class EmbeddedCluster {
             // optimizer's thread pools oversubscribe the CPU (measured 5x slower on 2 cores)
             int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / workers);
             for (int r = 0; r < workers; r++) {
-                List<String> cmd = ChildJvm.command("-Dai.djl.offline=true",
+                List<String> jvm = new ArrayList<>(List.of("-Dai.djl.offline=true",
                         "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1",
-                        "-Ddreamcluster.optimizer.threads=" + threads);
+                        "-Ddreamcluster.optimizer.threads=" + threads));
+                jvm.addAll(device.jvmFlags()); // PYTORCH_LIBRARY_PATH/VERSION/FLAVOR for a GPU
+                List<String> cmd = ChildJvm.command(jvm.toArray(String[]::new));
                 cmd.addAll(List.of(Main.class.getName(), "worker", "--join", bind.host() + ":" + port, "--bind", bind.host() + ":0",
                         "--keys", keys.dir().toString()));
+                cmd.addAll(device.workerFlags(r)); // gpu:N becomes gpu:(N + r): one GPU per worker
                 ProcessBuilder pb = ChildJvm.builder(cmd).redirectErrorStream(true).redirectOutput(outDir.resolve("worker-" + r + ".log").toFile());
                 pb.environment().putIfAbsent("DREAMCLUSTER_LOG_LEVEL", "INFO"); // a worker's log file shows its INFO lines
                 children.add(pb.start());

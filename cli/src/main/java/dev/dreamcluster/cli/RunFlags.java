@@ -96,6 +96,22 @@ final class RunFlags {
                 resumeAbs == null ? "" : resumeAbs.toString(), cfg.train().out(), timeouts);
     }
 
+    /** The optimizer.json this run reads (the flag's, else train.json's, relative to it), or null. */
+    private com.fasterxml.jackson.databind.JsonNode optimizerJson(Path trainJson) {
+        com.fasterxml.jackson.databind.JsonNode j = Json.readObject(trainJson, trainJson.toString());
+        Path file = optimizer.optimizerConfig != null ? Path.of(optimizer.optimizerConfig)
+                : j.hasNonNull("optimizer_config") && j.get("optimizer_config").isTextual()
+                        ? trainJson.getParent().resolve(j.get("optimizer_config").asText()) : null;
+        return file != null && Files.isRegularFile(file) ? Json.readObject(file, file.toString()) : null;
+    }
+
+    dev.dreamcluster.coordinator.CoordinatorSettings coordinatorSettings(RunConfig cfg, int defaultWorkers,
+            dev.dreamcluster.device.CollectiveKind collective) {
+        var s = coordinatorSettings(cfg, defaultWorkers);
+        return new dev.dreamcluster.coordinator.CoordinatorSettings(s.minWorkers(), s.startWorkers(), s.maxWorkers(), s.runId(),
+                s.planHash(), s.manifest(), s.runConfig(), s.resume(), s.out(), s.timeouts(), collective);
+    }
+
     /** A count from a flag, else train.json, else the default; 1..100000. */
     private int count(Integer flag, String flagName, com.fasterxml.jackson.databind.JsonNode j, String key, int def) {
         long v;
@@ -147,7 +163,9 @@ final class RunFlags {
         dev.dreamcluster.config.TrainConfig train = dev.dreamcluster.config.TrainConfig.load(trainJson, overrides);
         ensureExampleInputs(train.model(), train.dataRoot());
         int layers = DiffusersFolder.read(resume != null ? resume.resolve("model") : train.model()).textEncoder().numHiddenLayers();
-        RunConfig run = new RunConfig(train, ConfigResolver.load(trainJson, optimizer.toFlags(), layers));
+        RunConfig run = new RunConfig(train, ConfigResolver.load(trainJson, optimizer.toFlags(), layers),
+                RunConfig.computeKeys(Json.readObject(trainJson, trainJson.toString()), optimizerJson(trainJson)));
+        dev.dreamcluster.worker.train.ComputeConfig.fromRun(run.compute(), java.util.Map.of()); // bad device/amp keys: one line now
         LOG.info("run config {}", run.toJson());
         return run;
     }

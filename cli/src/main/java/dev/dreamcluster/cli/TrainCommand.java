@@ -6,6 +6,7 @@ import dev.dreamcluster.io.MetricsLog;
 import dev.dreamcluster.io.StepMetrics;
 import dev.dreamcluster.worker.train.LocalProgress;
 import dev.dreamcluster.worker.train.TrainLoop;
+import dev.dreamcluster.worker.train.ComputeConfig;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -22,6 +23,9 @@ import picocli.CommandLine.Spec;
 final class TrainCommand implements Callable<Integer> {
     @Mixin
     RunFlags run;
+
+    @Mixin
+    DeviceOptions device = new DeviceOptions();
 
     @Option(names = "--workers", paramLabel = "N", defaultValue = "1",
             description = "1: train in this process; N > 1: an embedded cluster (coordinator here, N local worker JVMs)")
@@ -48,6 +52,7 @@ final class TrainCommand implements Callable<Integer> {
             throw ConfigError.invalid("--workers", Integer.toString(workers), "1..64 local worker processes");
         }
         Nodes.HostPort bind = Nodes.hostPort(coordinatorBind, "--coordinator_bind");
+        device.apply(); // before DJL loads: a GPU needs the CUDA libtorch
         RunConfig cfg = run.resolve();
         try (RunFolder folder = run.claim(cfg, spec.commandLine().getErr())) {
             return train(cfg, bind);
@@ -61,13 +66,15 @@ final class TrainCommand implements Callable<Integer> {
         spec.commandLine().getErr().flush();
         if (workers > 1) {
             Nodes.HostPort h = Nodes.hostPort(http, "--http");
-            return new EmbeddedCluster(cfg, run.coordinatorSettings(cfg, workers), workers, bind,
-                    new dev.dreamcluster.monitoring.MonitoringSettings(h.host(), h.port(), cfg.train().out()), keys)
+            ComputeConfig compute = ComputeConfig.fromRun(cfg.compute(), device.overrides());
+            return new EmbeddedCluster(cfg, run.coordinatorSettings(cfg, workers, compute.collective()), workers, bind,
+                    new dev.dreamcluster.monitoring.MonitoringSettings(h.host(), h.port(), cfg.train().out()), keys).withDevice(device)
                     .run(spec.commandLine().getOut(), spec.commandLine().getErr());
         }
         StepMetrics last;
         try (LocalProgress progress = new LocalProgress(new MetricsLog(cfg.train().out()), System.err, cfg.train().logStep())) {
-            last = new TrainLoop(cfg, run.resume, null, progress, w -> System.err.println("warning: " + w)).run();
+            last = new TrainLoop(cfg, run.resume, null, progress, w -> System.err.println("warning: " + w),
+                    ComputeConfig.fromRun(cfg.compute(), device.overrides())).run();
         }
         spec.commandLine().getOut().printf("done: %d steps, last loss %.4f, val_loss %.4f; model in %s%n", last == null ? 0 : last.step(),
                 last == null ? Double.NaN : last.loss(), last == null ? Double.NaN : last.valLoss(), cfg.train().out().resolve("final"));

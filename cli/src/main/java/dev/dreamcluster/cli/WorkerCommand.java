@@ -52,8 +52,8 @@ final class WorkerCommand implements Callable<Integer> {
     @Option(names = "--resume", paramLabel = "CKPT", description = "this node's copy of the checkpoint the run resumes from")
     Path resume;
 
-    @Option(names = "--device", paramLabel = "D", defaultValue = "cpu", description = "cpu (gpu:N needs a libtorch with CUDA)")
-    String device;
+    @picocli.CommandLine.Mixin
+    DeviceOptions device = new DeviceOptions();
 
     @picocli.CommandLine.Mixin
     ClusterKeyFlags cluster;
@@ -67,9 +67,10 @@ final class WorkerCommand implements Callable<Integer> {
         Nodes.HostPort seed = formation.bootstrap() ? null : Nodes.hostPort(join, "--join");
         Nodes.HostPort b = Nodes.hostPort(bind, "--bind");
         Nodes.HostPort a = Nodes.hostPort(advertise, "--advertise");
-        if (!device.equals("cpu")) {
-            throw ConfigError.invalid("--device", Json.quote(device),
-                    "cpu: this build's DJL has the CPU libtorch only (set PYTORCH_LIBRARY_PATH to a CUDA libtorch 2.7.1 for GPUs)");
+        device.apply(); // gpu:N: the CUDA libtorch 2.7.1+cu128 is checked and set before DJL loads
+        dev.dreamcluster.worker.node.WorkerCompute compute = dev.dreamcluster.worker.node.WorkerCompute.probe(device.device, device.collective);
+        if ("nccl".equals(device.collective) && compute.offer().ncclUniqueId().isEmpty()) {
+            throw ConfigError.invalid("--collective", "nccl", "ring or auto here: " + compute.offer().notNccl());
         }
         for (var d : new Object[][] {{model, "--model"}, {data, "--data"}, {resume, "--resume"}}) {
             if (d[0] != null && !Files.isDirectory((Path) d[0])) {
@@ -81,7 +82,7 @@ final class WorkerCommand implements Callable<Integer> {
         RingEndpoint endpoint = new RingEndpoint(ring.host(), ring.port(),
                 ringAdv != null ? ringAdv.host() : a != null ? a.host() : ring.host(), ringAdv != null ? ringAdv.port() : 0);
         CompletableFuture<Worker.ComputeEnded> ended = new CompletableFuture<>();
-        ActorSystem<Worker.Command> system = Nodes.start(Worker.create(endpoint, new LocalPaths(data, model, out, resume), ended),
+        ActorSystem<Worker.Command> system = Nodes.start(Worker.create(endpoint, new LocalPaths(data, model, out, resume), ended, compute),
                 "worker", b, a, seed, keys, formation.config((a != null ? a : b).host()));
         formation.start(system);
         system.getWhenTerminated().toCompletableFuture().get(7, TimeUnit.DAYS);

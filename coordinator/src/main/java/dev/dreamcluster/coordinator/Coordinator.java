@@ -90,6 +90,8 @@ public final class Coordinator {
     private final Set<ActorRef<WorkerProtocol.Command>> asked = new HashSet<>();
     /** Workers able to take a rank, with their current ring address, in arrival order. */
     private final Map<ActorRef<WorkerProtocol.Command>, String> available = new LinkedHashMap<>();
+    /** What each worker offered for the data plane when it identified itself (an NCCL id on a GPU). */
+    private final Map<ActorRef<WorkerProtocol.Command>, dev.dreamcluster.protocol.DataPlane.Offer> offers = new LinkedHashMap<>();
     private final List<ActorRef<WorkerProtocol.Command>> ranks = new ArrayList<>();
     private final Set<Integer> accepted = new HashSet<>();
     private final Set<Integer> finishedRanks = new HashSet<>();
@@ -227,6 +229,7 @@ public final class Coordinator {
     private boolean addAvailable(FromWorker f) {
         if (f.message() instanceof CoordinatorProtocol.WorkerIdentified id && !lost.contains(id.worker()) && mayTakeARank(id, f.from())) {
             available.put(id.worker(), id.dataAddress());
+            offers.put(id.worker(), id.offer());
             ctx.getLog().info("worker {} at {} ({} available, min {})", id.worker().path(), id.dataAddress(), available.size(),
                     settings.minWorkers());
             if (generation >= 0) {
@@ -301,8 +304,19 @@ public final class Coordinator {
         answered.clear();
         available.keySet().stream().sorted(Comparator.comparing(r -> r.path().toString())).limit(world).forEach(ranks::add);
         List<String> peers = ranks.stream().map(available::get).toList();
+        dev.dreamcluster.protocol.DataPlane dataPlane = dev.dreamcluster.protocol.DataPlane.RING;
+        if (generation == 0) {
+            // rank 0's NCCL id when every rank offers one (and --collective allows), else the ring. An NCCL id serves
+            // one communicator: later generations (whose workers offered theirs once, at the start) use the ring.
+            try {
+                dataPlane = dev.dreamcluster.protocol.DataPlane.choose(settings.collective(), ranks.stream().map(offers::get).toList(),
+                        line -> ctx.getLog().info(line));
+            } catch (dev.dreamcluster.config.ConfigError e) {
+                return fail(e.getMessage());
+            }
+        }
         plan = new RunPlan(settings.runId(), generation, p.hash(), p.manifest().lines(), peers, settings.runConfig(),
-                lastCheckpoint, dev.dreamcluster.collective.RingCollective.newSecret());
+                lastCheckpoint, dev.dreamcluster.collective.RingCollective.newSecret(), dataPlane);
         for (int r = 0; r < ranks.size(); r++) {
             SenderGate.tell(ranks.get(r), new WorkerProtocol.AssignPlan(plan, r, replies), ctx.getSelf());
         }

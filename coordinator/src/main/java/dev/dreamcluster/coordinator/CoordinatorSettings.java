@@ -17,9 +17,17 @@ import java.util.List;
  * @param resume the checkpoint the run continues from ("" for none)
  * @param out the run's output folder on this node (metrics.jsonl)
  * @param timeouts how long each wait may last
+ * @param collective --collective: auto (NCCL when every rank offers an id, else the ring), ring or nccl
  */
 public record CoordinatorSettings(int minWorkers, int startWorkers, int maxWorkers, long runId, String planHash, List<String> manifest,
-        String runConfig, String resume, Path out, Timeouts timeouts) {
+        String runConfig, String resume, Path out, Timeouts timeouts, dev.dreamcluster.device.CollectiveKind collective) {
+
+    /** With --collective auto. */
+    public CoordinatorSettings(int minWorkers, int startWorkers, int maxWorkers, long runId, String planHash, List<String> manifest,
+            String runConfig, String resume, Path out, Timeouts timeouts) {
+        this(minWorkers, startWorkers, maxWorkers, runId, planHash, manifest, runConfig, resume, out, timeouts,
+                dev.dreamcluster.device.CollectiveKind.AUTO);
+    }
 
     /**
      * @param join min_workers must have joined within this after the start

@@ -14,8 +14,8 @@ final class Ed2OptimizerKeys {
     static List<String> notes(JsonNode root, String label) {
         List<String> notes = new ArrayList<>();
         note(root, label, "apply_grad_scaler_step_tweaks", notes,
-                "EveryDream2's GradScaler growth tweaks at steps 500/1000/2000/4000 matter only with fp16 loss scaling, "
-                        + "which DreamCluster does not use (fp32 training; a non-finite step is skipped instead)");
+                "EveryDream2's GradScaler growth tweaks at steps 500/1000/2000/4000 apply only to fp16 mixed precision "
+                        + "(amp on GPU workers); fp32 training has no loss scale (a non-finite step is skipped instead)");
         note(root, label, "log_grad_norm", notes, "the global gradient norm is always logged (metrics.jsonl grad_norm)");
         return notes;
     }

@@ -36,7 +36,7 @@ final class Keys {
             // DreamCluster additions
             "max_steps", "out", "workers", "min_workers", "max_workers", "join_timeout", "rejoin_timeout",
             "val_every_n_steps", "save_every_n_steps",
-            "latent_cache", "prediction_type", "device", "val_count", "save_single_file");
+            "latent_cache", "prediction_type", "device", "val_count", "save_single_file", "amp_dtype", "collective");
 
     private Keys() {}
 

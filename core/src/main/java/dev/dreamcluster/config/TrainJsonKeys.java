@@ -75,15 +75,15 @@ public final class TrainJsonKeys {
                 "zero_frequency_noise_ratio", "ema_decay_rate", "ema_strength_target", "ema_update_interval",
                 // DreamCluster additions
                 "max_steps", "out", "val_every_n_steps", "save_every_n_steps", "latent_cache", "val_count",
-                "min_workers", "max_workers", "join_timeout", "rejoin_timeout")) {
+                "min_workers", "max_workers", "join_timeout", "rejoin_timeout", "amp", "disable_amp", "amp_dtype", "collective",
+                "device")) { // the last five: the workers' device and precision (worker --device beats device)
             ok(k);
         }
         for (String k : List.of("logdir", "run_name", "sample_prompts", "sample_steps", "save_single_file", "no_save_ckpt",
                 "ema_sample_ema_model", "ema_sample_nonema_model")) {
             outputs(k);
         }
-        none("amp", "EveryDream2 ignores it too (it derives amp from disable_amp)", true);
-        none("disable_amp", "precision is set by the worker's device, not by train.json");
+
         none("attn_type", "attention is DreamCluster's own scaled-dot-product kernel (no xformers or sliced attention)", "sdp");
         none("disable_xformers", "there is no xformers here (EveryDream2 no longer reads it either)");
         none("gpuid", "each worker picks its device (worker --device)", 0);
@@ -109,7 +109,6 @@ public final class TrainJsonKeys {
         refuse("ema_resume_model", "resume the EMA with --resume CHECKPOINT (every checkpoint holds the EMA weights)");
         // DreamCluster keys that belong on the command line
         none("prediction_type", "the prediction type is read from the model's scheduler_config.json");
-        none("device", "set the device per worker: worker --device");
         none("workers", "use the flag --workers N");
     }
 

@@ -169,6 +169,13 @@ public final class PlanManifest {
                 e.put("config." + f.getKey(), canonical(f.getValue()));
             }
         }
+        // the precision changes the numbers; the device and the collective are each node's own
+        for (Iterator<Map.Entry<String, JsonNode>> it = n.path("compute_config").fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> f = it.next();
+            if (!f.getKey().equals("device") && !f.getKey().equals("collective")) {
+                e.put("config.compute." + f.getKey(), canonical(f.getValue()));
+            }
+        }
         JsonNode opt = n.path("optimizer_config");
         for (String c : List.of("unet", "text_encoder", "text_encoder_freezing")) {
             JsonNode section = opt.path(c);

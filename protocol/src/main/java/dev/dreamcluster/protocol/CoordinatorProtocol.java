@@ -10,8 +10,20 @@ public final class CoordinatorProtocol {
             permits WorkerIdentified, PlanAccepted, PlanRefused, StepReported, RunEnded, CheckpointCommitted,
             GenerationEnded {}
 
-    /** @param dataAddress host:port of the worker's data-plane (ring) socket */
-    public record WorkerIdentified(ActorRef<WorkerProtocol.Command> worker, String dataAddress) implements Command {}
+    /**
+     * @param dataAddress host:port of the worker's data-plane (ring) socket
+     * @param offer its NCCL unique id, or why it cannot run NCCL
+     */
+    public record WorkerIdentified(ActorRef<WorkerProtocol.Command> worker, String dataAddress, DataPlane.Offer offer)
+            implements Command {
+        public WorkerIdentified {
+            offer = offer == null ? DataPlane.Offer.ring("offered no NCCL id") : offer;
+        }
+
+        public WorkerIdentified(ActorRef<WorkerProtocol.Command> worker, String dataAddress) {
+            this(worker, dataAddress, null);
+        }
+    }
 
     public record PlanAccepted(long runId, int rank) implements Command {}
 

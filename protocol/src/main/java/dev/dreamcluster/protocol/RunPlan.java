@@ -19,18 +19,27 @@ import java.util.List;
  * @param runSecret base64 of 32 random bytes, new for every generation: what ring connections prove
  *     knowledge of (HMAC challenge-response). It travels only inside this plan, over the cluster's
  *     mutual TLS, so the run id (which monitors see) opens nothing; {@link #toString} never prints it.
+ * @param dataPlane the TCP ring, or NCCL with rank 0's unique id (every rank offered one)
  */
 public record RunPlan(long runId, int generation, String planHash, List<String> manifest, List<String> peers, String runConfig,
-        String resume, String runSecret) implements CborSerializable {
+        String resume, String runSecret, DataPlane dataPlane) implements CborSerializable {
     public RunPlan {
         manifest = List.copyOf(manifest);
         peers = List.copyOf(peers);
+        dataPlane = dataPlane == null ? DataPlane.RING : dataPlane;
+    }
+
+    /** A plan over the TCP ring. */
+    public RunPlan(long runId, int generation, String planHash, List<String> manifest, List<String> peers, String runConfig,
+            String resume, String runSecret) {
+        this(runId, generation, planHash, manifest, peers, runConfig, resume, runSecret, DataPlane.RING);
     }
 
     @Override
     public String toString() {
         return "RunPlan[runId=" + runId + ", generation=" + generation + ", planHash=" + planHash + ", peers=" + peers
-                + ", resume=" + resume + ", manifest=(" + manifest.size() + " entries), runSecret=(hidden)]";
+                + ", resume=" + resume + ", manifest=(" + manifest.size() + " entries), runSecret=(hidden), dataPlane="
+                + (dataPlane.isNccl() ? "nccl" : "ring") + "]";
     }
 
     public int worldSize() {

@@ -62,4 +62,26 @@ class SerializationTest {
         TrainingEvent started = new TrainingEvent.RunStarted(7, 2, "abc", 40);
         assertEquals(started, roundTrip(started));
     }
+
+    /** The NCCL unique id reaches every rank intact inside the plan (CBOR), and auto falls back to the ring on CPUs. */
+    @Test
+    void planCarriesTheNcclUniqueId() {
+        byte[] id = new byte[128];
+        new java.util.Random(3).nextBytes(id);
+        java.util.List<DataPlane.Offer> offers = List.of(DataPlane.Offer.nccl(id), DataPlane.Offer.nccl(new byte[128]));
+        DataPlane nccl = DataPlane.choose(dev.dreamcluster.device.CollectiveKind.AUTO, offers, l -> { });
+        RunPlan plan = new RunPlan(9, 0, "h", List.of("world\t2"), List.of("a:1", "b:2"), "{}", "", "c2VjcmV0", nccl);
+        RunPlan back = (RunPlan) roundTrip(plan);
+        assertEquals(plan, back);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(id, back.dataPlane().uniqueId()); // rank 0's id, not rank 1's
+        java.util.List<String> log = new java.util.ArrayList<>();
+        DataPlane ring = DataPlane.choose(dev.dreamcluster.device.CollectiveKind.AUTO,
+                List.of(DataPlane.Offer.ring("cpu worker"), DataPlane.Offer.ring("cpu worker")), log::add);
+        assertEquals(DataPlane.RING, ring);
+        assertEquals(List.of("collective auto: using the TCP ring (worker 0: cpu worker)"), log);
+        assertEquals(DataPlane.RING, ((RunPlan) roundTrip(new RunPlan(9, 0, "h", List.of(), List.of("a:1"), "{}", "", "c2VjcmV0"))).dataPlane());
+        CoordinatorProtocol.WorkerIdentified w = new CoordinatorProtocol.WorkerIdentified(null, "h:1", DataPlane.Offer.nccl(id));
+        assertEquals(dev.dreamcluster.device.NcclUniqueId.encode(id), w.offer().ncclUniqueId());
+        assertEquals("offered no NCCL id", new CoordinatorProtocol.WorkerIdentified(null, "h:1").offer().notNccl());
+    }
 }

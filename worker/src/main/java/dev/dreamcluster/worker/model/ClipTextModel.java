@@ -29,7 +29,7 @@ public final class ClipTextModel {
         NDArray tok = Embedding.embedding(ids, w.get(e + "token_embedding.weight"), SparseFormat.DENSE).head();
         NDArray pos = w.get(e + "position_embedding.weight").get(new NDIndex("0:" + len));
         NDArray h = tok.add(pos);
-        NDArray mask = causalMask(ids.getManager(), len);
+        NDArray mask = Tensors.like(causalMask(ids.getManager(), len), h);
         float eps = (float) config.layerNormEps();
         int last = config.numHiddenLayers() - Math.max(1, clipSkip);
         for (int i = 0; i <= last; i++) {

@@ -54,6 +54,28 @@ public final class ModelWeights implements AutoCloseable {
         return new ModelWeights(component, m, tensors, manifest);
     }
 
+    /**
+     * A compute replica: casts of these tensors to {@code dtype} on {@code device} in a new sub-manager
+     * of {@code parent}, with gradients on the {@code trainable} ones (the masters stay as they are).
+     */
+    public ModelWeights replica(NDManager parent, Device device, ai.djl.ndarray.types.DataType dtype, Predicate<String> trainable) {
+        NDManager m = parent.newSubManager(device);
+        Map<String, NDArray> out = new LinkedHashMap<>();
+        for (Map.Entry<String, NDArray> e : tensors.entrySet()) {
+            NDArray a;
+            try (NDArray cast = e.getValue().toType(dtype, true)) {
+                a = cast.toDevice(device, true);
+            }
+            a.attach(m);
+            a.setName(e.getKey());
+            if (trainable.test(e.getKey())) {
+                a.setRequiresGradient(true);
+            }
+            out.put(e.getKey(), a);
+        }
+        return new ModelWeights(component, m, out, manifest);
+    }
+
     public NDArray get(String name) {
         NDArray a = tensors.get(name);
         if (a == null) {

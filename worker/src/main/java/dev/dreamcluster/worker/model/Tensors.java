@@ -32,7 +32,17 @@ public final class Tensors {
      */
     public static float[] read(NDArray a) {
         try (NDArray flat = a.reshape(-1)) {
+            if (flat.getDataType() != ai.djl.ndarray.types.DataType.FLOAT32) { // fp16 compute tensors and their grads
+                try (NDArray f = flat.toType(ai.djl.ndarray.types.DataType.FLOAT32, false)) {
+                    return f.toFloatArray();
+                }
+            }
             return flat.toFloatArray();
         }
+    }
+
+    /** {@code x} in {@code like}'s dtype (constants meeting fp16 activations, which would otherwise promote to fp32). */
+    public static NDArray like(NDArray x, NDArray like) {
+        return x.getDataType() == like.getDataType() ? x : x.toType(like.getDataType(), false);
     }
 }

@@ -46,8 +46,8 @@ public final class UNetModel {
     public NDArray forward(NDArray sample, float[] timesteps, NDArray context) {
         List<Integer> boc = c.blockOutChannels();
         int n = boc.size();
-        NDArray tEmb = Tensors.of(sample.getManager(), timestepEmbedding(timesteps, boc.get(0), c.flipSinToCos(), c.freqShift()),
-                new Shape(timesteps.length, boc.get(0)));
+        NDArray tEmb = Tensors.like(Tensors.of(sample.getManager(), timestepEmbedding(timesteps, boc.get(0), c.flipSinToCos(),
+                c.freqShift()), new Shape(timesteps.length, boc.get(0))), sample);
         NDArray emb = Nn.linear(tEmb, w.get("time_embedding.linear_1.weight"), w.get("time_embedding.linear_1.bias"));
         emb = Nn.linear(Nn.silu(emb), w.get("time_embedding.linear_2.weight"), w.get("time_embedding.linear_2.bias"));
         NDArray embAct = Nn.silu(emb); // every resnet's time_emb_proj reads silu(emb)

@@ -8,6 +8,7 @@ import dev.dreamcluster.io.StepMetrics;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.protocol.SenderGate;
+import dev.dreamcluster.worker.train.ComputeConfig;
 import dev.dreamcluster.worker.train.TrainLoop;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Path;
@@ -27,11 +28,13 @@ final class ComputeThread extends Thread {
     private final ServerSocketChannel server;
     private final ActorRef<CoordinatorProtocol.Command> coordinator;
     private final ActorRef<Worker.Command> worker;
+    private final WorkerCompute workerCompute;
     private volatile Collective ring;
 
     ComputeThread(RunPlan plan, int rank, RunConfig run, Path resume, ServerSocketChannel server,
-            ActorRef<CoordinatorProtocol.Command> coordinator, ActorRef<Worker.Command> worker) {
+            ActorRef<CoordinatorProtocol.Command> coordinator, ActorRef<Worker.Command> worker, WorkerCompute workerCompute) {
         super("dreamcluster-compute-" + rank);
+        this.workerCompute = workerCompute;
         this.plan = plan;
         this.rank = rank;
         this.run = run;
@@ -58,11 +61,12 @@ final class ComputeThread extends Thread {
     public void run() {
         boolean ok = false;
         String message;
-        try (Collective r = RingCollective.connect(plan.ringId(), RingCollective.decodeSecret(plan.runSecret()), rank,
-                RingCollective.parsePeers(plan.peers()), server,
-                Duration.ofSeconds(60))) {
-            ring = r;
-            new TrainLoop(run, resume, r, listener(), w -> System.err.println("rank " + rank + " warning: " + w)).run();
+        try {
+            ComputeConfig compute = workerCompute.config(run); // the run's device and precision, with this worker's --device
+            try (Collective r = WorkerCompute.connect(plan, rank, server, compute)) { // the ring, or NCCL when the plan says so
+                ring = r;
+                new TrainLoop(run, resume, r, listener(), w -> System.err.println("rank " + rank + " warning: " + w), compute).run();
+            }
             ok = true;
             message = "done";
         } catch (RuntimeException e) {

@@ -56,6 +56,8 @@ public final class Worker {
     private final LocalPaths paths;
     private final CompletableFuture<ComputeEnded> ended;
     private final ActorRef<WorkerProtocol.Command> self;
+    /** This worker's --device and its data-plane offer (an NCCL id on a GPU). */
+    private final WorkerCompute workerCompute;
     private RingEndpoint.Opened ring;
     /** The coordinator of the run this node belongs to (null before its first plan). */
     private ActorRef<CoordinatorProtocol.Command> coordinator;
@@ -63,8 +65,10 @@ public final class Worker {
     /** The node that sent the accepted plan: the only one whose later commands count. */
     private Address coordinatorNode;
 
-    private Worker(ActorContext<Command> ctx, RingEndpoint ringEndpoint, LocalPaths paths, CompletableFuture<ComputeEnded> ended) {
+    private Worker(ActorContext<Command> ctx, RingEndpoint ringEndpoint, LocalPaths paths, CompletableFuture<ComputeEnded> ended,
+            WorkerCompute workerCompute) {
         this.ctx = ctx;
+        this.workerCompute = workerCompute;
         this.ringEndpoint = ringEndpoint;
         this.paths = paths;
         this.ended = ended;
@@ -84,7 +88,13 @@ public final class Worker {
      * @param ended completed with how the run ended on this node; the actor system is terminated then
      */
     public static Behavior<Command> create(RingEndpoint ringEndpoint, LocalPaths paths, CompletableFuture<ComputeEnded> ended) {
-        return Behaviors.setup(ctx -> new Worker(ctx, ringEndpoint, paths, ended).idle());
+        return create(ringEndpoint, paths, ended, WorkerCompute.cpu());
+    }
+
+    /** @param workerCompute this worker's --device and its data-plane offer (an NCCL id on a GPU) */
+    public static Behavior<Command> create(RingEndpoint ringEndpoint, LocalPaths paths, CompletableFuture<ComputeEnded> ended,
+            WorkerCompute workerCompute) {
+        return Behaviors.setup(ctx -> new Worker(ctx, ringEndpoint, paths, ended, workerCompute).idle());
     }
 
     // ---- idle ----
@@ -104,7 +114,7 @@ public final class Worker {
             return Behaviors.same();
         }
         if (c instanceof WorkerProtocol.Identify id) {
-            SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(self, ring.address()), ctx.getSelf());
+            SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(self, ring.address(), workerCompute.offer()), ctx.getSelf());
         } else if (c instanceof WorkerProtocol.AssignPlan a) {
             Address from = m.from();
             CompletionStage<PlanChecked> check = CompletableFuture.supplyAsync(() -> check(a, from),
@@ -181,7 +191,7 @@ public final class Worker {
             }
             if (c instanceof WorkerProtocol.StartRun s && s.runId() == plan.runId()) {
                 ComputeThread compute = new ComputeThread(plan, rank, run, paths.resume(plan), ring.server(), coordinator,
-                        ctx.getSelf());
+                        ctx.getSelf(), workerCompute);
                 compute.start();
                 return new Running(plan, rank, compute).behavior();
             }
@@ -192,7 +202,7 @@ public final class Worker {
                 return end(new ComputeEnded(false, "the run was stopped before it started: " + s.reason()));
             }
             if (c instanceof WorkerProtocol.Identify id) {
-                SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(self, ring.address()), ctx.getSelf());
+                SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(self, ring.address(), workerCompute.offer()), ctx.getSelf());
             }
             return Behaviors.same();
         }
@@ -235,7 +245,7 @@ public final class Worker {
                 stopping = true;
                 compute.abort();
             } else if (c instanceof WorkerProtocol.Identify id) {
-                SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(self, ring.address()), ctx.getSelf());
+                SenderGate.tell(id.replyTo(), new CoordinatorProtocol.WorkerIdentified(self, ring.address(), workerCompute.offer()), ctx.getSelf());
             }
             return Behaviors.same();
         }

@@ -28,8 +28,19 @@ final class FlatParams {
     final int[] sizes;
     final float[] params;
     final float[] grads;
+    /** Set by {@link DeviceShards} when the NCCL all-gather already refreshed the model's tensors this step. */
+    boolean refreshedOnDevice;
 
     FlatParams(ModelWeights w) {
+        this(w, w);
+    }
+
+    /**
+     * @param compute the tensors the model computes with (their gradients are read, their values refreshed)
+     * @param masters the fp32 weights the flat parameters start from (the same object unless mixed precision or a GPU)
+     */
+    FlatParams(ModelWeights compute, ModelWeights masters) {
+        ModelWeights w = compute;
         List<Integer> off = new ArrayList<>();
         List<Integer> size = new ArrayList<>();
         int total = 0;
@@ -47,8 +58,14 @@ final class FlatParams {
         params = new float[total];
         grads = new float[total];
         for (int i = 0; i < arrays.size(); i++) {
-            System.arraycopy(dev.dreamcluster.worker.model.Tensors.read(arrays.get(i)), 0, params, offsets[i], sizes[i]);
+            System.arraycopy(dev.dreamcluster.worker.model.Tensors.read(masters.get(names.get(i))), 0, params, offsets[i], sizes[i]);
         }
+    }
+
+    /** The current (master) values of trainable tensor {@code name}, or null when it is not trainable here. */
+    float[] valuesOf(String name) {
+        int i = names.indexOf(name);
+        return i < 0 ? null : java.util.Arrays.copyOfRange(params, offsets[i], offsets[i] + sizes[i]);
     }
 
     boolean isEmpty() {
@@ -79,12 +96,17 @@ final class FlatParams {
 
     /** Copies the flat parameters into the model's tensors (in place) and zeroes their gradients. */
     void writeBack(NDManager m) {
+        if (refreshedOnDevice) { // the GPU path wrote values and zeroed gradients on the device
+            refreshedOnDevice = false;
+            return;
+        }
         for (int i = 0; i < arrays.size(); i++) {
             NDArray a = arrays.get(i);
             float[] v = new float[sizes[i]];
             System.arraycopy(params, offsets[i], v, 0, sizes[i]);
-            try (NDArray src = dev.dreamcluster.worker.model.Tensors.of(m, v, new Shape(a.getShape().getShape()))) {
-                a.set(new NDIndex("..."), src);
+            try (NDArray src = dev.dreamcluster.worker.model.Tensors.of(m, v, new Shape(a.getShape().getShape()));
+                    NDArray cast = src.toType(a.getDataType(), true)) { // the compute dtype: fp16 casts of the fp32 masters
+                a.set(new NDIndex("..."), cast);
             }
             try (NDArray g = a.getGradient()) {
                 g.set(new NDIndex("..."), 0);

@@ -33,6 +33,8 @@ final class ShardedParams implements AutoCloseable {
     private final Optimizer opt;
     private final float[] shardParams;
     private final float[] shardGrads;
+    /** The GPU path (NCCL on device buffers), or null for the host path. */
+    private DeviceShards device;
 
     ShardedParams(FlatParams flat, ComponentConfig config, int rank, int world, int threads) {
         this.flat = flat;
@@ -56,15 +58,33 @@ final class ShardedParams implements AutoCloseable {
                 : Optimizer.create(hyper, slices, threads);
     }
 
+    /** Switches this component to device-side collectives (NCCL on a GPU replica). */
+    void onDevice(dev.dreamcluster.nccl.NcclCollective nccl, ai.djl.ndarray.NDManager deviceManager) {
+        if (!flat.isEmpty()) {
+            device = new DeviceShards(flat, bounds, rank, nccl, deviceManager);
+        }
+    }
+
+    /** The host's flat parameters complete again (the GPU path keeps other ranks' segments on the device). */
+    void syncHost() {
+        if (device != null) {
+            device.syncHost();
+        }
+    }
+
     Optimizer optimizer() {
         return opt;
     }
 
     /** Autograd's gradients (times {@code scale}) summed over ranks into this rank's segment, then / world. */
     void reduceGrads(Collective c, float scale) {
-        flat.gatherGrads(scale);
-        if (c != null && c.worldSize() > 1 && !flat.isEmpty()) {
-            c.reduceScatter(flat.grads, bounds);
+        if (device != null) {
+            device.reduceGrads(scale);
+        } else {
+            flat.gatherGrads(scale);
+            if (c != null && c.worldSize() > 1 && !flat.isEmpty()) {
+                c.reduceScatter(flat.grads, bounds);
+            }
         }
         float invWorld = c == null ? 1f : 1f / c.worldSize();
         int from = bounds[rank];
@@ -100,13 +120,18 @@ final class ShardedParams implements AutoCloseable {
 
     /** Every rank's updated segment into every replica's flat parameters. */
     void gatherParams(Collective c) {
-        if (c != null && c.worldSize() > 1 && !flat.isEmpty()) {
+        if (device != null) {
+            device.gatherAndWriteBack();
+        } else if (c != null && c.worldSize() > 1 && !flat.isEmpty()) {
             c.allGather(flat.params, bounds);
         }
     }
 
     @Override
     public void close() {
+        if (device != null) {
+            device.close();
+        }
         if (opt != null) {
             opt.close();
         }

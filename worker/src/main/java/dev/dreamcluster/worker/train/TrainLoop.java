@@ -46,12 +46,20 @@ public final class TrainLoop {
     private final Collective collective;
     private final StepListener listener;
     private final Consumer<String> warn;
+    private final ComputeConfig compute;
 
     /**
      * @param resume a checkpoint to continue from exactly (any worker count), or null
      * @param collective the data plane of a cluster run, or null for one process
      */
     public TrainLoop(RunConfig run, Path resume, Collective collective, StepListener listener, Consumer<String> warn) {
+        this(run, resume, collective, listener, warn, ComputeConfig.CPU_FP32);
+    }
+
+    /** @param compute the device and precision (fp32 masters stay in the host's flat buffers either way) */
+    public TrainLoop(RunConfig run, Path resume, Collective collective, StepListener listener, Consumer<String> warn,
+            ComputeConfig compute) {
+        this.compute = compute;
         this.run = run;
         this.resume = resume;
         this.collective = collective;
@@ -63,7 +71,7 @@ public final class TrainLoop {
     public StepMetrics run() {
         TrainConfig cfg = run.train();
         boolean rank0 = collective == null || collective.rank() == 0;
-        try (Trainer t = new Trainer(cfg, run.optimizer(), resume, warn, collective);
+        try (Trainer t = new Trainer(cfg, run.optimizer(), resume, warn, collective, compute);
                 RunOutputs outputs = RunOutputs.open(cfg, collective == null ? 0 : collective.rank(), t, warn)) {
             // the other ranks wait at the first step's first collective while rank 0 validates
             double startVal = t.step() == 0 && rank0 ? t.validate() : Double.NaN;

@@ -61,6 +61,7 @@ public final class Trainer implements AutoCloseable {
     private final ModelWeights teWeights;
     private final ModelWeights unetWeights;
     private final ModelWeights vaeWeights;
+    private final ComputeReplica replica;
     private final ClipTextModel textEncoder;
     private final UNetModel unet;
     private final VaeModel vae;
@@ -104,6 +105,12 @@ public final class Trainer implements AutoCloseable {
      *     batch and the optimizer on its shard), or null for one process
      */
     public Trainer(TrainConfig cfg, ResolvedTrainingConfig opt, Path resume, Consumer<String> warn, Collective collective) {
+        this(cfg, opt, resume, warn, collective, ComputeConfig.CPU_FP32);
+    }
+
+    /** @param compute the device and precision (fp32 masters stay in the host's flat buffers either way) */
+    public Trainer(TrainConfig cfg, ResolvedTrainingConfig opt, Path resume, Consumer<String> warn, Collective collective,
+            ComputeConfig compute) {
         this.cfg = cfg;
         this.opt = opt;
         this.collective = collective;
@@ -114,9 +121,9 @@ public final class Trainer implements AutoCloseable {
                     + " workers (allowed: a multiple of the worker count; each worker takes an equal slice)");
         }
         RankAgreement.check(collective, "seed", cfg.seed());
-        Engine.getEngine("PyTorch");
+        this.replica = ComputeReplica.of(compute); // loads the engine (a GPU needs the CUDA libtorch set up by the launcher)
         JniUtils.setGradMode(false); // autograd records only inside the step's GradientCollector
-        this.manager = NDManager.newBaseManager(Device.cpu());
+        this.manager = NDManager.newBaseManager(replica.djlDevice);
         Path modelPath = resume != null ? resume.resolve("model") : cfg.model();
         this.folder = DiffusersFolder.read(modelPath); // a diffusers folder, or a single LDM .safetensors
         if (resume != null) {
@@ -129,14 +136,17 @@ public final class Trainer implements AutoCloseable {
                     + opt.textEncoderFreezing().numLayers() + " text encoder layers)");
         }
         FreezePlan freeze = FreezePlan.of(opt);
-        this.teWeights = ModelWeights.load(manager, folder, source, Component.TEXT_ENCODER, Device.cpu(),
-                n -> freeze.isTrainable(Component.TEXT_ENCODER, n));
-        this.unetWeights = ModelWeights.load(manager, folder, source, Component.UNET, Device.cpu(),
-                n -> freeze.isTrainable(Component.UNET, n));
+        java.util.function.Predicate<String> teTrain = n -> freeze.isTrainable(Component.TEXT_ENCODER, n);
+        java.util.function.Predicate<String> unetTrain = n -> freeze.isTrainable(Component.UNET, n);
+        boolean shared = replica.sharesMasters(); // else the host masters carry no gradients; the replica does
+        this.teWeights = ModelWeights.load(manager, folder, source, Component.TEXT_ENCODER, Device.cpu(), shared ? teTrain : n -> false);
+        this.unetWeights = ModelWeights.load(manager, folder, source, Component.UNET, Device.cpu(), shared ? unetTrain : n -> false);
         this.vaeWeights = ModelWeights.load(manager, folder, source, Component.VAE, Device.cpu(), n -> false);
-        this.textEncoder = new ClipTextModel(folder.textEncoder(), teWeights);
-        this.unet = new UNetModel(folder.unet(), unetWeights);
-        this.vae = new VaeModel(folder.vae(), vaeWeights);
+        ModelWeights teCompute = replica.place(teWeights, manager, teTrain, true);
+        ModelWeights unetCompute = replica.place(unetWeights, manager, unetTrain, true);
+        this.textEncoder = new ClipTextModel(folder.textEncoder(), teCompute);
+        this.unet = new UNetModel(folder.unet(), unetCompute);
+        this.vae = new VaeModel(folder.vae(), replica.place(vaeWeights, manager, n -> false, false));
         this.tokenizer = ClipTokenizer.load(folder.dir().resolve("tokenizer"));
         this.scheduler = folder.scheduler();
         this.latentFactor = 1 << (folder.vae().blockOutChannels().size() - 1);
@@ -153,10 +163,14 @@ public final class Trainer implements AutoCloseable {
         this.totalSteps = cfg.maxSteps() != null ? cfg.maxSteps()
                 : Math.max(1, cfg.maxEpochs() * ((perEpoch + cfg.gradAccum() - 1) / cfg.gradAccum()));
         int threads = Integer.getInteger("dreamcluster.optimizer.threads", Runtime.getRuntime().availableProcessors());
-        this.unetFlat = new FlatParams(unetWeights);
-        this.teFlat = new FlatParams(teWeights);
+        this.unetFlat = new FlatParams(unetCompute, unetWeights);
+        this.teFlat = new FlatParams(teCompute, teWeights);
         this.unetShard = new ShardedParams(unetFlat, opt.unet(), rank, world, threads);
         this.teShard = new ShardedParams(teFlat, opt.textEncoder(), rank, world, threads);
+        if (collective instanceof dev.dreamcluster.nccl.NcclCollective nccl && replica.device.isGpu()) {
+            unetShard.onDevice(nccl, manager); // reduce-scatter and all-gather on the GPU, the optimizer on the host
+            teShard.onDevice(nccl, manager);
+        }
         this.unetLr = schedule(opt.unet());
         this.teLr = schedule(opt.textEncoder());
         if (resume != null) {
@@ -170,8 +184,8 @@ public final class Trainer implements AutoCloseable {
         }
         this.ema = EmaWeights.create(cfg.features(), totalSteps, unetFlat, teFlat, rank, resume);
         this.plan = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), epoch);
-        LOG.info("training {} images ({} batches/epoch), {} optimizer steps, unet {} trainable tensors, text encoder {}",
-                items.size(), perEpoch, totalSteps, unetFlat.names.size(), teFlat.names.size());
+        LOG.info("training {} images ({} batches/epoch), {} optimizer steps, unet {} trainable tensors, text encoder {}, on {}",
+                items.size(), perEpoch, totalSteps, unetFlat.names.size(), teFlat.names.size(), replica);
     }
 
     private LrSchedule schedule(ComponentConfig c) {
@@ -200,7 +214,7 @@ public final class Trainer implements AutoCloseable {
             loss += microBatch(batch, microStep++); // backward adds into each trainable tensor's .grad
             samples += batch.items().size(); // the global batch: every rank reports the same throughput
         }
-        float mean = 1f / cfg.gradAccum();
+        float mean = (float) (1.0 / cfg.gradAccum() / replica.lossScale()); // fp16: the loss scale comes off here
         long tComm = System.nanoTime();
         unetShard.reduceGrads(collective, mean); // each rank: the mean gradient of its own shard
         teShard.reduceGrads(collective, mean);
@@ -218,6 +232,7 @@ public final class Trainer implements AutoCloseable {
             // as a GradScaler does: never let a NaN/Inf gradient into the weights or the optimizer state
             unetFlat.writeBack(manager);
             teFlat.writeBack(manager);
+            replica.afterStep(false, step);
             step++;
             skipped++;
             LOG.warn("step {}: non-finite gradients, update skipped ({} so far)", step, skipped);
@@ -241,6 +256,7 @@ public final class Trainer implements AutoCloseable {
         comm += (System.nanoTime() - tGather) / 1e9;
         unetFlat.writeBack(manager); // frozen tensors are never written: they stay bit-identical
         teFlat.writeBack(manager);
+        replica.afterStep(true, step);
         step++;
         if (ema != null) {
             ema.afterStep(step);
@@ -288,9 +304,9 @@ public final class Trainer implements AutoCloseable {
                     states = states.add(Tensors.of(manager, java.util.Arrays.copyOfRange(draws.perturbation(), lo * span,
                             hi * span), states.getShape()));
                 }
-                NDArray pred = unet.forward(noisy, t, states);
+                NDArray pred = ComputeReplica.fp32(unet.forward(replica.input(noisy), t, states));
                 NDArray loss = DiffusionLoss.loss(pred, target, t, scheduler, cfg.features(), lossScales(batch));
-                gc.backward(loss);
+                gc.backward(replica.scaler == null ? loss : loss.mul(Tensors.of(manager, new float[] {(float) replica.lossScale()}, new Shape())));
                 return loss.getFloat();
             }
         }
@@ -361,7 +377,8 @@ public final class Trainer implements AutoCloseable {
                 NDArray noisy = latents.mul(perSample(t, true)).add(noise.mul(perSample(t, false)));
                 NDArray target = scheduler.prediction() == DdpmScheduler.Prediction.EPSILON ? noise
                         : noise.mul(perSample(t, true)).sub(latents.mul(perSample(t, false)));
-                NDArray pred = unet.forward(noisy, t, textEncoder.forward(tokens(List.of(it.caption())), cfg.clipSkip()));
+                NDArray pred = ComputeReplica.fp32(unet.forward(replica.input(noisy), t,
+                        textEncoder.forward(tokens(List.of(it.caption())), cfg.clipSkip())));
                 sum += DiffusionLoss.loss(pred, target, t, scheduler, cfg.features()).getFloat();
             }
         }
@@ -478,13 +495,21 @@ public final class Trainer implements AutoCloseable {
 
     /** The current weights as a diffusers folder (tokenizer and every config key copied from the source model). */
     public void saveModel(Path dir, DType dtype) {
-        DiffusersFolder.writeTrained(dir, folder, dtype, (c, p) -> Tensors.read(weights(c).get(p.name())));
+        unetShard.syncHost(); // the GPU path: every rank's masters from the device
+        teShard.syncHost();
+        DiffusersFolder.writeTrained(dir, folder, dtype, (c, p) -> masterValues(c, p.name()));
         if (ema != null) { // EveryDream2 saves the EMA model as <path>_ema beside the model
             DiffusersFolder.writeTrained(dir.resolveSibling(dir.getFileName() + "_ema"), folder, dtype, (c, p) -> {
                 float[] v = ema.values(c, p.name());
-                return v != null ? v : Tensors.read(weights(c).get(p.name()));
+                return v != null ? v : masterValues(c, p.name());
             });
         }
+    }
+
+    /** fp32 master values: trainable tensors from the flat buffers (the model may hold fp16 casts), frozen ones as loaded. */
+    private float[] masterValues(Component c, String name) {
+        float[] v = c == Component.UNET ? unetFlat.valuesOf(name) : c == Component.TEXT_ENCODER ? teFlat.valuesOf(name) : null;
+        return v != null ? v : Tensors.read(weights(c).get(name));
     }
 
     private ModelWeights weights(Component c) {

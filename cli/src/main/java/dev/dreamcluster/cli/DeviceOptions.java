@@ -1,0 +1,85 @@
+package dev.dreamcluster.cli;
+
+import dev.dreamcluster.config.ConfigError;
+import dev.dreamcluster.device.CollectiveKind;
+import dev.dreamcluster.device.ComputeDevice;
+import dev.dreamcluster.device.Libtorch;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code --device}, {@code --libtorch} and {@code --collective} (train and worker). A GPU needs the
+ * CUDA libtorch 2.7.1+cu128 (the distribution carries the CPU one): {@link #apply()} checks it and
+ * sets PYTORCH_LIBRARY_PATH / PYTORCH_VERSION / PYTORCH_FLAVOR as system properties before DJL loads
+ * (DJL reads them from the environment or the properties); local worker JVMs get them too.
+ */
+final class DeviceOptions {
+    @Option(names = "--device", paramLabel = "D", description = "cpu, gpu:N or auto (default: train.json's device, else cpu)")
+    String device;
+
+    @Option(names = "--libtorch", paramLabel = "DIR",
+            description = "torch/lib of a PyTorch 2.7.1+cu128 wheel (default: $PYTORCH_LIBRARY_PATH); needed for a GPU")
+    Path libtorch;
+
+    @Option(names = "--collective", paramLabel = "K", description = "auto (NCCL when every worker is on a GPU, else the TCP ring), ring or nccl")
+    String collective;
+
+    /** The PYTORCH_* settings applied to this JVM (empty on the CPU path). */
+    private final Map<String, String> applied = new LinkedHashMap<>();
+
+    /**
+     * Validates the flags and, for a GPU (or auto with a libtorch given), points DJL at the CUDA
+     * libtorch. Call before anything touches DJL.
+     *
+     * @throws ConfigError one line: a bad value, a missing or mismatched libtorch, nccl on a CPU
+     */
+    DeviceOptions apply() {
+        ComputeDevice d = device == null ? null : ComputeDevice.parse(device, "--device");
+        CollectiveKind k = collective == null ? null : CollectiveKind.parse(collective, "--collective");
+        if (k == CollectiveKind.NCCL && (d == null || !d.isGpu() && !d.auto())) {
+            throw ConfigError.invalid("--collective", "nccl", "ring or auto with --device " + (d == null ? "cpu" : d)
+                    + ": NCCL needs GPU workers (--device gpu:N)");
+        }
+        if (d != null && d.isGpu()) {
+            applied.putAll(Libtorch.forGpu(libtorch, System.getenv(), d.toString()));
+        } else if (libtorch != null) {
+            applied.putAll(Libtorch.settings(libtorch, "--libtorch"));
+        }
+        applied.forEach(System::setProperty);
+        return this;
+    }
+
+    /** Overrides for train.json keys (null: not given). */
+    Map<String, Object> overrides() {
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("device", device);
+        o.put("collective", collective);
+        return o;
+    }
+
+    /** JVM flags for a local worker JVM (the PYTORCH_* settings). */
+    List<String> jvmFlags() {
+        List<String> f = new ArrayList<>();
+        applied.forEach((k, v) -> f.add("-D" + k + "=" + v));
+        return f;
+    }
+
+    /** Worker flags for local worker {@code rank}: gpu:N becomes gpu:(N + rank), one GPU per worker. */
+    List<String> workerFlags(int rank) {
+        List<String> f = new ArrayList<>();
+        if (device != null) {
+            ComputeDevice d = ComputeDevice.parse(device, "--device");
+            f.add("--device");
+            f.add(d.isGpu() ? ComputeDevice.gpu(d.gpuIndex() + rank).toString() : d.toString());
+        }
+        if (collective != null) {
+            f.add("--collective");
+            f.add(collective);
+        }
+        return f;
+    }
+}
