@@ -71,6 +71,11 @@ final class ComputeThread extends Thread {
             message = "done";
         } catch (RuntimeException e) {
             message = e.getMessage() == null ? e.toString() : e.getMessage();
+        } catch (Error e) {
+            // a broken installation (a missing class, no native library) or out of memory: the node must
+            // still report and end, or the whole run waits for a thread that is gone
+            message = "internal error on rank " + rank + ": " + e;
+            e.printStackTrace();
         }
         if (ok) {
             SenderGate.tell(coordinator, new CoordinatorProtocol.RunEnded(plan.runId(), rank, true, message), worker);
