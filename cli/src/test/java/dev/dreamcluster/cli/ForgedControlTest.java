@@ -109,7 +109,7 @@ class ForgedControlTest {
                     "the attacker reached the launcher and both workers: " + forgedEvents + " subscribers, " + forgedStops + " workers");
             assertEquals(0, r.status(), r.out() + r.err());
             assertTrue(r.out().contains("done: finished"), r.out());
-            assertEquals(steps, Files.readAllLines(metrics).size(), "every step ran before the launcher returned");
+            assertEquals(steps + 1, Files.readAllLines(metrics).size(), "step 0 (the starting val_loss) and every step ran before the launcher returned");
             for (int w = 0; w < 2; w++) {
                 String log = Files.readString(out.resolve("worker-" + w + ".log"));
                 assertTrue(log.contains("ignoring StopRun from"), "worker " + w + " log names the ignored stop:\n" + log);

@@ -7,7 +7,7 @@ import java.time.Duration;
 final class TestKeys {
     private TestKeys() {}
 
-    static String node(Path dir) {
+    static synchronized String node(Path dir) {
         Path keys = dir.resolve("keys");
         if (!java.nio.file.Files.isDirectory(keys.resolve("node"))) {
             try {
