@@ -99,8 +99,10 @@ final class LaunchCommand implements Callable<Integer> {
         try {
             Path logs = Files.createDirectories(config.toAbsolutePath().getParent().resolve("launch-logs"));
             for (int i = 0; i < commands.size(); i++) {
-                workers.add(new ProcessBuilder(commands.get(i)).redirectErrorStream(true)
-                        .redirectOutput(logs.resolve("worker-" + i + ".log").toFile()).start());
+                ProcessBuilder pb = new ProcessBuilder(commands.get(i)).redirectErrorStream(true)
+                        .redirectOutput(logs.resolve("worker-" + i + ".log").toFile());
+                pb.environment().putIfAbsent("DREAMCLUSTER_LOG_LEVEL", "INFO"); // a worker's log file shows its INFO lines
+                workers.add(pb.start());
             }
             System.err.println("launched " + commands.size() + " workers on " + hosts.hosts().size() + " hosts (logs in " + logs + ")");
             // workers retry joining until the coordinator's node is up
