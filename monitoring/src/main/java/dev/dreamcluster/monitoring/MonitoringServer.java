@@ -26,7 +26,10 @@ import akka.http.javadsl.model.sse.ServerSentEvent;
 import akka.http.javadsl.server.AllDirectives;
 import akka.http.javadsl.server.PathMatchers;
 import akka.http.javadsl.server.Route;
-import akka.management.javadsl.AkkaManagement;
+import akka.management.HealthCheckSettings;
+import akka.management.cluster.javadsl.ClusterHttpManagementRoutes;
+import akka.management.javadsl.CheckResult;
+import akka.management.javadsl.HealthChecks;
 import akka.stream.OverflowStrategy;
 import akka.stream.javadsl.Source;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -50,8 +53,8 @@ import java.util.stream.Collectors;
 import java.util.stream.StreamSupport;
 
 /**
- * The coordinator node's read-only HTTP server: Akka Management's routes ({@code /ready},
- * {@code /alive}, {@code /cluster/members}) and DreamCluster's ({@code /} the dashboard,
+ * The coordinator node's read-only HTTP server: Akka Management's health checks ({@code /ready},
+ * {@code /alive}) and read-only cluster routes ({@code /cluster/members}) and DreamCluster's ({@code /} the dashboard,
  * {@code /api/status}, {@code /api/metrics?since=STEP}, {@code /api/events} as server-sent events,
  * {@code /metrics} for Prometheus, {@code /samples/...}) on one akka-http binding. It learns about
  * the run only from the TrainingEvent topic and the run's files: the Coordinator does not know it
@@ -67,6 +70,7 @@ public final class MonitoringServer extends AllDirectives {
     private final ActorRef<RunMonitor.Command> monitor;
     private final RunFiles files;
     private final Executor blocking;
+    private final HealthChecks health;
 
     private MonitoringServer(ActorSystem<?> system, MonitoringSettings settings) {
         this.system = system;
@@ -74,6 +78,8 @@ public final class MonitoringServer extends AllDirectives {
         this.monitor = system.systemActorOf(RunMonitor.create(topic), "monitoring-status", Props.empty());
         this.files = new RunFiles(settings.out());
         this.blocking = system.dispatchers().lookup(DispatcherSelector.blocking());
+        this.health = new HealthChecks((akka.actor.ExtendedActorSystem) Adapter.toClassic(system),
+                HealthCheckSettings.create(system.settings().config().getConfig("akka.management.health-checks")));
     }
 
     /**
@@ -103,8 +109,19 @@ public final class MonitoringServer extends AllDirectives {
                         path(PathMatchers.segment("api").slash("events"), this::events),
                         path("metrics", this::prometheus),
                         pathPrefix("samples", () -> extractUri(uri -> sample(uri.pathSegments()))))),
-                // /ready, /alive, /cluster/members; read-only (akka.management.http.route-providers-read-only)
-                AkkaManagement.get(system).getRoutes());
+                // Not AkkaManagement.getRoutes(): that prepares every route provider, and Cluster
+                // Bootstrap's may be prepared only once (AkkaManagement.start does it when the node
+                // forms its cluster by bootstrap). The same checks, the same answers: 200 "OK" or 500.
+                get(() -> concat(
+                        path("ready", () -> health(health.readyResult())),
+                        path("alive", () -> health(health.aliveResult())))),
+                ClusterHttpManagementRoutes.readOnly(akka.cluster.Cluster.get(Adapter.toClassic(system))));
+    }
+
+    private Route health(CompletionStage<CheckResult> check) {
+        return onSuccess(check, r -> r.isSuccess()
+                ? complete(StatusCodes.OK, "OK")
+                : complete(StatusCodes.INTERNAL_SERVER_ERROR, "Not Healthy: " + r.failure().orElse("")));
     }
 
     private Route resource(String name, ContentType type) {
