@@ -13,14 +13,11 @@ import dev.dreamcluster.config.ConfigResolver;
 import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.config.TrainConfig;
 import dev.dreamcluster.model.DiffusersFolder;
-import dev.dreamcluster.model.Presets;
 import dev.dreamcluster.plan.PlanManifest;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.protocol.SenderGate;
 import dev.dreamcluster.protocol.WorkerProtocol;
-import dev.dreamcluster.safetensors.DType;
-import dev.dreamcluster.worker.data.SyntheticDataset;
 import dev.dreamcluster.worker.fixture.TinyRun;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -65,8 +62,7 @@ class WorkerTest {
 
     @Test
     void shouldAcceptItsOwnPlanAndRefuseOneThatDiffersNamingTheDifference(@TempDir Path tmp) throws Exception {
-        DiffusersFolder.writeRandom(tmp.resolve("model"), Presets.TINY, 0, DType.F32);
-        SyntheticDataset.write(tmp.resolve("data"), 4, 48, 1);
+        dev.dreamcluster.worker.fixture.TinyRun.writeInputs(tmp, 4);
         RunConfig run = config(tmp, "{\"base\": {\"lr\": 1e-4}, \"text_encoder_freezing\": {\"freeze_front_n_layers\": 2}}");
         PlanManifest here = PlanManifest.compute(run, 2, null);
         RunConfig otherLr = config(tmp, "{\"base\": {\"lr\": 2e-4}, \"text_encoder_freezing\": {\"freeze_front_n_layers\": 2}}");
@@ -106,8 +102,7 @@ class WorkerTest {
 
     @Test
     void shouldRefuseWhenItsCopyOfTheModelOrDataDiffersNamingTheFile(@TempDir Path tmp) throws Exception {
-        DiffusersFolder.writeRandom(tmp.resolve("model"), Presets.TINY, 0, DType.F32);
-        SyntheticDataset.write(tmp.resolve("data"), 4, 48, 1);
+        dev.dreamcluster.worker.fixture.TinyRun.writeInputs(tmp, 4);
         RunConfig run = config(tmp, "{}");
         PlanManifest coordinator = PlanManifest.compute(run, 2, null);
         Path copy = tmp.resolve("node2");

@@ -15,11 +15,8 @@ import dev.dreamcluster.diffusion.InferenceSampler;
 import dev.dreamcluster.freeze.Component;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.model.ParamSpec;
-import dev.dreamcluster.model.Presets;
 import dev.dreamcluster.model.TensorSource;
-import dev.dreamcluster.safetensors.DType;
 import dev.dreamcluster.safetensors.SafetensorsFile;
-import dev.dreamcluster.worker.data.SyntheticDataset;
 import dev.dreamcluster.config.TrainConfig;
 import dev.dreamcluster.worker.train.Trainer;
 import dev.dreamcluster.worker.train.LocalProgress;
@@ -49,8 +46,7 @@ class SamplingTest {
 
     @BeforeAll
     static void inputs() throws IOException {
-        DiffusersFolder.writeRandom(tmp.resolve("model"), Presets.TINY, 0, DType.F32);
-        SyntheticDataset.write(tmp.resolve("data"), 8, 48, 1);
+        dev.dreamcluster.worker.fixture.TinyRun.writeInputs(tmp, 8);
         Files.writeString(tmp.resolve("optimizer.json"), "{\"base\": {\"optimizer\": \"adamw\", \"lr\": 1e-3}}");
     }
 

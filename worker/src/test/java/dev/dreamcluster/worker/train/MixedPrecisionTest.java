@@ -11,10 +11,7 @@ import dev.dreamcluster.config.TrainConfig;
 import dev.dreamcluster.device.CollectiveKind;
 import dev.dreamcluster.device.ComputeDevice;
 import dev.dreamcluster.freeze.Component;
-import dev.dreamcluster.model.DiffusersFolder;
-import dev.dreamcluster.model.Presets;
 import dev.dreamcluster.safetensors.DType;
-import dev.dreamcluster.worker.data.SyntheticDataset;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -36,8 +33,7 @@ class MixedPrecisionTest {
     static void inputs() {
         model = tmp.resolve("model");
         data = tmp.resolve("data");
-        DiffusersFolder.writeRandom(model, Presets.TINY, 0, DType.F32);
-        SyntheticDataset.write(data, 12, 48, 1);
+        dev.dreamcluster.worker.fixture.TinyRun.writeInputs(tmp, 12);
     }
 
     static TrainConfig config(Path out, int steps) {

@@ -12,10 +12,8 @@ import dev.dreamcluster.config.Json;
 import dev.dreamcluster.config.ResolvedTrainingConfig;
 import dev.dreamcluster.freeze.Component;
 import dev.dreamcluster.model.DiffusersFolder;
-import dev.dreamcluster.model.Presets;
 import dev.dreamcluster.safetensors.DType;
 import dev.dreamcluster.safetensors.SafetensorsFile;
-import dev.dreamcluster.worker.data.SyntheticDataset;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.BeforeAll;
@@ -33,8 +31,7 @@ class TrainerTest {
     static void inputs() {
         model = tmp.resolve("model");
         data = tmp.resolve("data");
-        DiffusersFolder.writeRandom(model, Presets.TINY, 0, DType.F32);
-        SyntheticDataset.write(data, 12, 48, 1);
+        dev.dreamcluster.worker.fixture.TinyRun.writeInputs(tmp, 12);
     }
 
     static TrainConfig config(Path out, int steps) {
