@@ -309,7 +309,9 @@ public final class Worker {
 
     private boolean lostCoordinator(Object event) {
         if (coordinator == null) {
-            return false;
+            // not planned yet: the coordinator may have given up before it identified this node (its
+            // StopRun went only to the workers it knew); with no standby coordinator, its removal ends us
+            return event instanceof ClusterEvent.MemberRemoved r && r.member().hasRole("coordinator");
         }
         Address a = coordinator.path().address();
         Address self = Cluster.get(ctx.getSystem()).selfMember().address();
