@@ -73,7 +73,11 @@ final class CoordinatorCommand implements Callable<Integer> {
             String seed = (a != null ? a : b).toString();
             System.err.println("coordinator on " + seed + ": waiting for " + settings.minWorkers() + " workers (dreamcluster worker --join "
                     + seed + " --model DIR --data DIR)");
-            return done.get(7, TimeUnit.DAYS).ok() ? 0 : 3;
+            if (!done.get(7, TimeUnit.DAYS).ok()) {
+                return 3; // stopped workers end on their own; one that was never planned ends when this node leaves
+            }
+            Nodes.awaitWorkersLeft(system, java.time.Duration.ofSeconds(15)); // every rank has finished: they leave first
+            return 0;
         } finally {
             system.terminate();
         }

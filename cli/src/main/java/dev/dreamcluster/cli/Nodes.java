@@ -125,6 +125,21 @@ final class Nodes {
         return system;
     }
 
+    /**
+     * Waits, up to {@code within}, until no worker is a member any more, then returns. The coordinator's
+     * node is the cluster's leader: if it left while its workers were leaving too, they could not be
+     * moved to Exiting and each would sit out Akka's shutdown phase timeouts (up to a minute) before its
+     * process ended. Polls the local cluster state: this runs on the command's thread, never an actor's.
+     */
+    static void awaitWorkersLeft(ActorSystem<?> system, java.time.Duration within) throws InterruptedException {
+        long deadline = System.nanoTime() + within.toNanos();
+        Cluster cluster = Cluster.get(system);
+        while (System.nanoTime() < deadline && java.util.stream.StreamSupport.stream(cluster.state().getMembers().spliterator(), false)
+                .anyMatch(m -> m.hasRole("worker"))) {
+            Thread.sleep(50);
+        }
+    }
+
     /** HOST:PORT from a flag (null stays null), or a one-line error naming it. */
     static HostPort hostPort(String value, String flag) {
         if (value == null) {

@@ -97,8 +97,10 @@ class ClusterTlsTest {
             akka.detachAppender(log);
             for (ActorSystem<Void> s : new java.util.ArrayList<>(java.util.Arrays.asList(plain, intruder, member, seed))) {
                 if (s != null) {
+                    long t0 = System.nanoTime();
                     s.terminate();
                     s.getWhenTerminated().toCompletableFuture().get(30, java.util.concurrent.TimeUnit.SECONDS);
+                    System.out.printf("terminated %s in %.1f s%n", s.name(), (System.nanoTime() - t0) / 1e9);
                 }
             }
         }

@@ -73,6 +73,15 @@ class RunOwnershipTest {
         assertEquals(expected.lrAt(4), Json.MAPPER.readTree(metrics.get(5)).path("lr_unet").doubleValue(), 1e-12);
     }
 
+    /** The threads of a process that should have ended (jcmd of this JDK), for the failure message. */
+    static String threadDump(Process p) throws Exception {
+        Process jcmd = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "jcmd").toString(), Long.toString(p.pid()),
+                "Thread.print").redirectErrorStream(true).start();
+        String dump = new String(jcmd.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        jcmd.waitFor(30, TimeUnit.SECONDS);
+        return "\nthreads of pid " + p.pid() + ":\n" + dump;
+    }
+
     @Test
     void workersWithTheirOwnModelAndDataCopiesShouldTrainLikeOneProcess(@TempDir Path tmp) throws Exception {
         Path coord = tmp.resolve("coordinator");
@@ -102,9 +111,14 @@ class RunOwnershipTest {
             }
             Cli c = coordinator.get(300, TimeUnit.SECONDS);
             assertEquals(0, c.status(), c.err() + Files.readString(nodes.get(0).resolve("worker.log")));
-            for (Process p : workers) {
-                assertTrue(p.waitFor(60, TimeUnit.SECONDS));
-                assertEquals(0, p.exitValue());
+            long coordinatorEnded = System.nanoTime();
+            for (int w = 0; w < workers.size(); w++) {
+                Process p = workers.get(w);
+                boolean exited = p.waitFor(60, TimeUnit.SECONDS);
+                System.out.printf("worker %d exited %.1f s after the coordinator%n", w, (System.nanoTime() - coordinatorEnded) / 1e9);
+                String log = Files.readString(nodes.get(w).resolve("worker.log"));
+                assertTrue(exited, "worker " + w + " still running 60 s after the coordinator ended:\n" + log + threadDump(p));
+                assertEquals(0, p.exitValue(), log);
             }
         } finally {
             workers.forEach(Process::destroyForcibly);
