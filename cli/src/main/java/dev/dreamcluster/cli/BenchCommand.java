@@ -28,7 +28,7 @@ import picocli.CommandLine.Spec;
 
 /** {@code dreamcluster bench}: measured numbers for the README. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks that print numbers.",
-        subcommands = {BenchCommand.CollectiveBench.class})
+        subcommands = {BenchCommand.CollectiveBench.class, StepBench.class})
 final class BenchCommand {
 
     /**
@@ -52,6 +52,17 @@ final class BenchCommand {
         @Option(names = "--iters", paramLabel = "K", defaultValue = "5", description = "timed iterations per operation")
         int iters;
 
+        @Option(names = "--frame", paramLabel = "SIZE", defaultValue = "1MiB",
+                description = "the ring's frame payload (4KiB..64MiB; the trainer uses 1MiB)")
+        String frame;
+
+        @Option(names = "--rounds", paramLabel = "R", defaultValue = "1",
+                description = "rounds (ring, then gloo with --peer); medians and min-max over them")
+        int rounds;
+
+        @Option(names = "--peer", description = "also run torch.distributed's gloo (Debian python3-torch) in each round")
+        boolean peer;
+
         @Option(names = "--rank", hidden = true)
         Integer rank;
 
@@ -61,22 +72,49 @@ final class BenchCommand {
         @Spec
         picocli.CommandLine.Model.CommandSpec spec;
 
+        /** Rank 0's seconds per operation and where its time went, with the raw TCP baselines of the same round. */
+        record RingRound(double[] seconds, RingCollective.Profile[] perOp, double raw, double rawRing) {}
+
+        static final String[] OPS = {"all-reduce", "reduce-scatter", "all-gather"};
+
         @Override
         public Integer call() throws Exception {
-            long size = parseBytes(bytes);
+            long size = parseBytes(bytes, "--bytes");
             if (workers < 1 || workers > 64) {
                 throw ConfigError.invalid("--workers", Integer.toString(workers), "1..64 local processes");
             }
             if (iters < 1) {
                 throw ConfigError.invalid("--iters", Integer.toString(iters), ">= 1");
             }
+            if (rounds < 1 || rounds > 100) {
+                throw ConfigError.invalid("--rounds", Integer.toString(rounds), "1..100");
+            }
+            long frameBytes = parseBytes(frame, "--frame");
+            if (frameBytes < 4L * RingCollective.MIN_FRAME_FLOATS || frameBytes > 4L * RingCollective.MAX_FRAME_FLOATS) {
+                throw ConfigError.invalid("--frame", Json.quote(frame), "4KiB..64MiB");
+            }
             int floats = Math.toIntExact(size / 4);
+            int frameFloats = (int) (frameBytes / 4);
             if (rank != null) {
-                runRank(rank, addresses(peers), floats, null, System.getenv(SECRET_ENV));
+                runRank(rank, addresses(peers), floats, frameFloats, null, System.getenv(SECRET_ENV));
                 return 0;
             }
+            GlooPeer gloo = peer ? GlooPeer.probe() : null;
+            List<RingRound> ring = new ArrayList<>();
+            List<double[]> glooRounds = new ArrayList<>();
+            for (int r = 0; r < rounds; r++) {
+                ring.add(ringRound(floats, frameFloats));
+                if (gloo != null && gloo.available()) {
+                    glooRounds.add(gloo.round(workers, floats, iters));
+                }
+            }
+            report(ring, glooRounds, gloo, (long) floats * 4, frameBytes);
+            return 0;
+        }
+
+        /** One round of the ring: ranks 1..n-1 as child JVMs, rank 0 here. */
+        private RingRound ringRound(int floats, int frameFloats) throws Exception {
             String secret = RingCollective.newSecret();
-            // parent: reserve ports, start ranks 1..n-1 as child JVMs, run rank 0 here
             List<InetSocketAddress> addrs = new ArrayList<>();
             List<ServerSocketChannel> reserved = new ArrayList<>();
             for (int r = 0; r < workers; r++) {
@@ -86,18 +124,19 @@ final class BenchCommand {
             }
             String peerArg = String.join(",", addrs.stream().map(a -> a.getHostString() + ":" + a.getPort()).toList());
             List<Process> children = new ArrayList<>();
-            for (int r = 1; r < workers; r++) {
-                reserved.get(r).close();
-                List<String> cmd = ChildJvm.command("-Xmx4g");
-                cmd.addAll(List.of(Main.class.getName(), "bench", "collective",
-                        "--workers", Integer.toString(workers), "--bytes", bytes, "--iters", Integer.toString(iters),
-                        "--rank", Integer.toString(r), "--peers", peerArg));
-                ProcessBuilder pb = ChildJvm.builder(cmd).inheritIO();
-                pb.environment().put(SECRET_ENV, secret);
-                children.add(pb.start());
-            }
+            RingRound result;
             try {
-                runRank(0, addrs, floats, reserved.get(0), secret);
+                for (int r = 1; r < workers; r++) {
+                    reserved.get(r).close();
+                    List<String> cmd = ChildJvm.command("-Xmx4g");
+                    cmd.addAll(List.of(Main.class.getName(), "bench", "collective",
+                            "--workers", Integer.toString(workers), "--bytes", bytes, "--iters", Integer.toString(iters),
+                            "--frame", frame, "--rank", Integer.toString(r), "--peers", peerArg));
+                    ProcessBuilder pb = ChildJvm.builder(cmd).inheritIO();
+                    pb.environment().put(SECRET_ENV, secret);
+                    children.add(pb.start());
+                }
+                result = runRank(0, addrs, floats, frameFloats, reserved.get(0), secret);
             } finally {
                 for (Process p : children) {
                     if (!p.waitFor(120, TimeUnit.SECONDS)) {
@@ -110,63 +149,139 @@ final class BenchCommand {
                     throw new IllegalStateException("a bench process exited with " + p.exitValue());
                 }
             }
-            return 0;
+            return result;
         }
 
-        private void runRank(int r, List<InetSocketAddress> addrs, int floats, ServerSocketChannel server, String secret)
-                throws IOException {
+        private RingRound runRank(int r, List<InetSocketAddress> addrs, int floats, int frameFloats, ServerSocketChannel server,
+                String secret) throws IOException {
             ServerSocketChannel s = server != null ? server : ServerSocketChannel.open().bind(addrs.get(r));
             float[] data = new float[floats];
             java.util.Arrays.fill(data, 1f);
             int n = addrs.size();
-            try (Collective c = RingCollective.connect(BENCH_RUN_ID, RingCollective.decodeSecret(secret), r, addrs, s,
-                    Duration.ofSeconds(60))) {
+            try (RingCollective c = RingCollective.connect(BENCH_RUN_ID, RingCollective.decodeSecret(secret), r, addrs, s,
+                    Duration.ofSeconds(60), frameFloats)) {
                 int[] bounds = RingSchedule.evenBounds(floats, n);
-                double ar = time(() -> c.allReduce(data, floats), c);
-                double rs = time(() -> c.reduceScatter(data, bounds), c);
-                double ag = time(() -> c.allGather(data, bounds), c);
-                c.barrier();
-                if (r == 0) {
-                    // measured while the other ranks wait in their close(): the machine is otherwise idle
-                    double raw = rawLoopback((long) floats * 4, 1);
-                    double rawRing = n > 1 ? rawLoopback((long) floats * 4, n) : raw;
-                    report(n, (long) floats * 4, ar, rs, ag, raw, rawRing);
+                List<Runnable> ops = List.of(() -> c.allReduce(data, floats), () -> c.reduceScatter(data, bounds),
+                        () -> c.allGather(data, bounds));
+                double[] seconds = new double[ops.size()];
+                RingCollective.Profile[] perOp = new RingCollective.Profile[ops.size()];
+                for (int w = 0; w < 3; w++) {
+                    ops.forEach(Runnable::run); // warm-ups: C2 compiles the frame loops of every operation first
                 }
-            }
-        }
-
-        /** Seconds per operation: two warm-ups (JIT), then the mean of {@code iters}, each started after a barrier. */
-        private double time(Runnable op, Collective c) {
-            op.run();
-            op.run();
-            double total = 0;
-            for (int i = 0; i < iters; i++) {
+                for (int i = 0; i < ops.size(); i++) {
+                    double total = 0;
+                    RingCollective.Profile after = null;
+                    for (int k = 0; k < iters; k++) {
+                        c.barrier();
+                        RingCollective.Profile p0 = c.profile();
+                        long t0 = System.nanoTime();
+                        ops.get(i).run();
+                        total += (System.nanoTime() - t0) / 1e9;
+                        RingCollective.Profile p1 = c.profile();
+                        after = minus(p1, p0, after);
+                    }
+                    seconds[i] = total / iters;
+                    perOp[i] = scale(after, 1.0 / iters);
+                }
                 c.barrier();
-                long t0 = System.nanoTime();
-                op.run();
-                total += (System.nanoTime() - t0) / 1e9;
+                if (r != 0) {
+                    return null;
+                }
+                // measured while the other ranks wait in their close(): the machine is otherwise idle
+                double raw = rawLoopback((long) floats * 4, 1);
+                double rawRing = n > 1 ? rawLoopback((long) floats * 4, n) : raw;
+                return new RingRound(seconds, perOp, raw, rawRing);
             }
-            return total / iters;
         }
 
-        private void report(int n, long size, double ar, double rs, double ag, double raw, double rawRing) {
+        /** {@code acc + (b - a)}, field by field ({@code acc} null: zero). */
+        private static RingCollective.Profile minus(RingCollective.Profile b, RingCollective.Profile a, RingCollective.Profile acc) {
+            RingCollective.Profile z = acc == null ? new RingCollective.Profile(0, 0, 0, 0, 0) : acc;
+            return new RingCollective.Profile(z.waitNanos() + b.waitNanos() - a.waitNanos(), z.reduceNanos() + b.reduceNanos() - a.reduceNanos(),
+                    z.packNanos() + b.packNanos() - a.packNanos(), z.writeNanos() + b.writeNanos() - a.writeNanos(),
+                    z.bytesReceived() + b.bytesReceived() - a.bytesReceived());
+        }
+
+        private static RingCollective.Profile scale(RingCollective.Profile p, double f) {
+            return new RingCollective.Profile(Math.round(p.waitNanos() * f), Math.round(p.reduceNanos() * f), Math.round(p.packNanos() * f),
+                    Math.round(p.writeNanos() * f), Math.round(p.bytesReceived() * f));
+        }
+
+        /** nccl-tests' bus bandwidth factor: 2(n-1)/n for all-reduce, (n-1)/n for reduce-scatter and all-gather. */
+        static double busFactor(int op, int n) {
+            return (op == 0 ? 2.0 : 1.0) * (n - 1) / n;
+        }
+
+        private void report(List<RingRound> ring, List<double[]> gloo, GlooPeer peerInfo, long size, long frameBytes) {
             PrintWriter out = spec.commandLine().getOut();
+            int n = workers;
             double gb = size / 1e9;
-            out.printf(Locale.ROOT, "ring collective, %d processes on loopback, %s per rank (%d B), %d iterations%n", n, bytes, size, iters);
-            out.printf(Locale.ROOT, "%-15s %12s %14s %14s %12s%n", "operation", "time (ms)", "algbw (GB/s)", "busbw (GB/s)", "busbw/raw");
-            row(out, "all-reduce", ar, gb, 2.0 * (n - 1) / n, raw);
-            row(out, "reduce-scatter", rs, gb, (double) (n - 1) / n, raw);
-            row(out, "all-gather", ag, gb, (double) (n - 1) / n, raw);
-            out.printf(Locale.ROOT, "%-15s %12s %14.2f %14s %12s%n", "raw TCP", "", raw, "", "1.00");
-            out.printf(Locale.ROOT, "raw TCP with %d streams at once (the ring's traffic shape): %.2f GB/s per stream;"
-                    + " all-reduce busbw is %.2fx of that%n", n, rawRing, (gb / ar) * 2.0 * (n - 1) / n / rawRing);
+            out.printf(Locale.ROOT, "ring collective, %d processes on loopback, %s per rank (%d B), frames of %d KiB, %d iterations,"
+                    + " %d round(s): median [min-max] over rounds%n", n, bytes, size, frameBytes >> 10, iters, ring.size());
+            out.printf(Locale.ROOT, "%-15s %10s %12s %20s %22s %22s%s%n", "operation", "time (ms)", "algbw (GB/s)", "busbw (GB/s)",
+                    "busbw/raw TCP", "busbw/raw ring-shape", gloo.isEmpty() ? "" : String.format(Locale.ROOT, " %20s %18s", "gloo busbw", "ring/gloo"));
+            for (int op = 0; op < OPS.length; op++) {
+                final int o = op;
+                double f = busFactor(op, n);
+                double[] t = ring.stream().mapToDouble(x -> x.seconds()[o]).toArray();
+                double[] bus = ring.stream().mapToDouble(x -> gb / x.seconds()[o] * f).toArray();
+                double[] perRaw = ring.stream().mapToDouble(x -> gb / x.seconds()[o] * f / x.raw()).toArray();
+                double[] perRing = ring.stream().mapToDouble(x -> gb / x.seconds()[o] * f / x.rawRing()).toArray();
+                String glooCols = "";
+                if (!gloo.isEmpty()) {
+                    int g = op == 0 ? 0 : op == 2 ? 1 : -1; // gloo in torch 1.13 has no reduce_scatter
+                    if (g < 0) {
+                        glooCols = String.format(Locale.ROOT, " %20s %18s", "(not in gloo)", "");
+                    } else {
+                        double[] gbus = gloo.stream().mapToDouble(x -> gb / x[g] * f).toArray();
+                        double[] ratio = new double[Math.min(gbus.length, bus.length)];
+                        for (int i = 0; i < ratio.length; i++) {
+                            ratio[i] = bus[i] / gbus[i];
+                        }
+                        glooCols = String.format(Locale.ROOT, " %20s %18s", spread(gbus, "%.2f"), spread(ratio, "%.2fx"));
+                    }
+                }
+                out.printf(Locale.ROOT, "%-15s %10.1f %12.2f %20s %22s %22s%s%n", OPS[op], median(t) * 1e3, gb / median(t),
+                        spread(bus, "%.2f"), spread(perRaw, "%.2f"), spread(perRing, "%.2f"), glooCols);
+            }
+            out.printf(Locale.ROOT, "raw TCP loopback: one stream %s GB/s; %d streams at once (the ring's traffic shape) %s GB/s per stream%n",
+                    spread(ring.stream().mapToDouble(RingRound::raw).toArray(), "%.2f"), n,
+                    spread(ring.stream().mapToDouble(RingRound::rawRing).toArray(), "%.2f"));
+            if (peerInfo != null && !peerInfo.available()) {
+                out.println("gloo peer skipped: " + peerInfo.why());
+            }
+            out.println("where rank 0's time went, ms per operation (median round): receiving thread = wait in read + reduce/copy out;"
+                    + " sending thread = pack into the direct buffer + write");
+            out.printf(Locale.ROOT, "%-15s %10s %10s %10s %10s %10s%n", "operation", "total", "wait", "reduce", "pack", "write");
+            for (int op = 0; op < OPS.length; op++) {
+                final int o = op;
+                RingRound mid = ring.stream().sorted(java.util.Comparator.comparingDouble(x -> x.seconds()[o])).toList().get(ring.size() / 2);
+                RingCollective.Profile p = mid.perOp()[op];
+                out.printf(Locale.ROOT, "%-15s %10.1f %10.1f %10.1f %10.1f %10.1f%n", OPS[op], mid.seconds()[op] * 1e3, p.waitNanos() / 1e6,
+                        p.reduceNanos() / 1e6, p.packNanos() / 1e6, p.writeNanos() / 1e6);
+            }
+            double worst = Double.MAX_VALUE;
+            for (int op = 0; op < OPS.length; op++) {
+                final int o = op;
+                worst = Math.min(worst, median(ring.stream().mapToDouble(x -> gb / x.seconds()[o] * busFactor(o, n) / x.rawRing()).toArray()));
+            }
+            out.printf(Locale.ROOT, "target busbw >= 0.7 of raw TCP in the ring's shape: %s (worst operation %.2f)%n",
+                    worst >= 0.7 ? "met" : "missed", worst);
             out.flush();
         }
 
-        private static void row(PrintWriter out, String name, double t, double gb, double factor, double raw) {
-            double alg = gb / t;
-            double bus = alg * factor;
-            out.printf(Locale.ROOT, "%-15s %12.1f %14.2f %14.2f %12.2f%n", name, t * 1e3, alg, bus, raw > 0 ? bus / raw : Double.NaN);
+        static double median(double[] x) {
+            double[] s = x.clone();
+            java.util.Arrays.sort(s);
+            return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+        }
+
+        /** "median [min-max]" (just the value for one round). */
+        static String spread(double[] x, String fmt) {
+            double[] s = x.clone();
+            java.util.Arrays.sort(s);
+            String m = String.format(Locale.ROOT, fmt, median(s));
+            return s.length == 1 ? m : m + " [" + String.format(Locale.ROOT, fmt, s[0]) + "-" + String.format(Locale.ROOT, fmt, s[s.length - 1]) + "]";
         }
 
         /**
@@ -229,7 +344,7 @@ final class BenchCommand {
             }
         }
 
-        static long parseBytes(String s) {
+        static long parseBytes(String s, String flag) {
             String t = s.trim().toUpperCase(Locale.ROOT);
             long mult = 1;
             for (String[] u : new String[][] {{"GIB", "1073741824"}, {"MIB", "1048576"}, {"KIB", "1024"}, {"B", "1"}}) {
@@ -246,7 +361,7 @@ final class BenchCommand {
                 }
                 return v;
             } catch (NumberFormatException e) {
-                throw ConfigError.invalid("--bytes", Json.quote(s), "a multiple of 4 bytes up to 8 GiB, e.g. 256MiB");
+                throw ConfigError.invalid(flag, Json.quote(s), "a multiple of 4 bytes up to 8 GiB, e.g. 256MiB");
             }
         }
 

@@ -17,7 +17,7 @@ import picocli.CommandLine.Spec;
 @Command(name = "init-model", mixinStandardHelpOptions = true,
         description = "Write a randomly initialised diffusers model folder (tiny: a few MB for tests and demos).")
 final class InitModelCommand implements Callable<Integer> {
-    @Option(names = "--preset", required = true, paramLabel = "P", description = "tiny, sd15 or sd21")
+    @Option(names = "--preset", required = true, paramLabel = "P", description = "tiny, medium, sd15 or sd21")
     String preset;
 
     @Option(names = "--out", required = true, paramLabel = "DIR")
@@ -38,7 +38,7 @@ final class InitModelCommand implements Callable<Integer> {
                 return p;
             }
         }
-        throw ConfigError.invalid("--preset", Json.quote(name), "one of tiny, sd15, sd21");
+        throw ConfigError.invalid("--preset", Json.quote(name), "one of tiny, medium, sd15, sd21");
     }
 
     static DType dtype(String s, String flag) {

@@ -32,7 +32,7 @@ final class ModelInfoCommand implements Callable<Integer> {
     picocli.CommandLine.Model.CommandSpec spec;
 
     static final class Source {
-        @Option(names = "--preset", paramLabel = "P", description = "tiny, sd15 or sd21")
+        @Option(names = "--preset", paramLabel = "P", description = "tiny, medium, sd15 or sd21")
         String preset;
 
         @Option(names = "--model", paramLabel = "DIR", description = "diffusers folder")

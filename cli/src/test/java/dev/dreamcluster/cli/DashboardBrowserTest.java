@@ -103,19 +103,30 @@ class DashboardBrowserTest {
     /** Chromium prints its DevTools WebSocket address on stderr once it listens. */
     static URI devtoolsUrl(Process browser) throws Exception {
         CompletableFuture<URI> url = CompletableFuture.supplyAsync(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(browser.getInputStream(), StandardCharsets.UTF_8))) {
+            BufferedReader r = new BufferedReader(new InputStreamReader(browser.getInputStream(), StandardCharsets.UTF_8));
+            try {
                 StringBuilder text = new StringBuilder();
                 for (String line; (line = r.readLine()) != null;) {
                     Matcher m = DEVTOOLS.matcher(line);
                     if (m.find()) {
-                        // keep draining so chromium never blocks on a full pipe
-                        Thread drain = new Thread(() -> r.lines().forEach(l -> { }));
+                        // the drain thread owns the reader from here: it keeps chromium from blocking on a
+                        // full pipe and closes the reader at chromium's exit
+                        Thread drain = new Thread(() -> {
+                            try (r) {
+                                while (r.readLine() != null) {
+                                    // discard
+                                }
+                            } catch (java.io.IOException ignored) {
+                                // chromium was killed: the pipe is gone
+                            }
+                        });
                         drain.setDaemon(true);
                         drain.start();
                         return URI.create(m.group(1));
                     }
                     text.append(line).append('\n');
                 }
+                r.close();
                 throw new AssertionError("chromium exited without a DevTools address:\n" + text);
             } catch (java.io.IOException e) {
                 throw new java.io.UncheckedIOException(e);

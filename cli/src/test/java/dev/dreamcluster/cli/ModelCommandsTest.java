@@ -28,7 +28,7 @@ class ModelCommandsTest {
         Cli tensors = Cli.run("model-info", "--preset", "sd15", "--tensors");
         assertEquals(686 + 196 + 248, tensors.out().lines().count());
         assertTrue(tensors.out().contains("unet\tconv_in.weight\t[320, 4, 3, 3]\n"), tensors.out().substring(0, 200));
-        Cli.run("model-info", "--preset", "sd3").assertUsageError("--preset", "\"sd3\"", "tiny, sd15, sd21");
+        Cli.run("model-info", "--preset", "sd3").assertUsageError("--preset", "\"sd3\"", "tiny, medium, sd15, sd21");
     }
 
     @Test

@@ -18,6 +18,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import dev.dreamcluster.optim.kernel.Simd;
 
 /**
  * A ring of TCP connections over NIO socket channels with direct buffers: rank r keeps one channel to
@@ -37,7 +38,15 @@ import java.util.concurrent.atomic.AtomicBoolean;
  */
 public final class RingCollective implements Collective {
     static final int MAGIC = RingWire.MAGIC;
-    static final int FRAME_FLOATS = 256 * 1024; // 1 MiB of payload per frame (4 MiB and 256 KiB measured slower)
+    /**
+     * Floats of payload per frame by default: 1 MiB (README, Data parallelism: 64 KiB to 4 MiB measured
+     * with {@code bench collective --frame}). Every rank of a ring must use the same size: a frame of
+     * another size fails the header check at once.
+     */
+    public static final int FRAME_FLOATS = 256 * 1024;
+    /** The frame sizes {@link #connect(long, byte[], int, List, ServerSocketChannel, Duration, int)} accepts. */
+    public static final int MIN_FRAME_FLOATS = 1024;
+    public static final int MAX_FRAME_FLOATS = 16 << 20;
     static final int HEADER = 24;
     /** Socket buffers of a few frames let the sender run ahead of the receiver's additions. */
     static final int SOCKET_BUFFER = 8 << 20;
@@ -51,15 +60,27 @@ public final class RingCollective implements Collective {
     private volatile String timeoutWhat = "an operation";
     private final ExecutorService sender;
     private final ScheduledExecutorService watchdog;
-    private final ByteBuffer sendBuf = ByteBuffer.allocateDirect(HEADER + 4 * FRAME_FLOATS).order(ByteOrder.LITTLE_ENDIAN);
-    private final ByteBuffer recvBuf = ByteBuffer.allocateDirect(HEADER + 4 * FRAME_FLOATS).order(ByteOrder.LITTLE_ENDIAN);
-    private final float[] addScratch = new float[FRAME_FLOATS];
+    private final int frameFloats;
+    private final ByteBuffer sendBuf;
+    private final ByteBuffer recvBuf;
+    private final float[] addScratch;
+    /** Where this rank's time went, summed over operations (nanoseconds; see {@link Profile}). */
+    private long waitNanos;
+    private long reduceNanos;
+    private long packNanos;
+    private long writeNanos;
+    private long bytesReceived;
     private final AtomicBoolean timedOut = new AtomicBoolean();
     private long sendSeq;
     private long recvSeq;
     private volatile boolean broken;
 
-    private RingCollective(long runId, int rank, int n, SocketChannel right, SocketChannel left, Duration timeout) {
+    private RingCollective(long runId, int rank, int n, SocketChannel right, SocketChannel left, Duration timeout, int frameFloats) {
+        this.frameFloats = frameFloats;
+        int bytes = n == 1 ? 0 : HEADER + 4 * frameFloats;
+        this.sendBuf = ByteBuffer.allocateDirect(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        this.recvBuf = ByteBuffer.allocateDirect(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        this.addScratch = Simd.ENABLED || n == 1 ? null : new float[frameFloats];
         this.runId = runId;
         this.rank = rank;
         this.n = n;
@@ -68,6 +89,20 @@ public final class RingCollective implements Collective {
         this.timeoutMs = timeout.toMillis();
         this.sender = n == 1 ? null : Executors.newSingleThreadExecutor(r -> daemon(r, "ring-send-" + rank));
         this.watchdog = n == 1 ? null : Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "ring-watchdog-" + rank));
+    }
+
+    /**
+     * Where a rank's collective time went, summed since the ring was made. The receiving thread's
+     * time is {@code wait} (blocked in read: the left neighbour has not sent yet, or the kernel is
+     * copying) plus {@code reduce} (adding or copying the frame out of the direct buffer); the sending
+     * thread's is {@code pack} (copying floats into the direct buffer) plus {@code write} (in write:
+     * the kernel's copy, or waiting for the right neighbour to drain its socket).
+     */
+    public record Profile(long waitNanos, long reduceNanos, long packNanos, long writeNanos, long bytesReceived) {}
+
+    /** This rank's profile so far (read it between operations: the sender's fields are written by its thread). */
+    public Profile profile() {
+        return new Profile(waitNanos, reduceNanos, packNanos, writeNanos, bytesReceived);
     }
 
     private static Thread daemon(Runnable r, String name) {
@@ -84,14 +119,23 @@ public final class RingCollective implements Collective {
      */
     public static RingCollective connect(long runId, byte[] secret, int rank, List<InetSocketAddress> peers,
             ServerSocketChannel server, Duration timeout) {
+        return connect(runId, secret, rank, peers, server, timeout, FRAME_FLOATS);
+    }
+
+    /** {@link #connect(long, byte[], int, List, ServerSocketChannel, Duration)} with frames of {@code frameFloats} floats. */
+    public static RingCollective connect(long runId, byte[] secret, int rank, List<InetSocketAddress> peers,
+            ServerSocketChannel server, Duration timeout, int frameFloats) {
         RingWire.checkSecret(secret);
+        if (frameFloats < MIN_FRAME_FLOATS || frameFloats > MAX_FRAME_FLOATS) {
+            throw new IllegalArgumentException("frame of " + frameFloats + " floats; allowed " + MIN_FRAME_FLOATS + ".." + MAX_FRAME_FLOATS);
+        }
         int n = peers.size();
         if (rank < 0 || rank >= n) {
             throw new IllegalArgumentException("rank " + rank + " outside world of " + n);
         }
         if (n == 1) {
             close(server);
-            return new RingCollective(runId, rank, 1, null, null, timeout);
+            return new RingCollective(runId, rank, 1, null, null, timeout, frameFloats);
         }
         long deadline = System.nanoTime() + timeout.toNanos();
         SocketChannel right = null;
@@ -107,7 +151,7 @@ public final class RingCollective implements Collective {
             } finally {
                 acceptor.shutdownNow();
             }
-            return new RingCollective(runId, rank, n, right, left, timeout);
+            return new RingCollective(runId, rank, n, right, left, timeout, frameFloats);
         } catch (Exception e) {
             close(right);
             close(left);
@@ -229,14 +273,13 @@ public final class RingCollective implements Collective {
             throw new CollectiveException("rank " + rank + ": the ring is broken by an earlier failure");
         }
         ScheduledFuture<?> alarm = watchdog.schedule(this::expire, timeoutMs, TimeUnit.MILLISECONDS);
-        Future<?> sent = sLen > 0 ? sender.submit(() -> {
-            sendSegment(data, sOff, sLen);
-            return null;
-        }) : null;
+        Future<long[]> sent = sLen > 0 ? sender.submit(() -> sendSegment(data, sOff, sLen)) : null;
         try {
             receiveSegment(data, rOff, rLen, add);
             if (sent != null) {
-                sent.get();
+                long[] spent = sent.get(); // the sender's times travel back through the future: no shared counters
+                packNanos += spent[0];
+                writeNanos += spent[1];
             }
         } catch (IOException | ExecutionException e) {
             broken = true;
@@ -262,23 +305,32 @@ public final class RingCollective implements Collective {
         close(left);
     }
 
-    private void sendSegment(float[] data, int off, int len) throws IOException {
+    /** Sends data[off, +len) in frames; returns {pack, write} nanoseconds. */
+    private long[] sendSegment(float[] data, int off, int len) throws IOException {
+        long pack = 0;
+        long write = 0;
         for (int done = 0; done < len; ) {
-            int k = Math.min(FRAME_FLOATS, len - done);
+            int k = Math.min(frameFloats, len - done);
+            long t0 = System.nanoTime();
             sendBuf.clear();
             sendBuf.putInt(MAGIC).putLong(runId).putLong(sendSeq++).putInt(k);
             sendBuf.asFloatBuffer().put(data, off + done, k);
             sendBuf.position(HEADER + 4 * k).flip();
+            long t1 = System.nanoTime();
             while (sendBuf.hasRemaining()) {
                 right.write(sendBuf);
             }
+            write += System.nanoTime() - t1;
+            pack += t1 - t0;
             done += k;
         }
+        return new long[] {pack, write};
     }
 
     private void receiveSegment(float[] data, int off, int len, boolean add) throws IOException {
         for (int done = 0; done < len; ) {
-            int k = Math.min(FRAME_FLOATS, len - done);
+            int k = Math.min(frameFloats, len - done);
+            long t0 = System.nanoTime();
             recvBuf.clear().limit(HEADER);
             readFully(recvBuf);
             RingWire.checkFrameHeader(recvBuf.flip(), runId, recvSeq, k);
@@ -286,16 +338,21 @@ public final class RingCollective implements Collective {
             recvBuf.clear().limit(4 * k);
             readFully(recvBuf);
             recvBuf.flip();
-            var fb = recvBuf.asFloatBuffer();
-            if (add) {
-                fb.get(addScratch, 0, k); // bulk copy out of the direct buffer, then a loop that vectorises
+            long t1 = System.nanoTime();
+            if (add && Simd.ENABLED) {
+                RingVectors.addInto(data, off + done, recvBuf, k); // straight from the direct buffer: no copy
+            } else if (add) {
+                recvBuf.asFloatBuffer().get(addScratch, 0, k); // bulk copy out, then a loop that vectorises
                 final int base = off + done;
                 for (int i = 0; i < k; i++) {
                     data[base + i] += addScratch[i];
                 }
             } else {
-                fb.get(data, off + done, k);
+                recvBuf.asFloatBuffer().get(data, off + done, k);
             }
+            reduceNanos += System.nanoTime() - t1;
+            waitNanos += t1 - t0;
+            bytesReceived += HEADER + 4L * k;
             done += k;
         }
     }

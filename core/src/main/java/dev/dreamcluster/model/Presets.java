@@ -5,13 +5,26 @@ import java.util.Locale;
 
 /**
  * Built-in model architectures: {@code sd15} and {@code sd21} are the real Stable Diffusion 1.5 and
- * 2.1 configs; {@code tiny} is a few-MB model with the same block structure for tests and demos.
+ * 2.1 configs; {@code tiny} is a few-MB model with the same block structure for tests and demos;
+ * {@code medium} is SD1.5's shape scaled down for benchmarks.
  */
 public enum Presets {
     TINY(new UNetConfig(4, 4, 16, List.of(32, 64), 1, List.of("CrossAttnDownBlock2D", "DownBlock2D"),
             List.of("UpBlock2D", "CrossAttnUpBlock2D"), List.of(4, 4), 32, false, 8, 1e-5, true, 0),
             new ClipTextConfig(1024, 32, 4, 4, 64, 77, "quick_gelu", 1e-5),
             new VaeConfig(3, 3, 4, List.of(16, 32, 32), 1, 8, 64, 0.18215)),
+    /**
+     * SD1.5's shape at a fifth of its width: the same four levels, two layers per block, cross-attention
+     * in the first three, 8 heads; 192 px images (24x24 latents). 35M UNet parameters, sized so a CPU
+     * step of batch 4 takes about a second on 2 cores (1.2 s measured): the benchmark size between tiny
+     * and sd15.
+     */
+    MEDIUM(new UNetConfig(4, 4, 24, List.of(64, 128, 256, 256), 2,
+            List.of("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+            List.of("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), List.of(8, 8, 8, 8),
+            256, false, 32, 1e-5, true, 0),
+            new ClipTextConfig(4096, 256, 4, 4, 1024, 77, "quick_gelu", 1e-5),
+            new VaeConfig(3, 3, 4, List.of(32, 64, 128, 128), 1, 32, 192, 0.18215)),
     SD15(new UNetConfig(4, 4, 64, List.of(320, 640, 1280, 1280), 2,
             List.of("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
             List.of("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), List.of(8, 8, 8, 8),

@@ -70,6 +70,63 @@ class RingCollectiveTest {
         }
     }
 
+    /** A ring whose rank r sends frames of {@code frames[r]} floats; returns each rank's failure (null: none). */
+    static List<Throwable> onRingWithFrames(int[] frames, Consumer<RingCollective> body) throws Exception {
+        int n = frames.length;
+        List<ServerSocketChannel> s = servers(n);
+        List<InetSocketAddress> peers = addresses(s);
+        ExecutorService pool = Executors.newFixedThreadPool(n);
+        try {
+            List<Future<?>> f = new ArrayList<>();
+            for (int r = 0; r < n; r++) {
+                final int rank = r;
+                f.add(pool.submit(() -> {
+                    try (RingCollective c = RingCollective.connect(5, SECRET, rank, peers, s.get(rank), TIMEOUT, frames[rank])) {
+                        body.accept(c);
+                    }
+                    return null;
+                }));
+            }
+            List<Throwable> failed = new ArrayList<>();
+            for (Future<?> x : f) {
+                try {
+                    x.get(60, TimeUnit.SECONDS);
+                    failed.add(null);
+                } catch (java.util.concurrent.ExecutionException e) {
+                    failed.add(e.getCause());
+                }
+            }
+            return failed;
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
+    void framesOfAnySizeShouldGiveTheSameSumsAndTheProfileShouldCountThem() throws Exception {
+        int len = 5 * 1024 + 7; // five full frames of 1024 floats and a partial one per segment
+        List<Throwable> failed = onRingWithFrames(new int[] {1024, 1024, 1024}, c -> {
+            float[] a = input(c.rank(), len);
+            c.allReduce(a, len);
+            for (int i = 0; i < len; i++) {
+                assertEquals(expectedSum(3, i), a[i], "element " + i);
+            }
+            RingCollective.Profile p = c.profile();
+            // all-reduce of 3 ranks: 2 reduce-scatter and 2 all-gather steps, each receiving one segment (+ headers)
+            assertTrue(p.bytesReceived() >= 4L * len * 4 / 3, p.toString());
+            assertTrue(p.reduceNanos() > 0 && p.waitNanos() > 0 && p.packNanos() > 0 && p.writeNanos() > 0, p.toString());
+        });
+        assertEquals(java.util.Arrays.asList(null, null, null), failed);
+    }
+
+    @Test
+    void ranksWithDifferentFrameSizesShouldFailAtOnceNamingTheFrame() throws Exception {
+        List<Throwable> failed = onRingWithFrames(new int[] {1024, 2048}, c -> c.allReduce(input(c.rank(), 8192), 8192));
+        assertTrue(failed.stream().anyMatch(t -> t instanceof CollectiveException && String.valueOf(t.getMessage()).contains("unexpected frame")),
+                failed.toString());
+        assertThrows(IllegalArgumentException.class, () -> RingCollective.connect(5, SECRET, 0, List.of(), null, TIMEOUT, 100));
+    }
+
     /** Rank r's input: small integers, so every float sum is exact whatever the order. */
     static float[] input(int rank, int len) {
         float[] a = new float[len];

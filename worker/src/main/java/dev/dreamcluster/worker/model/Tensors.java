@@ -41,6 +41,22 @@ public final class Tensors {
         }
     }
 
+    /**
+     * {@link #read} into {@code dst[off ..]} (every element of {@code a}): one bulk copy out of the
+     * tensor's bytes, without a new float[] per tensor (the gradients of a step are the model's size).
+     */
+    public static void readInto(NDArray a, float[] dst, int off) {
+        try (NDArray flat = a.reshape(-1)) {
+            if (flat.getDataType() != ai.djl.ndarray.types.DataType.FLOAT32) {
+                try (NDArray f = flat.toType(ai.djl.ndarray.types.DataType.FLOAT32, false)) {
+                    f.toByteBuffer().asFloatBuffer().get(dst, off, Math.toIntExact(f.size()));
+                }
+                return;
+            }
+            flat.toByteBuffer().asFloatBuffer().get(dst, off, Math.toIntExact(flat.size()));
+        }
+    }
+
     /** {@code x} in {@code like}'s dtype (constants meeting fp16 activations, which would otherwise promote to fp32). */
     public static NDArray like(NDArray x, NDArray like) {
         return x.getDataType() == like.getDataType() ? x : x.toType(like.getDataType(), false);

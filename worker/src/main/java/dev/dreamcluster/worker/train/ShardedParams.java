@@ -76,16 +76,36 @@ final class ShardedParams implements AutoCloseable {
         return opt;
     }
 
+    /** True on the GPU path: its collectives are device work and stay on the compute thread. */
+    boolean onDevice() {
+        return device != null;
+    }
+
     /** Autograd's gradients (times {@code scale}) summed over ranks into this rank's segment, then / world. */
     void reduceGrads(Collective c, float scale) {
         if (device != null) {
             device.reduceGrads(scale);
+            takeShard(c);
         } else {
-            flat.gatherGrads(scale);
-            if (c != null && c.worldSize() > 1 && !flat.isEmpty()) {
-                c.reduceScatter(flat.grads, bounds);
-            }
+            flattenGrads(scale);
+            reduceFlat(c);
         }
+    }
+
+    /** The host path's first half, on the compute thread (it reads libtorch's gradients): the flat gradients times {@code scale}. */
+    void flattenGrads(float scale) {
+        flat.gatherGrads(scale);
+    }
+
+    /** The host path's second half, pure Java on any thread: the reduce-scatter, then this rank's segment / world. */
+    void reduceFlat(Collective c) {
+        if (c != null && c.worldSize() > 1 && !flat.isEmpty()) {
+            c.reduceScatter(flat.grads, bounds);
+        }
+        takeShard(c);
+    }
+
+    private void takeShard(Collective c) {
         float invWorld = c == null ? 1f : 1f / c.worldSize();
         int from = bounds[rank];
         for (int i = 0; i < shardGrads.length; i++) {

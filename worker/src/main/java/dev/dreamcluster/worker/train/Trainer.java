@@ -80,6 +80,8 @@ public final class Trainer implements AutoCloseable {
     private final FlatParams teFlat;
     private final ShardedParams unetShard;
     private final ShardedParams teShard;
+    /** The communication thread of the host path (inline with one rank or on the GPU path). */
+    private final Overlap overlap;
     private final LrSchedule unetLr;
     private final LrSchedule teLr;
     private final int totalSteps;
@@ -171,6 +173,11 @@ public final class Trainer implements AutoCloseable {
             unetShard.onDevice(nccl, manager); // reduce-scatter and all-gather on the GPU, the optimizer on the host
             teShard.onDevice(nccl, manager);
         }
+        this.overlap = new Overlap(world > 1 && !unetShard.onDevice() && !teShard.onDevice());
+        if (world > 1) {
+            LOG.info("rank {}: communication thread {} (reduce-scatter and all-gather overlapped with the other component's host work)",
+                    rank, overlap.enabled() ? "on" : "off");
+        }
         this.unetLr = schedule(opt.unet());
         this.teLr = schedule(opt.textEncoder());
         if (resume != null) {
@@ -216,8 +223,7 @@ public final class Trainer implements AutoCloseable {
         }
         float mean = (float) (1.0 / cfg.gradAccum() / replica.lossScale()); // fp16: the loss scale comes off here
         long tComm = System.nanoTime();
-        unetShard.reduceGrads(collective, mean); // each rank: the mean gradient of its own shard
-        teShard.reduceGrads(collective, mean);
+        reduceGrads(mean); // each rank: the mean gradient of its own shard
         // one global L2 norm over every trainable tensor: shard partial sums, summed over ranks
         double[] sums = {unetShard.shardSumSquares() + teShard.shardSumSquares(), loss};
         if (world > 1) {
@@ -246,16 +252,9 @@ public final class Trainer implements AutoCloseable {
         }
         double lrU = unetLr == null ? 0 : unetLr.lrAt(step);
         double lrT = teLr == null ? 0 : teLr.lrAt(step);
-        long tOpt = System.nanoTime();
-        unetShard.step(lrU);
-        teShard.step(lrT);
-        long tGather = System.nanoTime();
-        unetShard.gatherParams(collective); // every replica receives every rank's updated shard
-        teShard.gatherParams(collective);
-        double optimizer = (tGather - tOpt) / 1e9;
-        comm += (System.nanoTime() - tGather) / 1e9;
-        unetFlat.writeBack(manager); // frozen tensors are never written: they stay bit-identical
-        teFlat.writeBack(manager);
+        double[] optimizerAndComm = stepAndGather(lrU, lrT); // every replica receives every rank's updated shard
+        double optimizer = optimizerAndComm[0];
+        comm += optimizerAndComm[1];
         replica.afterStep(true, step);
         step++;
         if (ema != null) {
@@ -264,6 +263,51 @@ public final class Trainer implements AutoCloseable {
         double secs = (System.nanoTime() - t0) / 1e9;
         return new StepMetrics(step, loss / cfg.gradAccum(), lrU, lrT, gradNorm, samples / secs, secs - comm - optimizer, comm,
                 optimizer, Double.NaN);
+    }
+
+    /**
+     * Both components' gradient reduce-scatters. On the host path the UNet's runs on the
+     * communication thread while the compute thread flattens the text encoder's gradients.
+     */
+    private void reduceGrads(float mean) {
+        if (!overlap.enabled()) {
+            unetShard.reduceGrads(collective, mean);
+            teShard.reduceGrads(collective, mean);
+            return;
+        }
+        unetShard.flattenGrads(mean);
+        Overlap.Pending unetReduced = overlap.start(() -> unetShard.reduceFlat(collective));
+        teShard.flattenGrads(mean);
+        unetReduced.join();
+        teShard.reduceFlat(collective);
+    }
+
+    /**
+     * Both optimizer steps and all-gathers, parameters written back into libtorch (frozen tensors never
+     * are: they stay bit-identical). On the host path the UNet's all-gather runs while the text
+     * encoder's optimizer steps, and the text encoder's while the UNet's parameters are written back.
+     * Returns {optimizer seconds, exposed communication seconds}: the gather window's wall time less
+     * the work done on the compute thread inside it.
+     */
+    private double[] stepAndGather(double lrU, double lrT) {
+        long t0 = System.nanoTime();
+        unetShard.step(lrU);
+        long t1 = System.nanoTime();
+        Overlap.Pending unetGathered = overlap.start(() -> unetShard.gatherParams(collective));
+        long t2 = System.nanoTime();
+        teShard.step(lrT);
+        long t3 = System.nanoTime();
+        unetGathered.join();
+        Overlap.Pending teGathered = overlap.start(() -> teShard.gatherParams(collective));
+        long t4 = System.nanoTime();
+        unetFlat.writeBack(manager);
+        long t5 = System.nanoTime();
+        teGathered.join();
+        long t6 = System.nanoTime();
+        teFlat.writeBack(manager);
+        double optimizer = (t1 - t0 + t3 - t2) / 1e9;
+        double comm = (t6 - t1 - (t3 - t2) - (t5 - t4)) / 1e9;
+        return new double[] {optimizer, comm};
     }
 
     /**
@@ -547,6 +591,7 @@ public final class Trainer implements AutoCloseable {
 
     @Override
     public void close() {
+        overlap.close();
         unetShard.close();
         teShard.close();
         manager.close();
