@@ -46,32 +46,21 @@ class RingCollectiveTest {
         return a;
     }
 
-    /** Runs {@code body} on every rank of a fresh ring and waits for all of them. */
+    /** Runs {@code body} on every rank of a fresh ring (the default frame) and waits for all of them. */
     static void onRing(int n, long runId, Consumer<Collective> body) throws Exception {
-        List<ServerSocketChannel> s = servers(n);
-        List<InetSocketAddress> peers = addresses(s);
-        ExecutorService pool = Executors.newFixedThreadPool(n);
-        try {
-            List<Future<?>> f = new ArrayList<>();
-            for (int r = 0; r < n; r++) {
-                final int rank = r;
-                f.add(pool.submit(() -> {
-                    try (Collective c = RingCollective.connect(runId, SECRET, rank, peers, s.get(rank), TIMEOUT)) {
-                        body.accept(c);
-                    }
-                    return null;
-                }));
+        int[] frames = new int[n];
+        java.util.Arrays.fill(frames, RingCollective.FRAME_FLOATS);
+        for (Throwable t : onRingWithFrames(runId, frames, body::accept)) {
+            if (t instanceof Error e) {
+                throw e;
+            } else if (t != null) {
+                throw (Exception) t;
             }
-            for (Future<?> x : f) {
-                x.get(60, TimeUnit.SECONDS);
-            }
-        } finally {
-            pool.shutdownNow();
         }
     }
 
     /** A ring whose rank r sends frames of {@code frames[r]} floats; returns each rank's failure (null: none). */
-    static List<Throwable> onRingWithFrames(int[] frames, Consumer<RingCollective> body) throws Exception {
+    static List<Throwable> onRingWithFrames(long runId, int[] frames, Consumer<RingCollective> body) throws Exception {
         int n = frames.length;
         List<ServerSocketChannel> s = servers(n);
         List<InetSocketAddress> peers = addresses(s);
@@ -81,7 +70,7 @@ class RingCollectiveTest {
             for (int r = 0; r < n; r++) {
                 final int rank = r;
                 f.add(pool.submit(() -> {
-                    try (RingCollective c = RingCollective.connect(5, SECRET, rank, peers, s.get(rank), TIMEOUT, frames[rank])) {
+                    try (RingCollective c = RingCollective.connect(runId, SECRET, rank, peers, s.get(rank), TIMEOUT, frames[rank])) {
                         body.accept(c);
                     }
                     return null;
@@ -105,7 +94,7 @@ class RingCollectiveTest {
     @Test
     void framesOfAnySizeShouldGiveTheSameSumsAndTheProfileShouldCountThem() throws Exception {
         int len = 5 * 1024 + 7; // five full frames of 1024 floats and a partial one per segment
-        List<Throwable> failed = onRingWithFrames(new int[] {1024, 1024, 1024}, c -> {
+        List<Throwable> failed = onRingWithFrames(5, new int[] {1024, 1024, 1024}, c -> {
             float[] a = input(c.rank(), len);
             c.allReduce(a, len);
             for (int i = 0; i < len; i++) {
@@ -121,7 +110,7 @@ class RingCollectiveTest {
 
     @Test
     void ranksWithDifferentFrameSizesShouldFailAtOnceNamingTheFrame() throws Exception {
-        List<Throwable> failed = onRingWithFrames(new int[] {1024, 2048}, c -> c.allReduce(input(c.rank(), 8192), 8192));
+        List<Throwable> failed = onRingWithFrames(5, new int[] {1024, 2048}, c -> c.allReduce(input(c.rank(), 8192), 8192));
         assertTrue(failed.stream().anyMatch(t -> t instanceof CollectiveException && String.valueOf(t.getMessage()).contains("unexpected frame")),
                 failed.toString());
         assertThrows(IllegalArgumentException.class, () -> RingCollective.connect(5, SECRET, 0, List.of(), null, TIMEOUT, 100));
