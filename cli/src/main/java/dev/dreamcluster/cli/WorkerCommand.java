@@ -52,6 +52,10 @@ final class WorkerCommand implements Callable<Integer> {
     @Option(names = "--resume", paramLabel = "CKPT", description = "this node's copy of the checkpoint the run resumes from")
     Path resume;
 
+    @Option(names = "--join_timeout", paramLabel = "S", defaultValue = "1800",
+            description = "seconds to reach the cluster at --join before giving up with exit 3 (default 1800; 0: keep trying)")
+    int joinTimeout;
+
     @picocli.CommandLine.Mixin
     DeviceOptions device = new DeviceOptions();
 
@@ -65,6 +69,9 @@ final class WorkerCommand implements Callable<Integer> {
             throw new ConfigError("--join: required (the coordinator's HOST:PORT), unless the cluster forms through --discovery");
         }
         Nodes.HostPort seed = formation.bootstrap() ? null : Nodes.hostPort(join, "--join");
+        if (joinTimeout < 0 || joinTimeout > 7 * 24 * 3600) {
+            throw ConfigError.invalid("--join_timeout", Integer.toString(joinTimeout), "0 (keep trying) or 1..604800 seconds");
+        }
         Nodes.HostPort b = Nodes.hostPort(bind, "--bind");
         Nodes.HostPort a = Nodes.hostPort(advertise, "--advertise");
         device.apply(); // gpu:N: the CUDA libtorch 2.7.1+cu128 is checked and set before DJL loads
@@ -82,11 +89,21 @@ final class WorkerCommand implements Callable<Integer> {
         RingEndpoint endpoint = new RingEndpoint(ring.host(), ring.port(),
                 ringAdv != null ? ringAdv.host() : a != null ? a.host() : ring.host(), ringAdv != null ? ringAdv.port() : 0);
         CompletableFuture<Worker.ComputeEnded> ended = new CompletableFuture<>();
+        // a worker may start before its coordinator, so it keeps trying to join, but not forever: Akka
+        // shuts the node down once the seed has not answered for --join_timeout seconds
+        String giveUp = seed != null && joinTimeout > 0
+                ? "\nakka.cluster.shutdown-after-unsuccessful-join-seed-nodes = " + joinTimeout + "s\n" : "";
         ActorSystem<Worker.Command> system = Nodes.start(Worker.create(endpoint, new LocalPaths(data, model, out, resume), ended, compute),
-                "worker", b, a, seed, keys, formation.config((a != null ? a : b).host()));
+                "worker", b, a, seed, keys, formation.config((a != null ? a : b).host()) + giveUp);
         formation.start(system);
         system.getWhenTerminated().toCompletableFuture().get(7, TimeUnit.DAYS);
         Worker.ComputeEnded end = ended.getNow(null);
+        if (end == null && akka.actor.CoordinatedShutdown.get(system).getShutdownReason()
+                .filter(r -> r.equals(akka.actor.CoordinatedShutdown.clusterJoinUnsuccessfulReason())).isPresent()) {
+            System.err.println("error: worker: could not join the cluster at " + join + " within " + joinTimeout + " s (--join_timeout):"
+                    + " is the coordinator running there, and do both nodes use the same cluster keys?");
+            return 3;
+        }
         if (end == null || !end.ok()) {
             System.err.println("error: worker: " + (end == null ? "removed from the cluster before the run ended (downed: unreachable for"
                     + " too long, or the cluster was stopped)" : end.message()));
