@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
+import dev.dreamcluster.layout.ParamLayout;
 import dev.dreamcluster.model.ParamSpec;
 import dev.dreamcluster.optim.TensorSlice;
 import dev.dreamcluster.worker.model.ModelWeights;
@@ -11,8 +12,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The trainable tensors of one component laid end to end in two flat float arrays, in manifest
- * order (the deterministic diffusers names, never DJL ids):
+ * The trainable tensors of one component laid end to end in two flat float arrays, exactly as the
+ * run's {@link ParamLayout} part says (manifest order, the deterministic diffusers names, never DJL
+ * ids; the offsets are the layout's, the plan hash covers them):
  *
  * <pre>
  *   params [ t0 | t1 | ... ]   grads [ t0 | t1 | ... ]     tensor i at offsets[i], numel[i] elements
@@ -31,32 +33,31 @@ final class FlatParams {
     /** Set by {@link DeviceShards} when the NCCL all-gather already refreshed the model's tensors this step. */
     boolean refreshedOnDevice;
 
-    FlatParams(ModelWeights w) {
-        this(w, w);
-    }
-
     /**
+     * @param layout this component's part of the run's layout: which tensors are trainable, in which order, at which offsets
      * @param compute the tensors the model computes with (their gradients are read, their values refreshed)
      * @param masters the fp32 weights the flat parameters start from (the same object unless mixed precision or a GPU)
      */
-    FlatParams(ModelWeights compute, ModelWeights masters) {
-        ModelWeights w = compute;
-        List<Integer> off = new ArrayList<>();
-        List<Integer> size = new ArrayList<>();
-        int total = 0;
-        for (ParamSpec p : w.manifest()) {
-            if (w.isTrainable(p.name())) {
-                names.add(p.name());
-                arrays.add(w.get(p.name()));
-                off.add(total);
-                size.add(Math.toIntExact(p.numel()));
-                total += Math.toIntExact(p.numel());
-            }
+    FlatParams(ParamLayout.Part layout, ModelWeights compute, ModelWeights masters) {
+        List<ParamSpec> trainable = layout.trainable();
+        long loaded = compute.manifest().stream().filter(p -> compute.isTrainable(p.name())).count();
+        if (loaded != trainable.size()) {
+            throw new IllegalStateException(layout.component() + ": the model has " + loaded + " trainable tensors, the layout "
+                    + trainable.size());
         }
-        offsets = off.stream().mapToInt(Integer::intValue).toArray();
-        sizes = size.stream().mapToInt(Integer::intValue).toArray();
-        params = new float[total];
-        grads = new float[total];
+        offsets = layout.offsets().clone();
+        sizes = new int[trainable.size()];
+        for (int i = 0; i < trainable.size(); i++) {
+            ParamSpec p = trainable.get(i);
+            if (!compute.isTrainable(p.name())) {
+                throw new IllegalStateException(layout.component() + ": the layout's trainable tensor " + p.name() + " is frozen in the model");
+            }
+            names.add(p.name());
+            arrays.add(compute.get(p.name()));
+            sizes[i] = Math.toIntExact(p.numel());
+        }
+        params = new float[layout.total()];
+        grads = new float[layout.total()];
         for (int i = 0; i < arrays.size(); i++) {
             System.arraycopy(dev.dreamcluster.worker.model.Tensors.read(masters.get(names.get(i))), 0, params, offsets[i], sizes[i]);
         }

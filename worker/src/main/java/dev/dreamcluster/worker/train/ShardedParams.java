@@ -4,15 +4,14 @@ import dev.dreamcluster.collective.Collective;
 import dev.dreamcluster.config.ComponentConfig;
 import dev.dreamcluster.optim.Optimizer;
 import dev.dreamcluster.optim.OptimizerHyper;
-import dev.dreamcluster.optim.ShardPlanner;
+import dev.dreamcluster.layout.ParamLayout;
 import dev.dreamcluster.optim.TensorSlice;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
- * ZeRO-1 for one component: the flat trainable buffer is cut by {@link ShardPlanner} into one
- * contiguous segment per rank (tensor cuts only at multiples of 256), and this rank's optimizer holds
- * state for its segment only.
+ * ZeRO-1 for one component: the flat trainable buffer is cut into one contiguous segment per rank,
+ * as the run's {@link ParamLayout} part says ({@link dev.dreamcluster.optim.ShardPlanner}: tensor cuts
+ * only at multiples of 256), and this rank's optimizer holds state for its segment only.
  *
  * <pre>
  *   flat grads   [ rank 0 | rank 1 | ... ]   reduce-scatter (sum), then / world: the mean gradient
@@ -36,20 +35,12 @@ final class ShardedParams implements AutoCloseable {
     /** The GPU path (NCCL on device buffers), or null for the host path. */
     private DeviceShards device;
 
-    ShardedParams(FlatParams flat, ComponentConfig config, int rank, int world, int threads) {
+    ShardedParams(FlatParams flat, ParamLayout.Part layout, ComponentConfig config, int rank, int threads) {
         this.flat = flat;
         this.rank = rank;
-        List<ShardPlanner.Tensor> tensors = new ArrayList<>();
-        for (TensorSlice s : flat.slices()) {
-            tensors.add(new ShardPlanner.Tensor(s.name(), s.numel()));
-        }
-        this.plan = ShardPlanner.plan(tensors, world);
+        this.plan = layout.shards();
         this.hyper = config == null ? null : OptimizerHyper.of(config);
-        this.bounds = new int[world + 1];
-        for (int r = 0; r < world; r++) {
-            int len = plan.get(r).stream().mapToInt(TensorSlice::length).sum();
-            bounds[r + 1] = bounds[r] + len;
-        }
+        this.bounds = layout.shardBounds().clone();
         this.slices = plan.get(rank);
         int len = bounds[rank + 1] - bounds[rank];
         this.shardParams = new float[len];

@@ -11,6 +11,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
 import dev.dreamcluster.collective.Collective;
+import dev.dreamcluster.layout.ParamLayout;
 import dev.dreamcluster.config.ComponentConfig;
 import dev.dreamcluster.config.LrSchedule;
 import dev.dreamcluster.config.ResolvedConfigJson;
@@ -165,10 +166,12 @@ public final class Trainer implements AutoCloseable {
         this.totalSteps = cfg.maxSteps() != null ? cfg.maxSteps()
                 : Math.max(1, cfg.maxEpochs() * ((perEpoch + cfg.gradAccum() - 1) / cfg.gradAccum()));
         int threads = Integer.getInteger("dreamcluster.optimizer.threads", Runtime.getRuntime().availableProcessors());
-        this.unetFlat = new FlatParams(unetCompute, unetWeights);
-        this.teFlat = new FlatParams(teCompute, teWeights);
-        this.unetShard = new ShardedParams(unetFlat, opt.unet(), rank, world, threads);
-        this.teShard = new ShardedParams(teFlat, opt.textEncoder(), rank, world, threads);
+        // the one layout of the flat buffers and shard cuts: the same arithmetic the plan hash covers
+        ParamLayout layout = ParamLayout.of(folder, freeze, world);
+        this.unetFlat = new FlatParams(layout.part(Component.UNET), unetCompute, unetWeights);
+        this.teFlat = new FlatParams(layout.part(Component.TEXT_ENCODER), teCompute, teWeights);
+        this.unetShard = new ShardedParams(unetFlat, layout.part(Component.UNET), opt.unet(), rank, threads);
+        this.teShard = new ShardedParams(teFlat, layout.part(Component.TEXT_ENCODER), opt.textEncoder(), rank, threads);
         if (collective instanceof dev.dreamcluster.nccl.NcclCollective nccl && replica.device.isGpu()) {
             unetShard.onDevice(nccl, manager); // reduce-scatter and all-gather on the GPU, the optimizer on the host
             teShard.onDevice(nccl, manager);
