@@ -73,7 +73,12 @@ final class CoordinatorCommand implements Callable<Integer> {
             String seed = (a != null ? a : b).toString();
             System.err.println("coordinator on " + seed + ": waiting for " + settings.minWorkers() + " workers (dreamcluster worker --join "
                     + seed + " --model DIR --data DIR)");
-            if (!done.get(7, TimeUnit.DAYS).ok()) {
+            TrainingEvent.RunFinished end = done.get(7, TimeUnit.DAYS);
+            if (end.inputError()) {
+                System.err.println("error: " + end.message()); // a worker's bad input: one line, exit 2, as train prints it
+                return 2;
+            }
+            if (!end.ok()) {
                 return 3; // stopped workers end on their own; one that was never planned ends when this node leaves
             }
             Nodes.awaitWorkersLeft(system, java.time.Duration.ofSeconds(15)); // every rank has finished: they leave first

@@ -92,9 +92,9 @@ final class EmbeddedCluster {
                 }
             }
             if (!end.ok()) {
-                err.println("error: run failed: " + end.message());
+                err.println("error: " + (end.inputError() ? "" : "run failed: ") + end.message());
                 err.flush();
-                return 3;
+                return end.inputError() ? 2 : 3;
             }
             out.println("done: " + end.message());
             out.flush();

@@ -61,7 +61,8 @@ final class EventPrinter {
         } else if (event instanceof TrainingEvent.WorkerLost m) {
             return "worker lost: " + m.address();
         } else if (event instanceof TrainingEvent.RunFinished m) {
-            return (m.ok() ? "run finished: " : "run failed: ") + m.message();
+            // bad input: the launcher prints the one "error:" line and exits 2
+            return m.inputError() ? null : (m.ok() ? "run finished: " : "run failed: ") + m.message();
         }
         return null;
     }

@@ -134,6 +134,27 @@ class InputErrorsTest {
                 "data_root", png.getFileName().toString(), "cannot be decoded");
     }
 
+    /**
+     * The same PNG in a cluster run: only the workers decode images, so a rank meets it. The run stops
+     * at once (no shrink: every generation would meet it), and train prints the rank's one error line
+     * and exits 2, as the single-process run does.
+     */
+    @Test
+    void aWorkerThatMeetsBadInputShouldStopTheClusterRunWithExitTwo(@TempDir Path tmp) throws Exception {
+        Path d = copyData(tmp.resolve("data"));
+        Path png = firstImage(d);
+        Files.write(png, Arrays.copyOf(Files.readAllBytes(png), 60));
+        Cli r = Cli.run("train", "--config", trainJson(tmp.resolve("t.json"), n -> n.put("data_root", d.toString())).toString(),
+                "--out", tmp.resolve("out").toString(), "--workers", "2", "--max_steps", "2");
+        assertEquals(2, r.status(), r.err());
+        List<String> errors = r.err().lines().filter(l -> l.startsWith("error: ")).toList();
+        assertEquals(1, errors.size(), r.err());
+        assertTrue(errors.get(0).startsWith("error: rank ") && errors.get(0).contains(png.getFileName().toString())
+                && errors.get(0).contains("cannot be decoded"), errors.get(0));
+        assertFalse(r.err().contains("run failed"), r.err());
+        assertFalse(r.err().contains("generation 1"), "no shrink or retry on bad input: " + r.err());
+    }
+
     @Test
     void shouldRefuseCaptionsThatAreNotUtf8(@TempDir Path tmp) throws Exception {
         Path d = copyData(tmp.resolve("latin1"));

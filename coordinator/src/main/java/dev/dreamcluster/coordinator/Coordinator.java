@@ -354,7 +354,7 @@ public final class Coordinator {
         } else if (m.message() instanceof CoordinatorProtocol.PlanRefused r && r.runId() == settings.runId()) {
             return fail("rank " + r.rank() + " refused the plan: " + r.reason());
         } else if (m.message() instanceof CoordinatorProtocol.GenerationEnded e && e.generation() == generation) {
-            return abort("rank " + e.rank() + " failed before the start: " + e.message());
+            return e.inputError() ? failOnInput(e) : abort("rank " + e.rank() + " failed before the start: " + e.message());
         }
         return Behaviors.same();
     }
@@ -400,7 +400,7 @@ public final class Coordinator {
                 && e.generation() == generation) {
             answered.add(e.rank());
             available.put(e.worker(), e.dataAddress());
-            return abort("rank " + e.rank() + " failed: " + e.message());
+            return e.inputError() ? failOnInput(e) : abort("rank " + e.rank() + " failed: " + e.message());
         } else if (c instanceof CoordinatorProtocol.RunEnded e && e.runId() == settings.runId()) {
             if (!e.ok()) {
                 return fail("rank " + e.rank() + " failed: " + e.message());
@@ -451,6 +451,9 @@ public final class Coordinator {
             return Behaviors.same();
         }
         if (c instanceof CoordinatorProtocol.GenerationEnded e && e.runId() == settings.runId() && e.generation() == generation) {
+            if (e.inputError()) {
+                return failOnInput(e);
+            }
             answered.add(e.rank());
             available.put(e.worker(), e.dataAddress());
         } else if (c instanceof CoordinatorProtocol.RunEnded e && e.runId() == settings.runId() && e.ok()) {
@@ -638,10 +641,25 @@ public final class Coordinator {
     private Behavior<Command> fail(String why) {
         String message = why + "; last committed checkpoint: " + lastCheckpoint();
         ctx.getLog().error("run {} stopped: {}", settings.runId(), message);
+        return stopEveryone(why, new TrainingEvent.RunFinished(settings.runId(), false, message));
+    }
+
+    /**
+     * A rank met bad input (a file of its copies, a value): no generation can get past it, so the run
+     * stops at once instead of shrinking, and the launcher prints the rank's one line and exits 2, as
+     * a single-process run does. Logged at INFO: the launcher's line is the one the user reads.
+     */
+    private Behavior<Command> failOnInput(CoordinatorProtocol.GenerationEnded e) {
+        String message = "rank " + e.rank() + ": " + e.message();
+        ctx.getLog().info("run {} stopped on bad input: {}", settings.runId(), message);
+        return stopEveryone(message, new TrainingEvent.RunFinished(settings.runId(), false, message, true));
+    }
+
+    private Behavior<Command> stopEveryone(String why, TrainingEvent.RunFinished end) {
         Set<ActorRef<WorkerProtocol.Command>> everyone = new HashSet<>(ranks);
         everyone.addAll(available.keySet());
         everyone.forEach(w -> SenderGate.tell(w, new WorkerProtocol.StopRun(settings.runId(), why), ctx.getSelf()));
-        publish(new TrainingEvent.RunFinished(settings.runId(), false, message));
+        publish(end);
         return finished();
     }
 

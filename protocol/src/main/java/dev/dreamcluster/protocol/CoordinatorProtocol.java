@@ -46,7 +46,14 @@ public final class CoordinatorProtocol {
     /**
      * This rank's part of a generation ended without finishing the run (its ring failed, or it was
      * told to abort); the worker stays, ready for the next generation at {@code dataAddress}.
+     * {@code inputError}: the rank met bad input (a file of its data or model copy, a value): another
+     * generation would meet it again, so the run stops (exit 2, the message as its one line).
      */
     public record GenerationEnded(long runId, int generation, int rank, String message,
-            ActorRef<WorkerProtocol.Command> worker, String dataAddress) implements Command {}
+            ActorRef<WorkerProtocol.Command> worker, String dataAddress, boolean inputError) implements Command {
+        public GenerationEnded(long runId, int generation, int rank, String message, ActorRef<WorkerProtocol.Command> worker,
+                String dataAddress) {
+            this(runId, generation, rank, message, worker, dataAddress, false);
+        }
+    }
 }

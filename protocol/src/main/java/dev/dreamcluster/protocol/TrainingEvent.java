@@ -36,5 +36,10 @@ public sealed interface TrainingEvent extends CborSerializable {
     record GenerationStarted(long runId, int generation, int world, int fromStep, String planHash, String reason)
             implements TrainingEvent {}
 
-    record RunFinished(long runId, boolean ok, String message) implements TrainingEvent {}
+    /** {@code inputError}: the run stopped on bad input a worker met (the launcher exits 2 with the message). */
+    record RunFinished(long runId, boolean ok, String message, boolean inputError) implements TrainingEvent {
+        public RunFinished(long runId, boolean ok, String message) {
+            this(runId, ok, message, false);
+        }
+    }
 }

@@ -60,6 +60,7 @@ final class ComputeThread extends Thread {
     @Override
     public void run() {
         boolean ok = false;
+        boolean inputError = false;
         String message;
         try {
             ComputeConfig compute = workerCompute.config(run); // the run's device and precision, with this worker's --device
@@ -69,6 +70,9 @@ final class ComputeThread extends Thread {
             }
             ok = true;
             message = "done";
+        } catch (dev.dreamcluster.config.ConfigError e) {
+            message = e.getMessage(); // one line naming the file or value, as a single-process run prints it
+            inputError = true;
         } catch (RuntimeException e) {
             message = e.getMessage() == null ? e.toString() : e.getMessage();
         } catch (Error e) {
@@ -81,7 +85,7 @@ final class ComputeThread extends Thread {
             SenderGate.tell(coordinator, new CoordinatorProtocol.RunEnded(plan.runId(), rank, true, message), worker);
         }
         // a failure is the worker actor's to report (GenerationEnded, with its next ring address)
-        worker.tell(new Worker.ComputeEnded(ok, message));
+        worker.tell(new Worker.ComputeEnded(ok, message, inputError));
     }
 
     private TrainLoop.StepListener listener() {

@@ -49,7 +49,12 @@ public final class Worker {
     private record ReachabilityChanged(ClusterEvent.ReachabilityEvent event) implements Command {}
 
     /** The compute thread ended (normally or not). */
-    public record ComputeEnded(boolean ok, String message) implements Command {}
+    /** {@code inputError}: the compute thread failed on bad input (a ConfigError), not on the cluster. */
+    public record ComputeEnded(boolean ok, String message, boolean inputError) implements Command {
+        public ComputeEnded(boolean ok, String message) {
+            this(ok, message, false);
+        }
+    }
 
     private final ActorContext<Command> ctx;
     private final RingEndpoint ringEndpoint;
@@ -196,7 +201,7 @@ public final class Worker {
                 return new Running(plan, rank, compute).behavior();
             }
             if (c instanceof WorkerProtocol.AbortGeneration a && a.runId() == plan.runId() && a.generation() == plan.generation()) {
-                return generationEnded(plan, rank, "aborted before the start: " + a.reason());
+                return generationEnded(plan, rank, "aborted before the start: " + a.reason(), false);
             }
             if (c instanceof WorkerProtocol.StopRun s && s.runId() == plan.runId()) {
                 return end(new ComputeEnded(false, "the run was stopped before it started: " + s.reason()));
@@ -263,12 +268,12 @@ public final class Worker {
                 return end(m.ok() ? m : new ComputeEnded(false, m.message()));
             }
             ctx.getLog().warn("generation {} ended on rank {}: {}", plan.generation(), rank, m.message());
-            return generationEnded(plan, rank, m.message());
+            return generationEnded(plan, rank, m.message(), m.inputError());
         }
     }
 
     /** This rank's part of a generation is over: a new ring socket, the coordinator told, back to idle. */
-    private Behavior<Command> generationEnded(RunPlan plan, int rank, String message) {
+    private Behavior<Command> generationEnded(RunPlan plan, int rank, String message, boolean inputError) {
         if (ring.server().isOpen()) {
             try {
                 ring.server().close();
@@ -278,7 +283,7 @@ public final class Worker {
         }
         ring = ringEndpoint.open();
         SenderGate.tell(coordinator, new CoordinatorProtocol.GenerationEnded(plan.runId(), plan.generation(), rank, message, self,
-                ring.address()), ctx.getSelf());
+                ring.address(), inputError), ctx.getSelf());
         return idle();
     }
 
