@@ -30,6 +30,8 @@ final class ComputeThread extends Thread {
     private final ActorRef<Worker.Command> worker;
     private final WorkerCompute workerCompute;
     private volatile Collective ring;
+    /** Set by {@link #abort} before it interrupts: errors after it are the abort's, not the input's. */
+    private volatile boolean aborted;
 
     ComputeThread(RunPlan plan, int rank, RunConfig run, Path resume, ServerSocketChannel server,
             ActorRef<CoordinatorProtocol.Command> coordinator, ActorRef<Worker.Command> worker, WorkerCompute workerCompute) {
@@ -50,6 +52,7 @@ final class ComputeThread extends Thread {
     }
 
     void abort() {
+        aborted = true;
         Collective r = ring;
         if (r != null) {
             r.close();
@@ -72,7 +75,9 @@ final class ComputeThread extends Thread {
             message = "done";
         } catch (dev.dreamcluster.config.ConfigError e) {
             message = e.getMessage(); // one line naming the file or value, as a single-process run prints it
-            inputError = true;
+            // an abort interrupts this thread, and an image read that is interrupted fails as if the file
+            // were bad ("has no decoder"): only an error of a thread nobody stopped is the input's
+            inputError = !aborted;
         } catch (RuntimeException e) {
             message = e.getMessage() == null ? e.toString() : e.getMessage();
         } catch (Error e) {
