@@ -338,7 +338,12 @@ public final class Worker {
             ctx.getLog().error("run {} ended on this node: {}", runId, m.message());
         }
         ended.complete(m);
+        // Coordinated shutdown leaves the cluster first (Leaving, Exiting, Removed: the leader sees this
+        // node go) and stops this guardian last. Stopping the guardian here instead would end the
+        // system under the cluster daemon: peers would see an unreachable Leaving node and wait out
+        // their own phase timeouts (measured: the coordinator's exit took 4 s longer and logged the
+        // downing of unreachable members after every run).
         ctx.getSystem().terminate();
-        return Behaviors.stopped();
+        return Behaviors.ignore();
     }
 }
