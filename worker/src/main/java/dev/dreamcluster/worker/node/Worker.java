@@ -343,7 +343,9 @@ public final class Worker {
         // system under the cluster daemon: peers would see an unreachable Leaving node and wait out
         // their own phase timeouts (measured: the coordinator's exit took 4 s longer and logged the
         // downing of unreachable members after every run).
+        // (Messages are ignored; signals are not: Behaviors.ignore() would swallow the PoisonPill that
+        // stops the guardian at the end of the shutdown, and the system would never terminate.)
         ctx.getSystem().terminate();
-        return Behaviors.ignore();
+        return Behaviors.receive(Command.class).onAnyMessage(late -> Behaviors.same()).build();
     }
 }
