@@ -91,9 +91,6 @@ final class EmbeddedCluster {
                     p.destroyForcibly();
                 }
             }
-            // the workers' JVMs are gone; once the cluster has removed them this node leaves at once
-            // instead of waiting out its exiting phase for members that can no longer answer
-            Nodes.awaitWorkersLeft(system, java.time.Duration.ofSeconds(10));
             if (!end.ok()) {
                 err.println("error: " + (end.inputError() ? "" : "run failed: ") + end.message());
                 err.flush();

@@ -338,14 +338,7 @@ public final class Worker {
             ctx.getLog().error("run {} ended on this node: {}", runId, m.message());
         }
         ended.complete(m);
-        // Coordinated shutdown leaves the cluster first (Leaving, Exiting, Removed: the leader sees this
-        // node go) and stops this guardian last. Stopping the guardian here instead would end the
-        // system under the cluster daemon: peers would see an unreachable Leaving node and wait out
-        // their own phase timeouts (measured: the coordinator's exit took 4 s longer and logged the
-        // downing of unreachable members after every run).
-        // (Messages are ignored; signals are not: Behaviors.ignore() would swallow the PoisonPill that
-        // stops the guardian at the end of the shutdown, and the system would never terminate.)
         ctx.getSystem().terminate();
-        return Behaviors.receive(Command.class).onAnyMessage(late -> Behaviors.same()).build();
+        return Behaviors.stopped();
     }
 }
