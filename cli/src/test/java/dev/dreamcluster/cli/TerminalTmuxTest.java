@@ -36,7 +36,7 @@ class TerminalTmuxTest {
         Path monitor = script(tmp.resolve("monitor.sh"), "monitor", "--join", "127.0.0.1:" + port, "--keys", q(TestKeys.node(tmp)));
         String socket = "dreamcluster-test-" + ProcessHandle.current().pid();
         // the panes stay after their commands so the last screens can be read
-        tmux(socket, "-f", "/dev/null", "new-session", "-d", "-s", "run", "-x", "100", "-y", "40",
+        tmux(socket, "-f", "/dev/null", "new-session", "-d", "-s", "run", "-x", "100", "-y", "80", // tall enough that the nodes' exit lines never scroll the block off
                 "bash " + q(train.toString()) + "; echo EXIT=$?; sleep 120");
         Thread.sleep(1500); // the coordinator node is up well before the worker JVMs have loaded DJL
         tmux(socket, "new-window", "-d", "-t", "run:1", "bash " + q(monitor.toString()) + "; echo EXIT=$?; sleep 120");
