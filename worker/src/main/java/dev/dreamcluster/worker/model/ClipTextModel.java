@@ -16,10 +16,12 @@ import dev.dreamcluster.model.ClipTextConfig;
 public final class ClipTextModel {
     private final ClipTextConfig config;
     private final ModelWeights w;
+    private final Ops ops;
 
-    public ClipTextModel(ClipTextConfig config, ModelWeights weights) {
+    public ClipTextModel(ClipTextConfig config, ModelWeights weights, Ops ops) {
         this.config = config;
         this.w = weights;
+        this.ops = ops;
     }
 
     /** {@code ids}: int64 token ids [B, L]. */
@@ -29,33 +31,22 @@ public final class ClipTextModel {
         NDArray tok = Embedding.embedding(ids, w.get(e + "token_embedding.weight"), SparseFormat.DENSE).head();
         NDArray pos = w.get(e + "position_embedding.weight").get(new NDIndex("0:" + len));
         NDArray h = tok.add(pos);
-        NDArray mask = Tensors.like(causalMask(ids.getManager(), len), h);
+        NDArray mask = Ops.causalMask(ids.getManager(), len, len, h.getDataType());
         float eps = (float) config.layerNormEps();
         int last = config.numHiddenLayers() - Math.max(1, clipSkip);
         for (int i = 0; i <= last; i++) {
             String p = "text_model.encoder.layers." + i + ".";
-            NDArray x = Nn.layerNorm(h, w.get(p + "layer_norm1.weight"), w.get(p + "layer_norm1.bias"), eps);
-            NDArray q = Nn.linear(x, w.get(p + "self_attn.q_proj.weight"), w.get(p + "self_attn.q_proj.bias"));
-            NDArray k = Nn.linear(x, w.get(p + "self_attn.k_proj.weight"), w.get(p + "self_attn.k_proj.bias"));
-            NDArray v = Nn.linear(x, w.get(p + "self_attn.v_proj.weight"), w.get(p + "self_attn.v_proj.bias"));
-            NDArray a = Nn.attention(q, k, v, config.numAttentionHeads(), mask);
-            h = h.add(Nn.linear(a, w.get(p + "self_attn.out_proj.weight"), w.get(p + "self_attn.out_proj.bias")));
-            x = Nn.layerNorm(h, w.get(p + "layer_norm2.weight"), w.get(p + "layer_norm2.bias"), eps);
-            x = Nn.linear(x, w.get(p + "mlp.fc1.weight"), w.get(p + "mlp.fc1.bias"));
-            x = config.hiddenAct().equals("quick_gelu") ? Nn.quickGelu(x) : Nn.gelu(x);
-            h = h.add(Nn.linear(x, w.get(p + "mlp.fc2.weight"), w.get(p + "mlp.fc2.bias")));
+            NDArray x = ops.layerNorm(h, w.get(p + "layer_norm1.weight"), w.get(p + "layer_norm1.bias"), eps);
+            NDArray q = ops.linear(x, w.get(p + "self_attn.q_proj.weight"), w.get(p + "self_attn.q_proj.bias"));
+            NDArray k = ops.linear(x, w.get(p + "self_attn.k_proj.weight"), w.get(p + "self_attn.k_proj.bias"));
+            NDArray v = ops.linear(x, w.get(p + "self_attn.v_proj.weight"), w.get(p + "self_attn.v_proj.bias"));
+            NDArray a = ops.attention(q, k, v, config.numAttentionHeads(), mask);
+            h = h.add(ops.linear(a, w.get(p + "self_attn.out_proj.weight"), w.get(p + "self_attn.out_proj.bias")));
+            x = ops.layerNorm(h, w.get(p + "layer_norm2.weight"), w.get(p + "layer_norm2.bias"), eps);
+            x = ops.linear(x, w.get(p + "mlp.fc1.weight"), w.get(p + "mlp.fc1.bias"));
+            x = config.hiddenAct().equals("quick_gelu") ? ops.quickGelu(x) : ops.gelu(x);
+            h = h.add(ops.linear(x, w.get(p + "mlp.fc2.weight"), w.get(p + "mlp.fc2.bias")));
         }
-        return Nn.layerNorm(h, w.get("text_model.final_layer_norm.weight"), w.get("text_model.final_layer_norm.bias"), eps);
-    }
-
-    /** Additive causal mask [L, L]: 0 on and below the diagonal, float32 min above (as transformers). */
-    static NDArray causalMask(NDManager m, long len) {
-        float[] v = new float[(int) (len * len)];
-        for (int i = 0; i < len; i++) {
-            for (int j = i + 1; j < len; j++) {
-                v[(int) (i * len + j)] = -Float.MAX_VALUE;
-            }
-        }
-        return Tensors.of(m, v, new Shape(len, len));
+        return ops.layerNorm(h, w.get("text_model.final_layer_norm.weight"), w.get("text_model.final_layer_norm.bias"), eps);
     }
 }

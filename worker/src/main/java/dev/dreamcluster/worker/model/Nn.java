@@ -4,7 +4,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
-import ai.djl.nn.convolutional.Conv2d;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.LayerNorm;
 
@@ -12,7 +11,8 @@ import ai.djl.nn.norm.LayerNorm;
  * The layer functions Stable Diffusion needs, over NDArrays in PyTorch layouts (NCHW images,
  * [batch, tokens, channels] sequences, weights [out, in(, kh, kw)]). DJL has no GroupNorm, so it is
  * composed here; everything else maps to one libtorch op. Results attach to the first input's
- * manager; callers run a step inside an NDScope so intermediates are freed.
+ * manager; callers run a step inside an NDScope so intermediates are freed. Models call these through
+ * {@link Ops}, which adds tracing and the measured convolution form ({@link ConvForm}).
  */
 final class Nn {
     private Nn() {}
@@ -35,8 +35,15 @@ final class Nn {
         return b == null ? Linear.linear(x, w).head() : Linear.linear(x, w, b).head();
     }
 
-    static NDArray conv(NDArray x, NDArray w, NDArray b, int stride, int pad) {
-        return Conv2d.conv2d(x, w, b, new Shape(stride, stride), new Shape(pad, pad), new Shape(1, 1), 1).head();
+    /** Zero padding of {@code pad} rows and columns on every side of [N, C, H, W]. */
+    static NDArray zeroPad(NDArray x, int pad) {
+        return x.pad(new Shape(pad, pad, pad, pad), 0);
+    }
+
+    /** GEGLU's gate: value * gelu(gate), the two halves of the last axis of {@code proj}. */
+    static NDArray geglu(NDArray proj) {
+        ai.djl.ndarray.NDList halves = proj.split(2, proj.getShape().dimension() - 1);
+        return halves.get(0).mul(gelu(halves.get(1)));
     }
 
     /** GroupNorm over [N, C, ...]: normalise each of {@code groups} channel groups, then a per-channel affine. */

@@ -24,10 +24,12 @@ public final class UNetModel {
     private final UNetConfig c;
     private final ModelWeights w;
     private final float eps;
+    private final Ops ops;
 
-    public UNetModel(UNetConfig config, ModelWeights weights) {
+    public UNetModel(UNetConfig config, ModelWeights weights, Ops ops) {
         this.c = config;
         this.w = weights;
+        this.ops = ops;
         this.eps = (float) config.normEps();
     }
 
@@ -48,11 +50,11 @@ public final class UNetModel {
         int n = boc.size();
         NDArray tEmb = Tensors.like(Tensors.of(sample.getManager(), timestepEmbedding(timesteps, boc.get(0), c.flipSinToCos(),
                 c.freqShift()), new Shape(timesteps.length, boc.get(0))), sample);
-        NDArray emb = Nn.linear(tEmb, w.get("time_embedding.linear_1.weight"), w.get("time_embedding.linear_1.bias"));
-        emb = Nn.linear(Nn.silu(emb), w.get("time_embedding.linear_2.weight"), w.get("time_embedding.linear_2.bias"));
-        NDArray embAct = Nn.silu(emb); // every resnet's time_emb_proj reads silu(emb)
+        NDArray emb = ops.linear(tEmb, w.get("time_embedding.linear_1.weight"), w.get("time_embedding.linear_1.bias"));
+        emb = ops.linear(ops.silu(emb), w.get("time_embedding.linear_2.weight"), w.get("time_embedding.linear_2.bias"));
+        NDArray embAct = ops.silu(emb); // every resnet's time_emb_proj reads silu(emb)
 
-        NDArray h = Nn.conv(sample, w.get("conv_in.weight"), w.get("conv_in.bias"), 1, 1);
+        NDArray h = ops.conv(sample, w.get("conv_in.weight"), w.get("conv_in.bias"), 1, 1);
         Deque<NDArray> skips = new ArrayDeque<>();
         skips.push(h);
         for (int i = 0; i < n; i++) {
@@ -66,7 +68,7 @@ public final class UNetModel {
                 skips.push(h);
             }
             if (i < n - 1) {
-                h = Nn.conv(h, w.get(p + ".downsamplers.0.conv.weight"), w.get(p + ".downsamplers.0.conv.bias"), 2, 1);
+                h = ops.conv(h, w.get(p + ".downsamplers.0.conv.weight"), w.get(p + ".downsamplers.0.conv.bias"), 2, 1);
                 skips.push(h);
             }
         }
@@ -86,23 +88,23 @@ public final class UNetModel {
                 }
             }
             if (i < n - 1) {
-                h = Nn.conv(Nn.upsample2x(h), w.get(p + ".upsamplers.0.conv.weight"), w.get(p + ".upsamplers.0.conv.bias"), 1, 1);
+                h = ops.conv(ops.upsample2x(h), w.get(p + ".upsamplers.0.conv.weight"), w.get(p + ".upsamplers.0.conv.bias"), 1, 1);
             }
         }
-        h = Nn.silu(Nn.groupNorm(h, c.normNumGroups(), w.get("conv_norm_out.weight"), w.get("conv_norm_out.bias"), eps));
-        return Nn.conv(h, w.get("conv_out.weight"), w.get("conv_out.bias"), 1, 1);
+        h = ops.silu(ops.groupNorm(h, c.normNumGroups(), w.get("conv_norm_out.weight"), w.get("conv_norm_out.bias"), eps));
+        return ops.conv(h, w.get("conv_out.weight"), w.get("conv_out.bias"), 1, 1);
     }
 
     private NDArray resnet(String p, NDArray x, NDArray embAct) {
         int groups = c.normNumGroups();
-        NDArray h = Nn.silu(Nn.groupNorm(x, groups, w.get(p + ".norm1.weight"), w.get(p + ".norm1.bias"), eps));
-        h = Nn.conv(h, w.get(p + ".conv1.weight"), w.get(p + ".conv1.bias"), 1, 1);
-        NDArray t = Nn.linear(embAct, w.get(p + ".time_emb_proj.weight"), w.get(p + ".time_emb_proj.bias"));
+        NDArray h = ops.silu(ops.groupNorm(x, groups, w.get(p + ".norm1.weight"), w.get(p + ".norm1.bias"), eps));
+        h = ops.conv(h, w.get(p + ".conv1.weight"), w.get(p + ".conv1.bias"), 1, 1);
+        NDArray t = ops.linear(embAct, w.get(p + ".time_emb_proj.weight"), w.get(p + ".time_emb_proj.bias"));
         h = h.add(t.expandDims(2).expandDims(3));
-        h = Nn.silu(Nn.groupNorm(h, groups, w.get(p + ".norm2.weight"), w.get(p + ".norm2.bias"), eps));
-        h = Nn.conv(h, w.get(p + ".conv2.weight"), w.get(p + ".conv2.bias"), 1, 1);
+        h = ops.silu(ops.groupNorm(h, groups, w.get(p + ".norm2.weight"), w.get(p + ".norm2.bias"), eps));
+        h = ops.conv(h, w.get(p + ".conv2.weight"), w.get(p + ".conv2.bias"), 1, 1);
         NDArray shortcut = w.opt(p + ".conv_shortcut.weight") == null ? x
-                : Nn.conv(x, w.get(p + ".conv_shortcut.weight"), w.get(p + ".conv_shortcut.bias"), 1, 0);
+                : ops.conv(x, w.get(p + ".conv_shortcut.weight"), w.get(p + ".conv_shortcut.bias"), 1, 0);
         return shortcut.add(h);
     }
 
@@ -113,39 +115,38 @@ public final class UNetModel {
         long ch = s.get(1);
         long hh = s.get(2);
         long ww = s.get(3);
-        NDArray h = Nn.groupNorm(x, c.normNumGroups(), w.get(p + ".norm.weight"), w.get(p + ".norm.bias"), TRANSFORMER_NORM_EPS);
+        NDArray h = ops.groupNorm(x, c.normNumGroups(), w.get(p + ".norm.weight"), w.get(p + ".norm.bias"), TRANSFORMER_NORM_EPS);
         if (c.useLinearProjection()) {
             h = h.transpose(0, 2, 3, 1).reshape(b, hh * ww, ch);
-            h = Nn.linear(h, w.get(p + ".proj_in.weight"), w.get(p + ".proj_in.bias"));
+            h = ops.linear(h, w.get(p + ".proj_in.weight"), w.get(p + ".proj_in.bias"));
         } else {
-            h = Nn.conv(h, w.get(p + ".proj_in.weight"), w.get(p + ".proj_in.bias"), 1, 0);
+            h = ops.conv(h, w.get(p + ".proj_in.weight"), w.get(p + ".proj_in.bias"), 1, 0);
             h = h.transpose(0, 2, 3, 1).reshape(b, hh * ww, ch);
         }
         String t = p + ".transformer_blocks.0.";
-        NDArray x1 = Nn.layerNorm(h, w.get(t + "norm1.weight"), w.get(t + "norm1.bias"), LAYER_NORM_EPS);
+        NDArray x1 = ops.layerNorm(h, w.get(t + "norm1.weight"), w.get(t + "norm1.bias"), LAYER_NORM_EPS);
         h = h.add(attention(t + "attn1.", x1, x1, heads));
-        NDArray x2 = Nn.layerNorm(h, w.get(t + "norm2.weight"), w.get(t + "norm2.bias"), LAYER_NORM_EPS);
+        NDArray x2 = ops.layerNorm(h, w.get(t + "norm2.weight"), w.get(t + "norm2.bias"), LAYER_NORM_EPS);
         h = h.add(attention(t + "attn2.", x2, context, heads));
-        NDArray x3 = Nn.layerNorm(h, w.get(t + "norm3.weight"), w.get(t + "norm3.bias"), LAYER_NORM_EPS);
-        NDArray proj = Nn.linear(x3, w.get(t + "ff.net.0.proj.weight"), w.get(t + "ff.net.0.proj.bias"));
-        NDList halves = proj.split(2, 2); // GEGLU: value * gelu(gate)
-        NDArray ff = Nn.linear(halves.get(0).mul(Nn.gelu(halves.get(1))), w.get(t + "ff.net.2.weight"), w.get(t + "ff.net.2.bias"));
+        NDArray x3 = ops.layerNorm(h, w.get(t + "norm3.weight"), w.get(t + "norm3.bias"), LAYER_NORM_EPS);
+        NDArray proj = ops.linear(x3, w.get(t + "ff.net.0.proj.weight"), w.get(t + "ff.net.0.proj.bias"));
+        NDArray ff = ops.linear(ops.geglu(proj), w.get(t + "ff.net.2.weight"), w.get(t + "ff.net.2.bias"));
         h = h.add(ff);
         if (c.useLinearProjection()) {
-            h = Nn.linear(h, w.get(p + ".proj_out.weight"), w.get(p + ".proj_out.bias"));
+            h = ops.linear(h, w.get(p + ".proj_out.weight"), w.get(p + ".proj_out.bias"));
             h = h.reshape(b, hh, ww, ch).transpose(0, 3, 1, 2);
         } else {
             h = h.reshape(b, hh, ww, ch).transpose(0, 3, 1, 2);
-            h = Nn.conv(h, w.get(p + ".proj_out.weight"), w.get(p + ".proj_out.bias"), 1, 0);
+            h = ops.conv(h, w.get(p + ".proj_out.weight"), w.get(p + ".proj_out.bias"), 1, 0);
         }
         return h.add(x);
     }
 
     private NDArray attention(String p, NDArray x, NDArray context, int heads) {
-        NDArray q = Nn.linear(x, w.get(p + "to_q.weight"), null);
-        NDArray k = Nn.linear(context, w.get(p + "to_k.weight"), null);
-        NDArray v = Nn.linear(context, w.get(p + "to_v.weight"), null);
-        return Nn.linear(Nn.attention(q, k, v, heads, null), w.get(p + "to_out.0.weight"), w.get(p + "to_out.0.bias"));
+        NDArray q = ops.linear(x, w.get(p + "to_q.weight"), null);
+        NDArray k = ops.linear(context, w.get(p + "to_k.weight"), null);
+        NDArray v = ops.linear(context, w.get(p + "to_v.weight"), null);
+        return ops.linear(ops.attention(q, k, v, heads, null), w.get(p + "to_out.0.weight"), w.get(p + "to_out.0.bias"));
     }
 
     /**

@@ -15,30 +15,32 @@ public final class VaeModel {
 
     private final VaeConfig c;
     private final ModelWeights w;
+    private final Ops ops;
 
-    public VaeModel(VaeConfig config, ModelWeights weights) {
+    public VaeModel(VaeConfig config, ModelWeights weights, Ops ops) {
         this.c = config;
         this.w = weights;
+        this.ops = ops;
     }
 
     /** Mean and log-variance (clamped to [-30, 20]) of the latent distribution, unscaled. */
     public NDList encode(NDArray images) {
         List<Integer> boc = c.blockOutChannels();
         int n = boc.size();
-        NDArray h = Nn.conv(images, w.get("encoder.conv_in.weight"), w.get("encoder.conv_in.bias"), 1, 1);
+        NDArray h = ops.conv(images, w.get("encoder.conv_in.weight"), w.get("encoder.conv_in.bias"), 1, 1);
         for (int i = 0; i < n; i++) {
             String p = "encoder.down_blocks." + i;
             for (int j = 0; j < c.layersPerBlock(); j++) {
                 h = resnet(p + ".resnets." + j, h);
             }
             if (i < n - 1) {
-                h = Nn.conv(Nn.padBottomRight(h), w.get(p + ".downsamplers.0.conv.weight"), w.get(p + ".downsamplers.0.conv.bias"), 2, 0);
+                h = ops.conv(ops.padBottomRight(h), w.get(p + ".downsamplers.0.conv.weight"), w.get(p + ".downsamplers.0.conv.bias"), 2, 0);
             }
         }
         h = mid("encoder.mid_block", h);
-        h = Nn.silu(Nn.groupNorm(h, c.normNumGroups(), w.get("encoder.conv_norm_out.weight"), w.get("encoder.conv_norm_out.bias"), EPS));
-        h = Nn.conv(h, w.get("encoder.conv_out.weight"), w.get("encoder.conv_out.bias"), 1, 1);
-        NDArray moments = Nn.conv(h, w.get("quant_conv.weight"), w.get("quant_conv.bias"), 1, 0);
+        h = ops.silu(ops.groupNorm(h, c.normNumGroups(), w.get("encoder.conv_norm_out.weight"), w.get("encoder.conv_norm_out.bias"), EPS));
+        h = ops.conv(h, w.get("encoder.conv_out.weight"), w.get("encoder.conv_out.bias"), 1, 1);
+        NDArray moments = ops.conv(h, w.get("quant_conv.weight"), w.get("quant_conv.bias"), 1, 0);
         NDList parts = moments.split(2, 1);
         return new NDList(parts.get(0), parts.get(1).clip(-30f, 20f));
     }
@@ -54,8 +56,8 @@ public final class VaeModel {
     public NDArray decode(NDArray latents) {
         List<Integer> boc = c.blockOutChannels();
         int n = boc.size();
-        NDArray h = Nn.conv(latents, w.get("post_quant_conv.weight"), w.get("post_quant_conv.bias"), 1, 0);
-        h = Nn.conv(h, w.get("decoder.conv_in.weight"), w.get("decoder.conv_in.bias"), 1, 1);
+        NDArray h = ops.conv(latents, w.get("post_quant_conv.weight"), w.get("post_quant_conv.bias"), 1, 0);
+        h = ops.conv(h, w.get("decoder.conv_in.weight"), w.get("decoder.conv_in.bias"), 1, 1);
         h = mid("decoder.mid_block", h);
         for (int i = 0; i < n; i++) {
             String p = "decoder.up_blocks." + i;
@@ -63,21 +65,21 @@ public final class VaeModel {
                 h = resnet(p + ".resnets." + j, h);
             }
             if (i < n - 1) {
-                h = Nn.conv(Nn.upsample2x(h), w.get(p + ".upsamplers.0.conv.weight"), w.get(p + ".upsamplers.0.conv.bias"), 1, 1);
+                h = ops.conv(ops.upsample2x(h), w.get(p + ".upsamplers.0.conv.weight"), w.get(p + ".upsamplers.0.conv.bias"), 1, 1);
             }
         }
-        h = Nn.silu(Nn.groupNorm(h, c.normNumGroups(), w.get("decoder.conv_norm_out.weight"), w.get("decoder.conv_norm_out.bias"), EPS));
-        return Nn.conv(h, w.get("decoder.conv_out.weight"), w.get("decoder.conv_out.bias"), 1, 1);
+        h = ops.silu(ops.groupNorm(h, c.normNumGroups(), w.get("decoder.conv_norm_out.weight"), w.get("decoder.conv_norm_out.bias"), EPS));
+        return ops.conv(h, w.get("decoder.conv_out.weight"), w.get("decoder.conv_out.bias"), 1, 1);
     }
 
     private NDArray resnet(String p, NDArray x) {
         int g = c.normNumGroups();
-        NDArray h = Nn.silu(Nn.groupNorm(x, g, w.get(p + ".norm1.weight"), w.get(p + ".norm1.bias"), EPS));
-        h = Nn.conv(h, w.get(p + ".conv1.weight"), w.get(p + ".conv1.bias"), 1, 1);
-        h = Nn.silu(Nn.groupNorm(h, g, w.get(p + ".norm2.weight"), w.get(p + ".norm2.bias"), EPS));
-        h = Nn.conv(h, w.get(p + ".conv2.weight"), w.get(p + ".conv2.bias"), 1, 1);
+        NDArray h = ops.silu(ops.groupNorm(x, g, w.get(p + ".norm1.weight"), w.get(p + ".norm1.bias"), EPS));
+        h = ops.conv(h, w.get(p + ".conv1.weight"), w.get(p + ".conv1.bias"), 1, 1);
+        h = ops.silu(ops.groupNorm(h, g, w.get(p + ".norm2.weight"), w.get(p + ".norm2.bias"), EPS));
+        h = ops.conv(h, w.get(p + ".conv2.weight"), w.get(p + ".conv2.bias"), 1, 1);
         NDArray shortcut = w.opt(p + ".conv_shortcut.weight") == null ? x
-                : Nn.conv(x, w.get(p + ".conv_shortcut.weight"), w.get(p + ".conv_shortcut.bias"), 1, 0);
+                : ops.conv(x, w.get(p + ".conv_shortcut.weight"), w.get(p + ".conv_shortcut.bias"), 1, 0);
         return shortcut.add(h);
     }
 
@@ -93,13 +95,13 @@ public final class VaeModel {
         long b = s.get(0);
         long ch = s.get(1);
         long hw = s.get(2) * s.get(3);
-        NDArray h = Nn.groupNorm(x, c.normNumGroups(), w.get(p + ".group_norm.weight"), w.get(p + ".group_norm.bias"), EPS);
+        NDArray h = ops.groupNorm(x, c.normNumGroups(), w.get(p + ".group_norm.weight"), w.get(p + ".group_norm.bias"), EPS);
         h = h.reshape(b, ch, hw).transpose(0, 2, 1);
-        NDArray q = Nn.linear(h, weight(p + ".to_q.weight"), w.get(p + ".to_q.bias"));
-        NDArray k = Nn.linear(h, weight(p + ".to_k.weight"), w.get(p + ".to_k.bias"));
-        NDArray v = Nn.linear(h, weight(p + ".to_v.weight"), w.get(p + ".to_v.bias"));
-        NDArray a = Nn.attention(q, k, v, 1, null);
-        a = Nn.linear(a, weight(p + ".to_out.0.weight"), w.get(p + ".to_out.0.bias"));
+        NDArray q = ops.linear(h, weight(p + ".to_q.weight"), w.get(p + ".to_q.bias"));
+        NDArray k = ops.linear(h, weight(p + ".to_k.weight"), w.get(p + ".to_k.bias"));
+        NDArray v = ops.linear(h, weight(p + ".to_v.weight"), w.get(p + ".to_v.bias"));
+        NDArray a = ops.attention(q, k, v, 1, null);
+        a = ops.linear(a, weight(p + ".to_out.0.weight"), w.get(p + ".to_out.0.bias"));
         return a.transpose(0, 2, 1).reshape(s).add(x);
     }
 

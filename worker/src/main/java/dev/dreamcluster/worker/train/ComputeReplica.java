@@ -106,6 +106,11 @@ final class ComputeReplica {
         return masters.replica(parent, djlDevice, t, trainable);
     }
 
+    /** The dtype the models compute in. */
+    DataType computeDtype() {
+        return precision.dataType();
+    }
+
     /** {@code x} in the compute dtype (a model input). */
     NDArray input(NDArray x) {
         return x.getDataType() == precision.dataType() ? x : x.toType(precision.dataType(), false);

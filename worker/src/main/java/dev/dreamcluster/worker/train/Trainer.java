@@ -33,6 +33,8 @@ import dev.dreamcluster.worker.data.ImageItem;
 import dev.dreamcluster.worker.data.ImageLoader;
 import dev.dreamcluster.worker.model.ClipTextModel;
 import dev.dreamcluster.worker.model.ModelWeights;
+import dev.dreamcluster.worker.model.Ops;
+import dev.dreamcluster.worker.check.StartupCheck;
 import dev.dreamcluster.worker.model.Tensors;
 import dev.dreamcluster.worker.model.UNetModel;
 import dev.dreamcluster.worker.model.VaeModel;
@@ -63,6 +65,8 @@ public final class Trainer implements AutoCloseable {
     private final ModelWeights unetWeights;
     private final ModelWeights vaeWeights;
     private final ComputeReplica replica;
+    /** The models' operations: the convolution form measured per shape by the startup check. */
+    private final Ops ops;
     private final ClipTextModel textEncoder;
     private final UNetModel unet;
     private final VaeModel vae;
@@ -147,9 +151,10 @@ public final class Trainer implements AutoCloseable {
         this.vaeWeights = ModelWeights.load(manager, folder, source, Component.VAE, Device.cpu(), n -> false);
         ModelWeights teCompute = replica.place(teWeights, manager, teTrain, true);
         ModelWeights unetCompute = replica.place(unetWeights, manager, unetTrain, true);
-        this.textEncoder = new ClipTextModel(folder.textEncoder(), teCompute);
-        this.unet = new UNetModel(folder.unet(), unetCompute);
-        this.vae = new VaeModel(folder.vae(), replica.place(vaeWeights, manager, n -> false, false));
+        this.ops = new Ops();
+        this.textEncoder = new ClipTextModel(folder.textEncoder(), teCompute, ops);
+        this.unet = new UNetModel(folder.unet(), unetCompute, ops);
+        this.vae = new VaeModel(folder.vae(), replica.place(vaeWeights, manager, n -> false, false), ops);
         this.tokenizer = ClipTokenizer.load(folder.dir().resolve("tokenizer"));
         this.scheduler = folder.scheduler();
         this.latentFactor = 1 << (folder.vae().blockOutChannels().size() - 1);
@@ -194,8 +199,21 @@ public final class Trainer implements AutoCloseable {
         }
         this.ema = EmaWeights.create(cfg.features(), totalSteps, unetFlat, teFlat, rank, resume);
         this.plan = EpochPlan.plan(items, buckets, cfg.batchSize(), cfg.condDropout(), cfg.seed(), epoch);
+        StartupCheck.run(ops, manager, replica.computeDtype(), cfg.batchSize() / world, latentSizes(),
+                (latents, ids) -> unet.forward(replica.input(latents), new int[(int) latents.getShape().get(0)],
+                        textEncoder.forward(ids, cfg.clipSkip())));
         LOG.info("training {} images ({} batches/epoch), {} optimizer steps, unet {} trainable tensors, text encoder {}, on {}",
                 items.size(), perEpoch, totalSteps, unetFlat.names.size(), teFlat.names.size(), replica);
+    }
+
+    /** The latent [h, w] of every bucket the training images fall in: the shapes the steps will run at. */
+    private java.util.Set<List<Integer>> latentSizes() {
+        java.util.Set<List<Integer>> sizes = new java.util.TreeSet<>(java.util.Comparator.comparing(Object::toString));
+        for (ImageItem it : items) {
+            int[] s = buckets.forSize(it.width(), it.height());
+            sizes.add(List.of(s[1] / latentFactor, s[0] / latentFactor));
+        }
+        return sizes;
     }
 
     private LrSchedule schedule(ComponentConfig c) {

@@ -72,7 +72,7 @@ class ClipParityTest {
         try (NDManager m = NDManager.newBaseManager(Device.cpu());
                 ModelWeights te = ModelWeights.load(m, folder, Component.TEXT_ENCODER, Device.cpu(), n -> false)) {
             NDArray input = m.create(ids, new Shape(2, 77));
-            ClipTextModel clip = new ClipTextModel(folder.textEncoder(), te);
+            ClipTextModel clip = new ClipTextModel(folder.textEncoder(), te, new Ops());
             assertClose(floats(prefix + "clip_last.bin"), clip.forward(input, 1).toFloatArray(), prefix + "last_hidden_state");
             assertClose(floats(prefix + "clip_skip2.bin"), clip.forward(input, 2).toFloatArray(), prefix + "clip_skip 2");
         }

@@ -50,18 +50,18 @@ class ModelForwardTest {
                 ModelWeights unet = ModelWeights.load(m, folder, Component.UNET, Device.cpu(), n -> false);
                 ModelWeights vae = ModelWeights.load(m, folder, Component.VAE, Device.cpu(), n -> false)) {
             NDArray ids = m.create(new long[2 * 77], new Shape(2, 77)).add(5).toType(DataType.INT64, false);
-            NDArray states = new ClipTextModel(folder.textEncoder(), te).forward(ids, 1);
+            NDArray states = new ClipTextModel(folder.textEncoder(), te, new Ops()).forward(ids, 1);
             assertEquals(new Shape(2, 77, 32), states.getShape());
             assertTrue(finite(states));
-            NDArray skip2 = new ClipTextModel(folder.textEncoder(), te).forward(ids, 2);
+            NDArray skip2 = new ClipTextModel(folder.textEncoder(), te, new Ops()).forward(ids, 2);
             assertEquals(new Shape(2, 77, 32), skip2.getShape());
             NDArray images = m.randomUniform(-1, 1, new Shape(2, 3, 32, 32));
-            VaeModel v = new VaeModel(folder.vae(), vae);
+            VaeModel v = new VaeModel(folder.vae(), vae, new Ops());
             NDList dist = v.encode(images);
             assertEquals(new Shape(2, 4, 8, 8), dist.get(0).getShape());
             NDArray latents = v.sampleScaled(images, m.randomNormal(new Shape(2, 4, 8, 8)));
             assertEquals(new Shape(2, 3, 32, 32), v.decode(latents).getShape());
-            NDArray out = new UNetModel(folder.unet(), unet).forward(latents, new int[] {10, 900}, states);
+            NDArray out = new UNetModel(folder.unet(), unet, new Ops()).forward(latents, new int[] {10, 900}, states);
             assertEquals(new Shape(2, 4, 8, 8), out.getShape());
             assertTrue(finite(out));
         }
@@ -76,9 +76,14 @@ class ModelForwardTest {
             NDArray ids = m.create(new long[77], new Shape(1, 77)).add(7).toType(DataType.INT64, false);
             NDArray latents = m.randomNormal(new Shape(1, 4, 16, 16));
             NDArray noise = m.randomNormal(new Shape(1, 4, 16, 16));
+            Ops ops = new Ops();
+            ClipTextModel clip = new ClipTextModel(folder.textEncoder(), te, ops);
+            UNetModel u = new UNetModel(folder.unet(), unet, ops);
+            dev.dreamcluster.worker.check.StartupCheck.run(ops, m, DataType.FLOAT32,
+                    () -> u.forward(latents, new int[] {500}, clip.forward(ids, 1)));
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                NDArray states = new ClipTextModel(folder.textEncoder(), te).forward(ids, 1);
-                NDArray pred = new UNetModel(folder.unet(), unet).forward(latents, new int[] {500}, states);
+                NDArray states = clip.forward(ids, 1);
+                NDArray pred = u.forward(latents, new int[] {500}, states);
                 gc.backward(pred.sub(noise).square().mean());
             }
             NDArray g = unet.get("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight").getGradient();
