@@ -3,7 +3,7 @@
 #  1. podman with runc: crun fails on this VM's cgroups; no default ulimits, no pids limit.
 #  2. a local JRE base image, localhost/dreamcluster-base:17 (Debian bookworm minbase + OpenJDK 17
 #     JRE, made by mmdebstrap from the Debian mirror apt already uses), so image builds in the tests
-#     need no registry: they build deploy/Dockerfile with --build-arg BASE=localhost/dreamcluster-base:17.
+#     need no registry: they build deploy/docker/Dockerfile with --build-arg BASE=localhost/dreamcluster-base:17.
 # Tests that need podman or this image skip with an assumption naming what is missing.
 set -euo pipefail
 command -v podman >/dev/null || { echo "podman.sh: podman not installed; container tests will skip"; exit 0; }

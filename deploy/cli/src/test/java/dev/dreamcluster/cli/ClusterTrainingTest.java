@@ -1,0 +1,83 @@
+package dev.dreamcluster.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code train --workers 2}: the coordinator in this JVM and two worker JVMs over loopback (Akka for
+ * control, the TCP ring for data) train the tiny model; the event stream shows every step. Killing a
+ * worker mid-run ends the run everywhere with a message naming the last checkpoint.
+ */
+class ClusterTrainingTest {
+    static Path example(Path tmp) throws Exception {
+        Files.copy(Path.of("..", "..", "examples", "tiny", "train.json"), tmp.resolve("train.json"));
+        Files.copy(Path.of("..", "..", "examples", "tiny", "optimizer.json"), tmp.resolve("optimizer.json"));
+        Files.copy(Path.of("..", "..", "examples", "tiny", "sample_prompts.json"), tmp.resolve("sample_prompts.json"));
+        return tmp.resolve("train.json");
+    }
+
+    static int freePort() throws Exception {
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    @Test
+    void twoWorkerJvmsShouldTrainAndAMonitorShouldSeeEveryStep(@TempDir Path tmp) throws Exception {
+        Path out = tmp.resolve("run");
+        Path trainJson = example(tmp);
+        int port = freePort();
+        String keys = tmp.resolve("keys").resolve("node").toString(); // one cluster key for the embedded cluster and the monitor
+        assertEquals(0, Cli.run("keys", "--out", tmp.resolve("keys").toString()).status());
+        CompletableFuture<Cli> train = CompletableFuture.supplyAsync(() -> Cli.run("train", "--config", trainJson.toString(),
+                "--workers", "2", "--max_steps", "3", "--out", out.toString(), "--coordinator_bind", "127.0.0.1:" + port, "--keys", keys));
+        Thread.sleep(1500); // the coordinator node is up well before the worker JVMs have loaded DJL
+        Cli monitor = Cli.run("monitor", "--join", "127.0.0.1:" + port, "--keys", keys);
+        Cli r = train.get(180, TimeUnit.SECONDS);
+        assertEquals(0, r.status(), r.out() + r.err());
+        assertEquals(0, monitor.status(), monitor.out() + monitor.err());
+        String events = monitor.out();
+        for (int s = 1; s <= 3; s++) {
+            assertTrue(events.contains("step " + s + " loss "), "the monitor shows step " + s + ":\n" + events);
+        }
+        assertTrue(events.contains("[worker,dc-default] up"), "the monitor lists the members:\n" + events);
+        assertTrue(events.contains("run finished"), events);
+        List<String> metrics = Files.readAllLines(out.resolve("metrics.jsonl"));
+        assertEquals(4, metrics.size(), "step 0 (the starting val_loss) and 3 steps: " + metrics);
+        assertTrue(Files.isRegularFile(out.resolve("final").resolve("unet").resolve("diffusion_pytorch_model.safetensors")));
+        assertTrue(Files.isRegularFile(out.resolve("checkpoints").resolve("step-000003").resolve("trainer_state.json")));
+    }
+
+    @Test
+    void killingAWorkerJvmShouldEndTheRunWithin60Seconds(@TempDir Path tmp) throws Exception {
+        Path out = tmp.resolve("run");
+        Path trainJson = example(tmp);
+        CompletableFuture<Cli> run = CompletableFuture.supplyAsync(() -> Cli.run("train", "--config", trainJson.toString(),
+                "--workers", "2", "--max_steps", "400", "--out", out.toString()));
+        Path metrics = out.resolve("metrics.jsonl");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
+        while ((!Files.exists(metrics) || Files.readAllLines(metrics).size() < 2) && System.nanoTime() < deadline) {
+            Thread.sleep(200);
+        }
+        assertTrue(Files.exists(metrics), "training started");
+        // the test JVM's only child processes are the two worker JVMs of this run
+        ProcessHandle victim = ProcessHandle.current().children().filter(ProcessHandle::isAlive).findFirst().orElseThrow();
+        victim.destroyForcibly();
+        long t0 = System.nanoTime();
+        Cli r = run.get(60, TimeUnit.SECONDS);
+        double secs = (System.nanoTime() - t0) / 1e9;
+        assertEquals(3, r.status(), r.out() + r.err());
+        System.out.printf("run ended %.1f s after a worker JVM was killed%n", secs);
+        assertTrue(r.err().contains("error: run failed") && r.err().contains("last committed checkpoint"), r.err());
+        Thread.sleep(500);
+        assertTrue(ProcessHandle.current().children().noneMatch(ProcessHandle::isAlive), "no worker left running");
+    }
+}
