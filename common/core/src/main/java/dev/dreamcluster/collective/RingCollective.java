@@ -39,7 +39,7 @@ import dev.dreamcluster.optim.kernel.Simd;
 public final class RingCollective implements Collective {
     static final int MAGIC = RingWire.MAGIC;
     /**
-     * Floats of payload per frame by default: 1 MiB (README, Data parallelism: 64 KiB to 4 MiB measured
+     * Floats of payload per frame by default: 1 MiB (docs/performance.md, "The ring collective": 64 KiB to 4 MiB measured
      * with {@code bench collective --frame}). Every rank of a ring must use the same size: a frame of
      * another size fails the header check at once.
      */

@@ -23,12 +23,14 @@ import java.util.Map;
  *     deleted; null keeps all
  * @param features EveryDream2's loss, noise, augmentation, validation and EMA keys
  * @param outputs sample images, TensorBoard and the single-file final model ({@link OutputsConfig})
+ * @param maxSkippedSteps more consecutive steps skipped on non-finite gradients than this stop the run
+ *     (exit 3); null: 3, or 20 with fp16's GradScaler, whose back-off skips steps by design
  */
 public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, Integer maxSteps, int batchSize,
         int gradAccum, long seed, int resolution, Double clipGradNorm, double condDropout, int saveEveryNEpochs,
         int saveEveryNSteps, double ckptEveryNMinutes, int valEveryNSteps, int valCount, double zeroFrequencyNoiseRatio,
         int clipSkip, boolean saveFullPrecision, int logStep, boolean latentCache, Integer keepLastNCheckpoints,
-        TrainFeatures features, OutputsConfig outputs) {
+        TrainFeatures features, OutputsConfig outputs, Integer maxSkippedSteps) {
     private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(TrainConfig.class);
 
     /** The basic keys only; every EveryDream2 feature at its default, every checkpoint kept. */
@@ -38,7 +40,7 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
             boolean saveFullPrecision, int logStep, boolean latentCache) {
         this(dataRoot, model, out, maxEpochs, maxSteps, batchSize, gradAccum, seed, resolution, clipGradNorm, condDropout,
                 saveEveryNEpochs, saveEveryNSteps, ckptEveryNMinutes, valEveryNSteps, valCount, zeroFrequencyNoiseRatio,
-                clipSkip, saveFullPrecision, logStep, latentCache, null, TrainFeatures.DEFAULTS, OutputsConfig.NONE);
+                clipSkip, saveFullPrecision, logStep, latentCache, null, TrainFeatures.DEFAULTS, OutputsConfig.NONE, null);
     }
 
     public TrainConfig {
@@ -68,6 +70,9 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
                 || saveEveryNEpochs < 0 || saveEveryNSteps < 0 || ckptEveryNMinutes < 0 || valEveryNSteps < 0) {
             throw new ConfigError("train config: zero_frequency_noise_ratio, val_count, save_*, ckpt_every_n_minutes and "
                     + "val_every_n_steps must be >= 0, clip_skip in 0..4, log_step >= 1");
+        }
+        if (maxSkippedSteps != null && maxSkippedSteps < 0) {
+            throw ConfigError.invalid("max_skipped_steps", maxSkippedSteps.toString(), "a whole number >= 0, or null for the default");
         }
         if (keepLastNCheckpoints != null && keepLastNCheckpoints < 1) {
             throw ConfigError.invalid("keep_last_n_checkpoints", keepLastNCheckpoints.toString(), "a whole number >= 1, or null to keep all");
@@ -121,7 +126,7 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
                 r.number("zero_frequency_noise_ratio", 0.02, 0, Double.MAX_VALUE, "a number >= 0"), r.integer("clip_skip", 0, 0, 4),
                 r.bool("save_full_precision", false), r.integer("log_step", 25, 1, max), r.bool("latent_cache", false),
                 r.optInt("keep_last_n_checkpoints", 1, max), TrainFeatures.read(r, base, n -> LOG.warn("{}", n)),
-                OutputsConfig.read(j, overrides, label, base));
+                OutputsConfig.read(j, overrides, label, base), r.optInt("max_skipped_steps", 0, max));
     }
 
     /** EveryDream2's seed: -1 draws one (once, here; toJson records the drawn value). */
@@ -193,6 +198,11 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
             n.putNull("keep_last_n_checkpoints");
         } else {
             n.put("keep_last_n_checkpoints", keepLastNCheckpoints);
+        }
+        if (maxSkippedSteps == null) {
+            n.putNull("max_skipped_steps");
+        } else {
+            n.put("max_skipped_steps", maxSkippedSteps);
         }
         features.write(n);
         outputs.write(n);

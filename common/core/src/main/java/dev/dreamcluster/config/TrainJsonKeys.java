@@ -19,7 +19,7 @@ import java.util.function.Predicate;
 public final class TrainJsonKeys {
     /** How a key is treated. */
     public enum Status {
-        /** honoured (see the README table for any difference from EveryDream2) */
+        /** honoured (see the key table of docs/configuration.md for any difference from EveryDream2) */
         IMPLEMENTED,
         /** accepted; one note at start says why it has no effect here */
         NO_EFFECT,
@@ -75,7 +75,7 @@ public final class TrainJsonKeys {
                 "zero_frequency_noise_ratio", "ema_decay_rate", "ema_strength_target", "ema_update_interval",
                 // DreamCluster additions
                 "max_steps", "out", "val_every_n_steps", "save_every_n_steps", "latent_cache", "val_count",
-                "min_workers", "max_workers", "join_timeout", "rejoin_timeout", "amp", "disable_amp", "amp_dtype", "collective",
+                "min_workers", "max_workers", "join_timeout", "rejoin_timeout", "max_skipped_steps", "amp", "disable_amp", "amp_dtype", "collective",
                 "device")) { // the last five: the workers' device and precision (worker --device beats device)
             ok(k);
         }

@@ -10,13 +10,21 @@ import dev.dreamcluster.config.Json;
  * val_loss.
  *
  * @param gradNorm global L2 norm of the averaged, unclipped gradients of every trainable tensor
+ * @param skipped why the update of this step was skipped (the weights and optimizer state did not
+ *     change), or null when it was applied; a skipped step's lrs are 0
  */
 public record StepMetrics(int step, double loss, double lrUnet, double lrTextEncoder, double gradNorm, double samplesPerS,
-        double computeSeconds, double commSeconds, double optimizerSeconds, double valLoss) {
+        double computeSeconds, double commSeconds, double optimizerSeconds, double valLoss, String skipped) {
+
+    /** An applied step (or step 0). */
+    public StepMetrics(int step, double loss, double lrUnet, double lrTextEncoder, double gradNorm, double samplesPerS,
+            double computeSeconds, double commSeconds, double optimizerSeconds, double valLoss) {
+        this(step, loss, lrUnet, lrTextEncoder, gradNorm, samplesPerS, computeSeconds, commSeconds, optimizerSeconds, valLoss, null);
+    }
 
     public StepMetrics withValLoss(double v) {
         return new StepMetrics(step, loss, lrUnet, lrTextEncoder, gradNorm, samplesPerS, computeSeconds, commSeconds,
-                optimizerSeconds, v);
+                optimizerSeconds, v, skipped);
     }
 
     /** {"step":3,"loss":0.96,"lr_unet":5e-4,...}: keys in a fixed order, non-finite values omitted. */
@@ -32,6 +40,9 @@ public record StepMetrics(int step, double loss, double lrUnet, double lrTextEnc
         put(n, "comm_s", commSeconds);
         put(n, "optimizer_s", optimizerSeconds);
         put(n, "val_loss", valLoss);
+        if (skipped != null) {
+            n.put("skipped", skipped);
+        }
         return n.toString();
     }
 

@@ -93,7 +93,37 @@ public final class SafetensorsFile {
             TensorInfo info = entry(path, e.getKey(), e.getValue(), dataSize);
             tensors.put(e.getKey(), info);
         }
+        checkTiling(path, tensors.values(), dataSize);
         return new SafetensorsFile(path, 8 + n, tensors, meta);
+    }
+
+    /**
+     * The tensors' byte ranges must tile the data section exactly, as the reference library requires:
+     * sorted by offset, each starts where the one before ended, the first at 0, the last at the end. An
+     * overlap would let two tensors alias the same bytes (a write to one changes the other); a hole or
+     * trailing bytes hide data no tensor accounts for (a truncated or spliced file).
+     */
+    private static void checkTiling(Path path, java.util.Collection<TensorInfo> infos, long dataSize) {
+        java.util.List<TensorInfo> sorted = new java.util.ArrayList<>(infos);
+        sorted.sort(java.util.Comparator.comparingLong(TensorInfo::begin).thenComparingLong(TensorInfo::end));
+        long expected = 0;
+        String previous = null;
+        for (TensorInfo t : sorted) {
+            if (t.begin() < expected) {
+                throw bad(path, "tensor " + t.name() + " at data_offsets [" + t.begin() + ", " + t.end() + "] overlaps tensor " + previous
+                        + " (which ends at " + expected + "); allowed: byte ranges that do not overlap");
+            }
+            if (t.begin() > expected) {
+                throw bad(path, "bytes [" + expected + ", " + t.begin() + ") before tensor " + t.name()
+                        + " belong to no tensor; allowed: byte ranges that cover the data section without holes");
+            }
+            expected = t.end();
+            previous = t.name();
+        }
+        if (expected != dataSize) {
+            throw bad(path, "the last " + (dataSize - expected) + " bytes of the data section (after " + (previous == null ? "the header"
+                    : "tensor " + previous) + ") belong to no tensor; allowed: byte ranges that cover the data section without holes");
+        }
     }
 
     /** One header entry, checked: dtype string, shape of whole numbers >= 0, offsets inside the data. */

@@ -3,6 +3,7 @@ package dev.dreamcluster.safetensors;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -80,5 +81,25 @@ class SafetensorsFileTest {
         assertEquals(true, e.getMessage().contains("needs 16 bytes"), e.getMessage());
         Files.write(f, new byte[] {1, 2, 3});
         assertThrows(dev.dreamcluster.model.ModelError.class, () -> SafetensorsFile.open(f));
+    }
+
+    /** Byte ranges must tile the data section, as the reference library checks: overlaps, holes and trailing bytes are refused. */
+    @Test
+    void shouldRejectOverlappingRangesHolesAndTrailingBytes(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("tiles.safetensors");
+        String ok = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}";
+        Files.write(f, SafetensorsFuzzTest.withHeader(ok, 16));
+        assertEquals(2, SafetensorsFile.open(f).tensors().size());
+        String overlap = ok.replace("[8,16]", "[4,12]");
+        Files.write(f, SafetensorsFuzzTest.withHeader(overlap, 16));
+        String m = assertThrows(dev.dreamcluster.model.ModelError.class, () -> SafetensorsFile.open(f)).getMessage();
+        assertTrue(m.contains(f.toString()) && m.contains("tensor b") && m.contains("overlaps tensor a"), m);
+        String hole = ok.replace("[8,16]", "[12,20]");
+        Files.write(f, SafetensorsFuzzTest.withHeader(hole, 20));
+        m = assertThrows(dev.dreamcluster.model.ModelError.class, () -> SafetensorsFile.open(f)).getMessage();
+        assertTrue(m.contains("bytes [8, 12) before tensor b belong to no tensor"), m);
+        Files.write(f, SafetensorsFuzzTest.withHeader(ok, 20));
+        m = assertThrows(dev.dreamcluster.model.ModelError.class, () -> SafetensorsFile.open(f)).getMessage();
+        assertTrue(m.contains("the last 4 bytes") && m.contains("after tensor b"), m);
     }
 }

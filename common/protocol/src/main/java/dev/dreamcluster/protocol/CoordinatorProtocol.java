@@ -35,7 +35,14 @@ public final class CoordinatorProtocol {
      */
     public record StepReported(long runId, int rank, int step, double loss, double lrUnet, double lrTextEncoder,
             double gradNorm, double samplesPerS, double computeSeconds, double commSeconds, double optimizerSeconds,
-            double valLoss) implements Command {}
+            double valLoss, String skipped) implements Command {
+        /** An applied step. */
+        public StepReported(long runId, int rank, int step, double loss, double lrUnet, double lrTextEncoder, double gradNorm,
+                double samplesPerS, double computeSeconds, double commSeconds, double optimizerSeconds, double valLoss) {
+            this(runId, rank, step, loss, lrUnet, lrTextEncoder, gradNorm, samplesPerS, computeSeconds, commSeconds,
+                    optimizerSeconds, valLoss, null);
+        }
+    }
 
     /** The rank finished (ok) or failed (message names why and the last checkpoint). */
     public record RunEnded(long runId, int rank, boolean ok, String message) implements Command {}
@@ -46,14 +53,17 @@ public final class CoordinatorProtocol {
     /**
      * This rank's part of a generation ended without finishing the run (its ring failed, or it was
      * told to abort); the worker stays, ready for the next generation at {@code dataAddress}.
-     * {@code inputError}: the rank met bad input (a file of its data or model copy, a value): another
-     * generation would meet it again, so the run stops (exit 2, the message as its one line).
+     * {@code stopStatus} 0: a node or ring failure (the run continues in a new generation); otherwise
+     * another generation would meet the same failure, so the run stops with that exit status and the
+     * message as its one line: {@link TrainingEvent.RunFinished#EXIT_INPUT} for bad input (a file of the
+     * rank's data or model copy, a value), {@link TrainingEvent.RunFinished#EXIT_HALTED} for a halted run
+     * (an op that is not exact on the rank's machine, too many skipped steps).
      */
     public record GenerationEnded(long runId, int generation, int rank, String message,
-            ActorRef<WorkerProtocol.Command> worker, String dataAddress, boolean inputError) implements Command {
+            ActorRef<WorkerProtocol.Command> worker, String dataAddress, int stopStatus) implements Command {
         public GenerationEnded(long runId, int generation, int rank, String message, ActorRef<WorkerProtocol.Command> worker,
                 String dataAddress) {
-            this(runId, generation, rank, message, worker, dataAddress, false);
+            this(runId, generation, rank, message, worker, dataAddress, 0);
         }
     }
 }

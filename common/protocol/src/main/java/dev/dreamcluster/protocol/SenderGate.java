@@ -25,7 +25,7 @@ import java.util.stream.StreamSupport;
  * a stray process started with the cluster's keys) taking over a run through the normal protocol.
  * What it does not: the sender field is written by the sending node, so a member that holds the
  * cluster key and runs modified Akka code can still claim another sender; the key itself is the trust
- * boundary (see docs/readme/security.md).
+ * boundary (see docs/security.md#threat-model).
  */
 public final class SenderGate {
     private SenderGate() {}

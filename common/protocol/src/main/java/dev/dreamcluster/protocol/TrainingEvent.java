@@ -12,9 +12,17 @@ public sealed interface TrainingEvent extends CborSerializable {
     /** @param totalSteps the run's length in optimizer steps, 0 when the coordinator does not know it */
     record RunStarted(long runId, int workers, String planHash, int totalSteps) implements TrainingEvent {}
 
+    /** @param skipped why the step's update was skipped (nothing changed), or null when it was applied */
     record StepCompleted(long runId, int step, double loss, double lrUnet, double lrTextEncoder, double gradNorm,
-            double samplesPerS, double computeSeconds, double commSeconds, double optimizerSeconds, double valLoss)
-            implements TrainingEvent {}
+            double samplesPerS, double computeSeconds, double commSeconds, double optimizerSeconds, double valLoss, String skipped)
+            implements TrainingEvent {
+        /** An applied step. */
+        public StepCompleted(long runId, int step, double loss, double lrUnet, double lrTextEncoder, double gradNorm,
+                double samplesPerS, double computeSeconds, double commSeconds, double optimizerSeconds, double valLoss) {
+            this(runId, step, loss, lrUnet, lrTextEncoder, gradNorm, samplesPerS, computeSeconds, commSeconds, optimizerSeconds,
+                    valLoss, null);
+        }
+    }
 
     /**
      * One rank's view of a step (every rank, every step): where its time went, for the per-worker
@@ -36,10 +44,22 @@ public sealed interface TrainingEvent extends CborSerializable {
     record GenerationStarted(long runId, int generation, int world, int fromStep, String planHash, String reason)
             implements TrainingEvent {}
 
-    /** {@code inputError}: the run stopped on bad input a worker met (the launcher exits 2 with the message). */
-    record RunFinished(long runId, boolean ok, String message, boolean inputError) implements TrainingEvent {
+    /**
+     * @param exitStatus what a launcher exits with: 0 finished; {@link #EXIT_INPUT} bad input a worker met,
+     *     {@link #EXIT_HALTED} any other failure (a halted run, lost workers); with 2 and 3 the launcher
+     *     prints the message as its one "error:" line
+     */
+    record RunFinished(long runId, boolean ok, String message, int exitStatus) implements TrainingEvent {
+        public static final int EXIT_INPUT = 2;
+        public static final int EXIT_HALTED = 3;
+
         public RunFinished(long runId, boolean ok, String message) {
-            this(runId, ok, message, false);
+            this(runId, ok, message, ok ? 0 : EXIT_HALTED);
+        }
+
+        /** Bad input: the message is the input error's own line (no "run failed:" before it). */
+        public boolean inputError() {
+            return exitStatus == EXIT_INPUT;
         }
     }
 }

@@ -354,7 +354,7 @@ public final class Coordinator {
         } else if (m.message() instanceof CoordinatorProtocol.PlanRefused r && r.runId() == settings.runId()) {
             return fail("rank " + r.rank() + " refused the plan: " + r.reason());
         } else if (m.message() instanceof CoordinatorProtocol.GenerationEnded e && e.generation() == generation) {
-            return e.inputError() ? failOnInput(e) : abort("rank " + e.rank() + " failed before the start: " + e.message());
+            return e.stopStatus() != 0 ? failOnInput(e) : abort("rank " + e.rank() + " failed before the start: " + e.message());
         }
         return Behaviors.same();
     }
@@ -385,7 +385,10 @@ public final class Coordinator {
         if (c instanceof CoordinatorProtocol.StepReported s && s.runId() == settings.runId() && s.rank() == 0) {
             TrainingEvent.StepCompleted e = new TrainingEvent.StepCompleted(s.runId(), s.step(), s.loss(), s.lrUnet(),
                     s.lrTextEncoder(), s.gradNorm(), s.samplesPerS(), s.computeSeconds(), s.commSeconds(), s.optimizerSeconds(),
-                    s.valLoss());
+                    s.valLoss(), s.skipped());
+            if (s.skipped() != null) {
+                ctx.getLog().warn("step {}: update skipped: {}", s.step(), s.skipped());
+            }
             publish(e);
             appendMetrics(e);
         } else if (c instanceof CoordinatorProtocol.CheckpointCommitted k && k.runId() == settings.runId()
@@ -400,7 +403,7 @@ public final class Coordinator {
                 && e.generation() == generation) {
             answered.add(e.rank());
             available.put(e.worker(), e.dataAddress());
-            return e.inputError() ? failOnInput(e) : abort("rank " + e.rank() + " failed: " + e.message());
+            return e.stopStatus() != 0 ? failOnInput(e) : abort("rank " + e.rank() + " failed: " + e.message());
         } else if (c instanceof CoordinatorProtocol.RunEnded e && e.runId() == settings.runId()) {
             if (!e.ok()) {
                 return fail("rank " + e.rank() + " failed: " + e.message());
@@ -421,7 +424,7 @@ public final class Coordinator {
                 metrics = new MetricsLog(settings.out());
             }
             metrics.append(new StepMetrics(e.step(), e.loss(), e.lrUnet(), e.lrTextEncoder(), e.gradNorm(), e.samplesPerS(),
-                    e.computeSeconds(), e.commSeconds(), e.optimizerSeconds(), e.valLoss()));
+                    e.computeSeconds(), e.commSeconds(), e.optimizerSeconds(), e.valLoss(), e.skipped()));
         } catch (java.io.UncheckedIOException ex) {
             ctx.getLog().warn("cannot append to {}: {}", settings.out().resolve(MetricsLog.FILE), ex.getCause().toString());
         }
@@ -451,7 +454,7 @@ public final class Coordinator {
             return Behaviors.same();
         }
         if (c instanceof CoordinatorProtocol.GenerationEnded e && e.runId() == settings.runId() && e.generation() == generation) {
-            if (e.inputError()) {
+            if (e.stopStatus() != 0) {
                 return failOnInput(e);
             }
             answered.add(e.rank());
@@ -645,14 +648,15 @@ public final class Coordinator {
     }
 
     /**
-     * A rank met bad input (a file of its copies, a value): no generation can get past it, so the run
-     * stops at once instead of shrinking, and the launcher prints the rank's one line and exits 2, as
-     * a single-process run does. Logged at INFO: the launcher's line is the one the user reads.
+     * A rank met bad input (a file of its copies, a value) or halted (an op not exact on its machine,
+     * too many skipped steps): no generation can get past it, so the run stops at once instead of
+     * shrinking, and the launcher prints the rank's one line and exits with the rank's status (2 or 3),
+     * as a single-process run does. Logged at INFO: the launcher's line is the one the user reads.
      */
     private Behavior<Command> failOnInput(CoordinatorProtocol.GenerationEnded e) {
         String message = "rank " + e.rank() + ": " + e.message();
-        ctx.getLog().info("run {} stopped on bad input: {}", settings.runId(), message);
-        return stopEveryone(message, new TrainingEvent.RunFinished(settings.runId(), false, message, true));
+        ctx.getLog().info("run {} stopped (status {}): {}", settings.runId(), e.stopStatus(), message);
+        return stopEveryone(message, new TrainingEvent.RunFinished(settings.runId(), false, message, e.stopStatus()));
     }
 
     private Behavior<Command> stopEveryone(String why, TrainingEvent.RunFinished end) {

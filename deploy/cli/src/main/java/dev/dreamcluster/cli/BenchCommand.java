@@ -26,7 +26,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-/** {@code dreamcluster bench}: measured numbers for the README. */
+/** {@code dreamcluster bench}: measured numbers for docs/performance.md. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks that print numbers.",
         subcommands = {BenchCommand.CollectiveBench.class, StepBench.class})
 final class BenchCommand {

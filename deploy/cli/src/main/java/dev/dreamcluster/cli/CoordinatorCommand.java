@@ -69,6 +69,7 @@ final class CoordinatorCommand implements Callable<Integer> {
         ActorSystem<Void> system = Nodes.startCoordinator(settings, b, a, new MonitoringSettings(h.host(), h.port(), cfg.train().out()),
                 done, new java.io.PrintWriter(System.err, true), keys, formation.bootstrap(), formation.config((a != null ? a : b).host()));
         formation.start(system);
+        Nodes.endWhenTerminated(system, settings.runId(), done); // a downed or quarantined coordinator node never hangs this command
         try {
             String seed = (a != null ? a : b).toString();
             System.err.println("coordinator on " + seed + ": waiting for " + settings.minWorkers() + " workers (dreamcluster worker --join "
@@ -76,10 +77,11 @@ final class CoordinatorCommand implements Callable<Integer> {
             TrainingEvent.RunFinished end = done.get(7, TimeUnit.DAYS);
             if (end.inputError()) {
                 System.err.println("error: " + end.message()); // a worker's bad input: one line, exit 2, as train prints it
-                return 2;
+                return end.exitStatus();
             }
             if (!end.ok()) {
-                return 3; // stopped workers end on their own; one that was never planned ends when this node leaves
+                System.err.println("error: run failed: " + end.message());
+                return end.exitStatus(); // 3; stopped workers end on their own; one that was never planned ends when this node leaves
             }
             Nodes.awaitWorkersLeft(system, java.time.Duration.ofSeconds(15)); // every rank has finished: they leave first
             return 0;

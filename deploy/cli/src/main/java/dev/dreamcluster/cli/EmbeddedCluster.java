@@ -62,6 +62,7 @@ final class EmbeddedCluster {
         Path outDir = run.train().out();
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
         ActorSystem<Void> system = Nodes.startCoordinator(settings, bind, null, http, done, err, keys);
+        Nodes.endWhenTerminated(system, settings.runId(), done); // a downed or quarantined coordinator node never hangs the launcher
         int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
         List<Process> children = new ArrayList<>();
         Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));
@@ -98,7 +99,7 @@ final class EmbeddedCluster {
             if (!end.ok()) {
                 err.println("error: " + (end.inputError() ? "" : "run failed: ") + end.message());
                 err.flush();
-                return end.inputError() ? 2 : 3;
+                return end.exitStatus() != 0 ? end.exitStatus() : TrainingEvent.RunFinished.EXIT_HALTED;
             }
             out.println("done: " + end.message());
             out.flush();

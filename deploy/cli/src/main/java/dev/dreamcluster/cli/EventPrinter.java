@@ -52,6 +52,9 @@ final class EventPrinter {
             return "worker joined: " + m.address() + " (admitted at the next checkpoint)";
         } else if (event instanceof TrainingEvent.StepCompleted m && m.step() == 0) {
             return String.format(Locale.ROOT, "step 0 val_loss %.4f (before training)", m.valLoss());
+        } else if (event instanceof TrainingEvent.StepCompleted m && m.skipped() != null) {
+            return String.format(Locale.ROOT, "warning: step %d SKIPPED (no update): %s; loss %.4f grad_norm %s", m.step(), m.skipped(),
+                    m.loss(), m.gradNorm());
         } else if (event instanceof TrainingEvent.StepCompleted m) {
             return String.format(Locale.ROOT,
                     "step %d loss %.4f lr %.2e/%.2e grad_norm %.3f %.1f samples/s (compute %.3f s, comm %.3f s, optimizer %.3f s)%s",
@@ -62,7 +65,7 @@ final class EventPrinter {
             return "worker lost: " + m.address();
         } else if (event instanceof TrainingEvent.RunFinished m) {
             // bad input: the launcher prints the one "error:" line and exits 2
-            return m.inputError() ? null : (m.ok() ? "run finished: " : "run failed: ") + m.message();
+            return m.exitStatus() == TrainingEvent.RunFinished.EXIT_INPUT ? null : (m.ok() ? "run finished: " : "run failed: ") + m.message();
         }
         return null;
     }

@@ -12,7 +12,7 @@ import picocli.CommandLine.Command;
         version = "dreamcluster 0.1.0",
         description = "Distributed Stable Diffusion fine-tuning (EveryDream2-compatible configs).",
         subcommands = {TrainCommand.class, ResolveCommand.class, OptimReplayCommand.class, InitModelCommand.class,
-            ModelInfoCommand.class, TokenizeCommand.class, MakeDatasetCommand.class, BenchCommand.class,
+            ModelInfoCommand.class, TokenizeCommand.class, DoctorCommand.class, MakeDatasetCommand.class, BenchCommand.class,
             CoordinatorCommand.class, WorkerCommand.class, MonitorCommand.class, LaunchCommand.class, KeysCommand.class,
             CommandLine.HelpCommand.class})
 public final class Main {
@@ -52,6 +52,11 @@ public final class Main {
             err.println("error: " + oneLine(e.getMessage()));
             err.flush();
             return EXIT_USAGE;
+        }
+        if (e instanceof dev.dreamcluster.run.TrainingHalted) { // wrong arithmetic or no training: one line, exit 3
+            err.println("error: " + oneLine(e.getMessage()));
+            err.flush();
+            return dev.dreamcluster.run.TrainingHalted.EXIT;
         }
         // Not a user error: a bug or an environment failure. The trace is what a maintainer needs.
         e.printStackTrace(err);

@@ -163,4 +163,18 @@ final class Nodes {
             throw ConfigError.invalid(flag, Json.quote(value), "HOST:PORT with a port in 0..65535");
         }
     }
+
+    /**
+     * Completes {@code done} with a failure (exit 3) when the coordinator's ActorSystem terminates
+     * before the run finished: the split-brain resolver downed its node, it was removed or
+     * quarantined, or its coordinated shutdown ran. Without this the launcher's wait for RunFinished
+     * would never end. A run that finished completed {@code done} first, so this changes nothing then.
+     */
+    static void endWhenTerminated(akka.actor.typed.ActorSystem<?> system, long runId,
+            java.util.concurrent.CompletableFuture<dev.dreamcluster.protocol.TrainingEvent.RunFinished> done) {
+        system.getWhenTerminated().whenComplete((d, t) -> done.complete(new dev.dreamcluster.protocol.TrainingEvent.RunFinished(runId,
+                false, "the coordinator's node left the cluster before the run finished (downed by the split-brain resolver, removed "
+                + "or quarantined; see the log); the last committed checkpoint under checkpoints/ resumes the run",
+                dev.dreamcluster.protocol.TrainingEvent.RunFinished.EXIT_HALTED)));
+    }
 }

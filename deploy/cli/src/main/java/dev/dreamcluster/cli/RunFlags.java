@@ -49,6 +49,10 @@ final class RunFlags {
     @Option(names = "--keep_last_n_checkpoints", paramLabel = "N", description = "keep only the newest N checkpoints (default: all)")
     Integer keepLastNCheckpoints;
 
+    @Option(names = "--max_skipped_steps", paramLabel = "N",
+            description = "stop the run (exit 3) after more than N consecutive steps skipped on non-finite gradients (default: 3; 20 with fp16)")
+    Integer maxSkippedSteps;
+
     @Option(names = "--verbose", description = "show INFO log lines on stderr too (they always go to <out>/train.log)")
     boolean verbose;
 
@@ -156,6 +160,7 @@ final class RunFlags {
         overrides.put("seed", seed);
         overrides.put("out", out == null ? null : out.toAbsolutePath().toString());
         overrides.put("keep_last_n_checkpoints", keepLastNCheckpoints);
+        overrides.put("max_skipped_steps", maxSkippedSteps);
         if (verbose) {
             RunLog.verbose();
         }

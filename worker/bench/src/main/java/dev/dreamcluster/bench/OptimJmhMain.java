@@ -15,7 +15,7 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
 import org.openjdk.jmh.runner.options.TimeValue;
 
 /**
- * Runs the optimizer benchmarks and prints the table the README records:
+ * Runs the optimizer benchmarks and prints the table docs/performance.md records:
  * {@code bin/bench optim-jmh [--quick] [--optimizers adamw,adamw8bit] [--no-djl]} (JMH, one fork per benchmark, not interleaved).
  */
 public final class OptimJmhMain {

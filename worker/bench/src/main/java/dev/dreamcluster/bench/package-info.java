@@ -1,6 +1,6 @@
 /**
  * JMH benchmarks. {@link dev.dreamcluster.bench.OptimBenchMain} runs the optimizer benchmarks and
- * prints the README's table: M params/s per optimizer and thread count, the DJL NDArray AdamW
+ * prints the table of docs/performance.md: M params/s per optimizer and thread count, the DJL NDArray AdamW
  * baseline, and the measured optimizer-state bytes per parameter.
  */
 package dev.dreamcluster.bench;

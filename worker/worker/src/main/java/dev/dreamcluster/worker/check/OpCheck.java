@@ -247,7 +247,7 @@ public final class OpCheck {
     }
 
     /** What the node reports when an op has no exact form: the op, the shape, the error, the library. */
-    public static final class OpCheckFailed extends RuntimeException {
+    public static final class OpCheckFailed extends dev.dreamcluster.run.TrainingHalted {
         private final Row row;
 
         OpCheckFailed(Row row, int formsTried) {

@@ -18,10 +18,11 @@ import ai.djl.nn.convolutional.Conv2d;
  * the direct kernel's answer is right on some draws and wrong on others at the same shape (measured
  * here), so one passing measurement of it would prove nothing.
  *
- * <p>Why: on AMD Zen 5 (2-core EPYC, AVX-512) DJL's libtorch 2.7.1 CPU build returns garbage input
- * gradients for a 3x3 conv2d with fewer than 16 output channels at spatial sizes from about 16x16
- * (relative L2 0.24-0.88 against float64, or NaN, varying with the thread count). Every SD UNet ends
- * in such a convolution (conv_out, 320 -> 4), so every gradient upstream of it was wrong. See
+ * <p>Why: on AMD Zen 5 (2-core EPYC, AVX-512) DJL's libtorch 2.7.1 CPU build returns wrong input
+ * gradients for 3x3 conv2d whose output channel count is not a multiple of 16 (relative L2 0.02-0.8
+ * against float64, or NaN; different from run to run and with the thread count; a few stride-2 shapes
+ * too, never 1x1). Every SD UNet ends in such a convolution (conv_out, 320 -> 4), so every gradient
+ * upstream of it was wrong. Debian's torch 1.13 on the same machine is exact. See
  * docs/known-defects.md for the reproduction.
  */
 public enum ConvForm {

@@ -55,6 +55,22 @@ public final class ModelWeights implements AutoCloseable {
     }
 
     /**
+     * {@code component}'s tensors of {@code layout}, zero-filled: enough to trace the shapes a forward
+     * pass meets (the doctor's check of a preset) without weights on disk. Nothing trains on them.
+     */
+    public static ModelWeights zeros(NDManager parent, DiffusersFolder layout, Component component, Device device) {
+        NDManager m = parent.newSubManager(device);
+        Map<String, NDArray> tensors = new LinkedHashMap<>();
+        List<ParamSpec> manifest = layout.manifest(component);
+        for (ParamSpec p : manifest) {
+            NDArray a = m.zeros(new Shape(p.shape()));
+            a.setName(p.name());
+            tensors.put(p.name(), a);
+        }
+        return new ModelWeights(component, m, tensors, manifest);
+    }
+
+    /**
      * A compute replica: casts of these tensors to {@code dtype} on {@code device} in a new sub-manager
      * of {@code parent}, with gradients on the {@code trainable} ones (the masters stay as they are).
      */

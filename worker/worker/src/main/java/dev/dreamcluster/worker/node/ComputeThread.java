@@ -63,7 +63,7 @@ final class ComputeThread extends Thread {
     @Override
     public void run() {
         boolean ok = false;
-        boolean inputError = false;
+        int stopStatus = 0;
         String message;
         try {
             ComputeConfig compute = workerCompute.config(run); // the run's device and precision, with this worker's --device
@@ -77,7 +77,10 @@ final class ComputeThread extends Thread {
             message = e.getMessage(); // one line naming the file or value, as a single-process run prints it
             // an abort interrupts this thread, and an image read that is interrupted fails as if the file
             // were bad ("has no decoder"): only an error of a thread nobody stopped is the input's
-            inputError = !aborted;
+            stopStatus = aborted ? 0 : dev.dreamcluster.protocol.TrainingEvent.RunFinished.EXIT_INPUT;
+        } catch (dev.dreamcluster.run.TrainingHalted e) {
+            message = e.getMessage(); // every rank halts at the same step (an all-reduced decision) or on its own machine's op check
+            stopStatus = aborted ? 0 : dev.dreamcluster.protocol.TrainingEvent.RunFinished.EXIT_HALTED;
         } catch (RuntimeException e) {
             message = e.getMessage() == null ? e.toString() : e.getMessage();
         } catch (Error e) {
@@ -90,7 +93,7 @@ final class ComputeThread extends Thread {
             SenderGate.tell(coordinator, new CoordinatorProtocol.RunEnded(plan.runId(), rank, true, message), worker);
         }
         // a failure is the worker actor's to report (GenerationEnded, with its next ring address)
-        worker.tell(new Worker.ComputeEnded(ok, message, inputError));
+        worker.tell(new Worker.ComputeEnded(ok, message, stopStatus));
     }
 
     private TrainLoop.StepListener listener() {
@@ -110,7 +113,7 @@ final class ComputeThread extends Thread {
 
     private void report(StepMetrics m) {
         SenderGate.tell(coordinator, new CoordinatorProtocol.StepReported(plan.runId(), rank, m.step(), m.loss(), m.lrUnet(),
-                m.lrTextEncoder(), m.gradNorm(), m.samplesPerS(), m.computeSeconds(), m.commSeconds(), m.optimizerSeconds(), m.valLoss()),
+                m.lrTextEncoder(), m.gradNorm(), m.samplesPerS(), m.computeSeconds(), m.commSeconds(), m.optimizerSeconds(), m.valLoss(), m.skipped()),
                 worker);
     }
 }

@@ -49,10 +49,14 @@ public final class Worker {
     private record ReachabilityChanged(ClusterEvent.ReachabilityEvent event) implements Command {}
 
     /** The compute thread ended (normally or not). */
-    /** {@code inputError}: the compute thread failed on bad input (a ConfigError), not on the cluster. */
-    public record ComputeEnded(boolean ok, String message, boolean inputError) implements Command {
+    /**
+     * {@code stopStatus}: 0 when the compute thread failed on the cluster (a lost peer, an abort); 2 on
+     * bad input (a ConfigError), 3 when the run halted (a TrainingHalted): a new generation would fail
+     * the same way.
+     */
+    public record ComputeEnded(boolean ok, String message, int stopStatus) implements Command {
         public ComputeEnded(boolean ok, String message) {
-            this(ok, message, false);
+            this(ok, message, 0);
         }
     }
 
@@ -201,7 +205,7 @@ public final class Worker {
                 return new Running(plan, rank, compute).behavior();
             }
             if (c instanceof WorkerProtocol.AbortGeneration a && a.runId() == plan.runId() && a.generation() == plan.generation()) {
-                return generationEnded(plan, rank, "aborted before the start: " + a.reason(), false);
+                return generationEnded(plan, rank, "aborted before the start: " + a.reason(), 0);
             }
             if (c instanceof WorkerProtocol.StopRun s && s.runId() == plan.runId()) {
                 return end(new ComputeEnded(false, "the run was stopped before it started: " + s.reason()));
@@ -268,12 +272,12 @@ public final class Worker {
                 return end(m.ok() ? m : new ComputeEnded(false, m.message()));
             }
             ctx.getLog().warn("generation {} ended on rank {}: {}", plan.generation(), rank, m.message());
-            return generationEnded(plan, rank, m.message(), m.inputError());
+            return generationEnded(plan, rank, m.message(), m.stopStatus());
         }
     }
 
     /** This rank's part of a generation is over: a new ring socket, the coordinator told, back to idle. */
-    private Behavior<Command> generationEnded(RunPlan plan, int rank, String message, boolean inputError) {
+    private Behavior<Command> generationEnded(RunPlan plan, int rank, String message, int stopStatus) {
         if (ring.server().isOpen()) {
             try {
                 ring.server().close();
@@ -283,7 +287,7 @@ public final class Worker {
         }
         ring = ringEndpoint.open();
         SenderGate.tell(coordinator, new CoordinatorProtocol.GenerationEnded(plan.runId(), plan.generation(), rank, message, self,
-                ring.address(), inputError), ctx.getSelf());
+                ring.address(), stopStatus), ctx.getSelf());
         return idle();
     }
 

@@ -31,6 +31,9 @@ public final class LocalProgress implements TrainLoop.StepListener, AutoCloseabl
         if (m.step() == 0 || progress == null) {
             return;
         }
+        if (m.skipped() != null) {
+            progress.printf("%swarning: step %d SKIPPED (no update): %s%n", System.console() != null ? "\n" : "", m.step(), m.skipped());
+        }
         double secs = (System.nanoTime() - start) / 1e9;
         double itPerS = (m.step() - firstStep) / Math.max(secs, 1e-9);
         long eta = (long) ((total - m.step()) / Math.max(itPerS, 1e-9));

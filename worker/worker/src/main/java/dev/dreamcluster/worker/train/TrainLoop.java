@@ -118,6 +118,10 @@ public final class TrainLoop {
                 }
                 last = m;
             }
+            if (last != null && t.appliedSteps() == 0) { // the same on every rank: skips are decided on all-reduced norms
+                throw new dev.dreamcluster.run.TrainingHalted("no step of this run changed the weights: all " + last.step() + " steps were "
+                        + "skipped (" + last.skipped() + "); no final model written");
+            }
             if (rank0) {
                 t.saveModel(cfg.out().resolve("final"), cfg.saveFullPrecision() ? DType.F32 : DType.F16);
             }

@@ -96,9 +96,27 @@ public final class Trainer implements AutoCloseable {
     private int batchIndex;
     private long microStep;
     private int skipped;
+    private int skippedInARow;
+    private int applied;
+    /** More consecutive skipped steps than this halt the run (max_skipped_steps; default 3, or 20 with fp16's GradScaler). */
+    private final int maxSkippedSteps;
     /** item path + bucket size to the unscaled latent mean and log-variance, when latent_cache is on. */
     private final java.util.Map<String, float[][]> latentCache = new java.util.HashMap<>();
     private List<Batch> plan;
+    private InputRecorder inputRecorder;
+
+    /**
+     * Sees every micro-batch's model inputs as this rank computes them: the scaled latents, the noise
+     * (offset included), the timesteps and the token ids after caption dropout. For comparing the
+     * training with an independent implementation fed the same inputs; costs one copy of each.
+     */
+    public interface InputRecorder {
+        void record(long microStep, float[] latents, float[] noise, int[] timesteps, long[] tokenIds, long[] latentShape);
+    }
+
+    public void recordInputs(InputRecorder recorder) {
+        this.inputRecorder = recorder;
+    }
 
     /**
      * @param resume a checkpoint folder written by this class, or null to start from {@code cfg.model()}
@@ -188,6 +206,8 @@ public final class Trainer implements AutoCloseable {
         }
         this.unetLr = schedule(opt.unet());
         this.teLr = schedule(opt.textEncoder());
+        this.maxSkippedSteps = cfg.maxSkippedSteps() != null ? cfg.maxSkippedSteps() : replica.scaler != null ? 20 : 3;
+        refuseNothingToTrain();
         if (resume != null) {
             TrainerState s = TrainerState.read(resume);
             step = s.step();
@@ -214,6 +234,33 @@ public final class Trainer implements AutoCloseable {
             sizes.add(List.of(s[1] / latentFactor, s[0] / latentFactor));
         }
         return sizes;
+    }
+
+    /**
+     * A run in which no trainable tensor would ever see an lr above 0 would end looking like a run
+     * that trained: refused before the first step.
+     */
+    private void refuseNothingToTrain() {
+        if (unetFlat.isEmpty() && teFlat.isEmpty()) {
+            throw new dev.dreamcluster.config.ConfigError("nothing would train: every tensor of the UNet and the text encoder is frozen "
+                    + "(disable_unet_training, disable_textenc_training, text_encoder_freezing); allowed: at least one trainable tensor");
+        }
+        if (step >= totalSteps) {
+            return; // a resume of a finished run: nothing left to do, nothing to refuse
+        }
+        for (long s = step; s < totalSteps; s++) {
+            if ((!unetFlat.isEmpty() && unetLr != null && unetLr.lrAt(s) > 0) || (!teFlat.isEmpty() && teLr != null && teLr.lrAt(s) > 0)) {
+                return;
+            }
+        }
+        throw new dev.dreamcluster.config.ConfigError("nothing would train: the learning rate of every trainable component is 0 at "
+                + "every step from " + step + " to " + totalSteps + " (unet lr " + (unetLr == null ? "-" : unetLr.lr())
+                + ", text encoder lr " + (teLr == null ? "-" : teLr.lr()) + "); allowed: an lr > 0 for a trainable component");
+    }
+
+    /** Optimizer steps that changed the weights (applied, not skipped), this process's run so far. */
+    public int appliedSteps() {
+        return applied;
     }
 
     private LrSchedule schedule(ComponentConfig c) {
@@ -257,15 +304,25 @@ public final class Trainer implements AutoCloseable {
         double comm = (System.nanoTime() - tComm) / 1e9;
         if (!Double.isFinite(gradNorm)) {
             // as a GradScaler does: never let a NaN/Inf gradient into the weights or the optimizer state
+            String why = "non-finite gradient, first in " + firstNonFinite() + (replica.scaler == null ? ""
+                    : " (fp16 loss scale " + replica.lossScale() + " backs off)");
             unetFlat.writeBack(manager);
             teFlat.writeBack(manager);
             replica.afterStep(false, step);
             step++;
             skipped++;
-            LOG.warn("step {}: non-finite gradients, update skipped ({} so far)", step, skipped);
+            skippedInARow++;
+            LOG.warn("step {}: update skipped: {} ({} in a row, {} in all)", step, why, skippedInARow, skipped);
+            if (skippedInARow > maxSkippedSteps) {
+                throw new dev.dreamcluster.run.TrainingHalted("step " + step + ": " + skippedInARow + " consecutive steps skipped, more than "
+                        + "max_skipped_steps " + maxSkippedSteps + " allows: " + why + "; the weights have not changed since step "
+                        + (step - skippedInARow) + " (lower the lr, set clip_grad_norm, or check the data)");
+            }
             double secs = (System.nanoTime() - t0) / 1e9;
-            return new StepMetrics(step, loss / cfg.gradAccum(), 0, 0, gradNorm, samples / secs, secs - comm, comm, 0, Double.NaN);
+            return new StepMetrics(step, loss / cfg.gradAccum(), 0, 0, gradNorm, samples / secs, secs - comm, comm, 0, Double.NaN, why);
         }
+        skippedInARow = 0;
+        applied++;
         if (cfg.clipGradNorm() != null && gradNorm > cfg.clipGradNorm()) {
             float coef = (float) (cfg.clipGradNorm() / (gradNorm + 1e-6));
             unetShard.scaleGrads(coef);
@@ -284,6 +341,40 @@ public final class Trainer implements AutoCloseable {
         double secs = (System.nanoTime() - t0) / 1e9;
         return new StepMetrics(step, loss / cfg.gradAccum(), lrU, lrT, gradNorm, samples / secs, secs - comm - optimizer, comm,
                 optimizer, Double.NaN);
+    }
+
+    /**
+     * Where the first non-finite gradient is: "unet conv_out.weight" (and "on rank r" in a cluster run:
+     * each rank looks in its own local gradients, still in libtorch's .grad before the write-back
+     * zeroes them, and one small all-reduce tells every rank what each found). Runs only on a skipped
+     * step; its cost is one pass over the gradients in libtorch.
+     */
+    private String firstNonFinite() {
+        int code = 0; // 1 + index over the UNet's then the text encoder's trainable tensors; 0: none here
+        List<NDArray> all = new ArrayList<>(unetFlat.arrays);
+        all.addAll(teFlat.arrays);
+        for (int i = 0; i < all.size() && code == 0; i++) {
+            try (NDArray g = all.get(i).getGradient(); NDArray bad = g.isInfinite().logicalOr(g.isNaN()).any()) {
+                if (bad.getBoolean()) {
+                    code = i + 1;
+                }
+            }
+        }
+        float[] codes = new float[world]; // tensor counts are far below 2^24: exact in float
+        codes[rank] = code;
+        if (world > 1) {
+            collective.allReduce(codes, world);
+        }
+        for (int r = 0; r < world; r++) {
+            int c = (int) codes[r];
+            if (c > 0) {
+                int i = c - 1;
+                String where = i < unetFlat.names.size() ? "unet " + unetFlat.names.get(i)
+                        : "text_encoder " + teFlat.names.get(i - unetFlat.names.size());
+                return where + (world > 1 ? " on rank " + r : "");
+            }
+        }
+        return "the loss (every gradient tensor is finite; their squared sum overflowed)";
     }
 
     /**
@@ -362,6 +453,9 @@ public final class Trainer implements AutoCloseable {
             NDArray target = scheduler.prediction() == DdpmScheduler.Prediction.EPSILON ? noise
                     : noise.mul(perSample(t, true)).sub(latents.mul(perSample(t, false)));
             NDArray ids = tokens(batch.captions());
+            if (inputRecorder != null) {
+                inputRecorder.record(index, Tensors.read(latents), Tensors.read(noise), t, ids.toLongArray(), latentShape.getShape());
+            }
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                 NDArray states = textEncoder.forward(ids, cfg.clipSkip());
                 if (draws.perturbation() != null) {
