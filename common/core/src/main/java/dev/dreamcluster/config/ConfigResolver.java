@@ -47,39 +47,12 @@ public final class ConfigResolver {
      * to the working directory; a named file that does not exist is an error, never a fallback.
      */
     public static ResolvedTrainingConfig load(Path trainJson, CliFlags flags, int textEncoderLayers) {
-        Input train = null;
-        if (trainJson != null) {
-            train = new Input(Json.readObject(trainJson, trainJson.toString()), trainJson.toString());
-        }
-        Path optPath = null;
-        if (flags.optimizerConfig() != null) {
-            optPath = Json.path(flags.optimizerConfig(), "--optimizer_config");
-        } else if (train != null && train.json().hasNonNull("optimizer_config")) {
-            JsonNode n = train.json().get("optimizer_config");
-            if (!n.isTextual() || n.asText().isBlank()) {
-                throw ConfigError.invalid(train.label() + " at optimizer_config", n.toString(),
-                        "a path to an optimizer.json, or null for the built-in defaults");
-            }
-            Path parent = trainJson.toAbsolutePath().getParent();
-            Path named = Json.path(n.asText(), train.label() + " at optimizer_config");
-            optPath = named.isAbsolute() || parent == null ? named : relativize(parent.resolve(named));
-        }
-        Input opt = null;
-        if (optPath != null) {
-            String label = optPath.toString();
-            if (!optPath.toFile().isFile()) {
-                String from = flags.optimizerConfig() != null ? "--optimizer_config" : train.label() + " at optimizer_config";
-                throw new ConfigError(from + ": optimizer config file " + Json.quote(label) + " does not exist");
-            }
-            opt = new Input(Json.readObject(optPath, label), label);
-        }
-        return resolve(train, flags, opt, textEncoderLayers);
+        return resolve(ConfigFiles.read(trainJson, flags.optimizerConfig()), flags, textEncoderLayers);
     }
 
-    private static Path relativize(Path p) {
-        Path cwd = Path.of("").toAbsolutePath();
-        Path abs = p.toAbsolutePath().normalize();
-        return abs.startsWith(cwd) ? cwd.relativize(abs) : abs;
+    /** Resolves already-read config files with the flags. */
+    public static ResolvedTrainingConfig resolve(ConfigFiles files, CliFlags flags, int textEncoderLayers) {
+        return resolve(files.trainInput(), flags, files.optimizerInput(), textEncoderLayers);
     }
 
     /** The pure resolution step: (train.json, flags, optimizer.json, text-encoder layer count). */

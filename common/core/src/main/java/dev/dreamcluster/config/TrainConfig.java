@@ -88,8 +88,12 @@ public record TrainConfig(Path dataRoot, Path model, Path out, int maxEpochs, In
 
     /** Reads {@code trainJson}; {@code overrides} hold flag values by train.json key (null: not given). */
     public static TrainConfig load(Path trainJson, Map<String, Object> overrides) {
-        JsonNode j = Json.readObject(trainJson, trainJson.toString());
-        return fromJson(j, trainJson.toAbsolutePath().getParent(), overrides, trainJson.toString());
+        return of(new ConfigFiles(trainJson, Json.readObject(trainJson, trainJson.toString()), null, null), overrides);
+    }
+
+    /** From already-read config files (train.json's tree; paths relative to its folder). */
+    public static TrainConfig of(ConfigFiles files, Map<String, Object> overrides) {
+        return fromJson(files.train(), files.trainPath().toAbsolutePath().getParent(), overrides, files.trainPath().toString());
     }
 
     /** The inverse of {@link #toJson()}: a config received in a run plan (absolute paths). */

@@ -89,9 +89,18 @@ public abstract class Optimizer implements AutoCloseable {
      * grads[offset(i) ..]} hold slice i. Gradients are read only.
      */
     public final void step(float[] params, float[] grads, double lr) {
-        if (params.length < totalLength || grads.length < totalLength) {
-            throw new IllegalArgumentException("shard buffers hold " + params.length + "/" + grads.length
-                    + " elements, slices need " + totalLength);
+        step(params, grads, 0, lr);
+    }
+
+    /**
+     * The same with the shard at {@code base} in larger arrays (a component's whole flat buffers):
+     * slice i at {@code base + offset(i)}. The update is in place, so a ZeRO-1 rank updates its segment
+     * of the flat parameters without copying it out and back.
+     */
+    public final void step(float[] params, float[] grads, int base, double lr) {
+        if (base < 0 || params.length - base < totalLength || grads.length - base < totalLength) {
+            throw new IllegalArgumentException("buffers of " + params.length + "/" + grads.length + " elements from " + base
+                    + " cannot hold the " + totalLength + " elements of the slices");
         }
         if (!(lr >= 0) || !Double.isFinite(lr)) {
             throw new IllegalArgumentException("lr must be finite and >= 0: " + lr);
@@ -100,16 +109,16 @@ public abstract class Optimizer implements AutoCloseable {
         prepare(lr, step);
         if (pool == null || taskSlot.length < 2) {
             for (int t = 0; t < taskSlot.length; t++) {
-                runTask(t, params, grads, 0);
+                runTask(t, params, grads, base, 0);
             }
             return;
         }
         List<Future<?>> futures = new ArrayList<>(threads - 1);
         for (int w = 1; w < threads; w++) {
             final int worker = w;
-            futures.add(pool.submit(() -> runTasks(params, grads, worker)));
+            futures.add(pool.submit(() -> runTasks(params, grads, base, worker)));
         }
-        runTasks(params, grads, 0);
+        runTasks(params, grads, base, 0);
         for (Future<?> f : futures) {
             try {
                 f.get();
@@ -122,9 +131,9 @@ public abstract class Optimizer implements AutoCloseable {
         }
     }
 
-    private void runTasks(float[] params, float[] grads, int worker) {
+    private void runTasks(float[] params, float[] grads, int base, int worker) {
         for (int t = threadFirstTask[worker]; t < threadFirstTask[worker + 1]; t++) {
-            runTask(t, params, grads, worker);
+            runTask(t, params, grads, base, worker);
         }
     }
 
@@ -149,10 +158,10 @@ public abstract class Optimizer implements AutoCloseable {
         return first;
     }
 
-    private void runTask(int t, float[] params, float[] grads, int worker) {
+    private void runTask(int t, float[] params, float[] grads, int base, int worker) {
         int slot = taskSlot[t];
-        run(states[slot], params, grads, offsets[slot], taskFrom[t], taskTo[t], scratch1[worker], scratch2[worker], scratch3[worker],
-                scratchIdx[worker]);
+        run(states[slot], params, grads, base + offsets[slot], taskFrom[t], taskTo[t], scratch1[worker], scratch2[worker],
+                scratch3[worker], scratchIdx[worker]);
     }
 
     /** Computes this step's scalars; {@code t} is the 1-based step number. */

@@ -35,9 +35,4 @@ public record TensorSlice(String name, long numel, long start, int length) {
     public int blocks() {
         return (length + QuantMap.BLOCK - 1) / QuantMap.BLOCK;
     }
-
-    /** First block of this slice, counted from the tensor's start. */
-    public long firstBlock() {
-        return start / QuantMap.BLOCK;
-    }
 }

@@ -73,11 +73,6 @@ public final class ContentDigest {
         }
     }
 
-    static boolean isCacheFile(Path p) {
-        String n = p.getFileName().toString();
-        return n.startsWith(".") && (n.endsWith(".sha256") || n.contains(".sha256.tmp-"));
-    }
-
     private static MessageDigest digest() {
         try {
             return MessageDigest.getInstance("SHA-256");

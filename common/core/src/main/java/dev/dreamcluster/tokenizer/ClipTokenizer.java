@@ -106,10 +106,6 @@ public final class ClipTokenizer {
         return vocab.size();
     }
 
-    public int padId() {
-        return pad;
-    }
-
     /** CLIP's text clean-up: Unicode NFC, whitespace runs to one space, trimmed, lower-cased. */
     public static String clean(String text) {
         String t = Normalizer.normalize(text, Normalizer.Form.NFC);

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import akka.actor.testkit.typed.javadsl.ActorTestKit;
+import akka.actor.testkit.typed.javadsl.LoggingTestKit;
 import akka.actor.testkit.typed.javadsl.TestProbe;
 import akka.actor.typed.ActorRef;
 import akka.actor.typed.pubsub.Topic;
@@ -124,13 +125,28 @@ class CoordinatorTest {
         assertEquals(1, rank1.rank());
         assertEquals(0.3, rank1.computeSeconds());
         assertEquals(0.04, rank1.commSeconds());
+        // a skipped step: a WARN line, and a metrics line that says why
+        LoggingTestKit.warn("step 2: update skipped: non-finite gradients").expect(kit.system(), () -> {
+            SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.StepReported(101, 0, 2, 0.5, 0, 0, Double.NaN, 8.0, 0.1, 0.02, 0.01,
+                    Double.NaN, "non-finite gradients"), w0.getRef());
+            return null;
+        });
+        assertEquals("non-finite gradients", nextEvent(TrainingEvent.StepCompleted.class).skipped());
         a0.replyTo().tell(new CoordinatorProtocol.RunEnded(101, 0, false, "forged: no sender")); // ignored (SenderGate)
+        // sent straight to the coordinator, around its sender gate: dropped (the run still ends ok below)
+        LoggingTestKit.warn("worker messages count only through").expect(kit.system(), () -> {
+            coord.<Object>unsafeUpcast().tell(new CoordinatorProtocol.RunEnded(101, 0, false, "forged around the gate"));
+            return null;
+        });
         SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.RunEnded(101, 0, true, "done"), w0.getRef());
         SenderGate.tell(a1.replyTo(), new CoordinatorProtocol.RunEnded(101, 1, true, "done"), w1.getRef());
         TrainingEvent.RunFinished fin = nextEvent(TrainingEvent.RunFinished.class);
         assertTrue(fin.ok(), fin.message());
         assertTrue(Files.readString(out.resolve("metrics.jsonl")).contains("\"step\":1,\"loss\":0.5"));
         assertTrue(Files.readString(out.resolve("metrics.jsonl")).contains("\"val_loss\":0.4"));
+        assertTrue(Files.readString(out.resolve("metrics.jsonl")).contains("\"step\":2,\"loss\":0.5,\"lr_unet\":0.0,\"lr_text_encoder\":0.0,"
+                + "\"samples_per_s\":8.0,\"compute_s\":0.1,\"comm_s\":0.02,\"optimizer_s\":0.01,\"skipped\":\"non-finite gradients\"}"),
+                "metrics.jsonl is complete once the end is published");
         coord.tell(new Coordinator.Stop("test over")); // a finished singleton stays up and ignores the stop
         kit.system().receptionist().tell(Receptionist.deregister(WorkerProtocol.SERVICE, w0.getRef()));
         kit.system().receptionist().tell(Receptionist.deregister(WorkerProtocol.SERVICE, w1.getRef()));

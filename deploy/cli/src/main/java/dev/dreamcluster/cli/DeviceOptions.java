@@ -28,6 +28,14 @@ final class DeviceOptions {
     @Option(names = "--collective", paramLabel = "K", description = "auto (NCCL when every worker is on a GPU, else the TCP ring), ring or nccl")
     String collective;
 
+    @Option(names = "--optimizer_threads", paramLabel = "N",
+            description = "threads of this node's optimizer step (default: one per core; the result is the same for any count)")
+    int optimizerThreads;
+
+    @Option(names = "--overlap", paramLabel = "on|off",
+            description = "run the ring's collectives on a communication thread, overlapped with host work (default: on; same numbers)")
+    String overlap = "on";
+
     /** The PYTORCH_* settings applied to this JVM (empty on the CPU path). */
     private final Map<String, String> applied = new LinkedHashMap<>();
 
@@ -38,6 +46,12 @@ final class DeviceOptions {
      * @throws ConfigError one line: a bad value, a missing or mismatched libtorch, nccl on a CPU
      */
     DeviceOptions apply() {
+        if (optimizerThreads < 0 || optimizerThreads > 4096) {
+            throw ConfigError.invalid("--optimizer_threads", Integer.toString(optimizerThreads), "1..4096, or 0 for one per core");
+        }
+        if (!overlap.equals("on") && !overlap.equals("off")) {
+            throw ConfigError.invalid("--overlap", overlap, "on or off");
+        }
         ComputeDevice d = device == null ? null : ComputeDevice.parse(device, "--device");
         CollectiveKind k = collective == null ? null : CollectiveKind.parse(collective, "--collective");
         if (k == CollectiveKind.NCCL && (d == null || !d.isGpu() && !d.auto())) {
@@ -51,6 +65,12 @@ final class DeviceOptions {
         }
         applied.forEach(System::setProperty);
         return this;
+    }
+
+    /** This node's compute settings: the run's (the plan's {@code compute}) with this node's flags. */
+    dev.dreamcluster.worker.train.ComputeConfig compute(com.fasterxml.jackson.databind.node.ObjectNode runCompute) {
+        return dev.dreamcluster.worker.train.ComputeConfig.fromRun(runCompute, overrides()).withNodeSettings(optimizerThreads,
+                overlap.equals("on"));
     }
 
     /** Overrides for train.json keys (null: not given). */
@@ -80,6 +100,8 @@ final class DeviceOptions {
             f.add("--collective");
             f.add(collective);
         }
+        f.add("--overlap");
+        f.add(overlap);
         return f;
     }
 }

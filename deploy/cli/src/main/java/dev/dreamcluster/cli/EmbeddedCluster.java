@@ -73,12 +73,11 @@ final class EmbeddedCluster {
             int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / workers);
             for (int r = 0; r < workers; r++) {
                 List<String> jvm = new ArrayList<>(List.of("-Dai.djl.offline=true",
-                        "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1",
-                        "-Ddreamcluster.optimizer.threads=" + threads));
+                        "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1"));
                 jvm.addAll(device.jvmFlags()); // PYTORCH_LIBRARY_PATH/VERSION/FLAVOR for a GPU
                 List<String> cmd = ChildJvm.command(jvm.toArray(String[]::new));
                 cmd.addAll(List.of(Main.class.getName(), "worker", "--join", bind.host() + ":" + port, "--bind", bind.host() + ":0",
-                        "--keys", keys.dir().toString()));
+                        "--keys", keys.dir().toString(), "--optimizer_threads", Integer.toString(threads)));
                 cmd.addAll(device.workerFlags(r)); // gpu:N becomes gpu:(N + r): one GPU per worker
                 ProcessBuilder pb = ChildJvm.builder(cmd).redirectErrorStream(true).redirectOutput(outDir.resolve("worker-" + r + ".log").toFile());
                 pb.environment().putIfAbsent("DREAMCLUSTER_LOG_LEVEL", "INFO"); // a worker's log file shows its INFO lines

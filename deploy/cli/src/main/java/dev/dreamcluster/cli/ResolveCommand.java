@@ -52,7 +52,8 @@ final class ResolveCommand implements Callable<Integer> {
         if (config != null && !Files.isRegularFile(config)) {
             throw new ConfigError("--config: " + Json.quote(config.toString()) + " does not exist or is not a file");
         }
-        ResolvedTrainingConfig resolved = ConfigResolver.load(config, flags.toFlags(), teLayers);
+        ResolvedTrainingConfig resolved = ConfigResolver.resolve(dev.dreamcluster.config.ConfigFiles.read(config,
+                flags.toFlags().optimizerConfig()), flags.toFlags(), teLayers); // the same files-then-resolver path as train
         var out = spec.commandLine().getOut();
         out.print(json ? ResolvedConfigJson.write(resolved) + "\n" : ResolvedConfigJson.table(resolved));
         out.flush();

@@ -1,6 +1,7 @@
 package dev.dreamcluster.cli;
 
 import dev.dreamcluster.config.ConfigError;
+import dev.dreamcluster.config.ConfigFiles;
 import dev.dreamcluster.config.ConfigResolver;
 import dev.dreamcluster.config.Json;
 import dev.dreamcluster.config.RunConfig;
@@ -27,6 +28,9 @@ final class RunFlags {
 
     @Option(names = "--config", required = true, paramLabel = "train.json")
     Path config;
+
+    /** train.json and optimizer.json as {@link #resolve} read them (once), for the coordinator's settings. */
+    private ConfigFiles files;
 
     @Mixin
     OptimizerFlags optimizer;
@@ -77,7 +81,7 @@ final class RunFlags {
      * or 1 for the coordinator command.
      */
     dev.dreamcluster.coordinator.CoordinatorSettings coordinatorSettings(RunConfig cfg, int defaultWorkers) {
-        com.fasterxml.jackson.databind.JsonNode j = Json.readObject(config, config.toString());
+        com.fasterxml.jackson.databind.JsonNode j = files.train();
         int min = count(minWorkers, "--min_workers", j, "min_workers", defaultWorkers);
         int start = Math.max(min, defaultWorkers);
         int max = count(maxWorkers, "--max_workers", j, "max_workers", start);
@@ -98,15 +102,6 @@ final class RunFlags {
         LOG.info("plan {}: {} entries", manifest.hash(), manifest.entries().size());
         return new dev.dreamcluster.coordinator.CoordinatorSettings(min, start, max, runId, manifest.hash(), manifest.lines(), cfg.toJson(),
                 resumeAbs == null ? "" : resumeAbs.toString(), cfg.train().out(), timeouts);
-    }
-
-    /** The optimizer.json this run reads (the flag's, else train.json's, relative to it), or null. */
-    private com.fasterxml.jackson.databind.JsonNode optimizerJson(Path trainJson) {
-        com.fasterxml.jackson.databind.JsonNode j = Json.readObject(trainJson, trainJson.toString());
-        Path file = optimizer.optimizerConfig != null ? Path.of(optimizer.optimizerConfig)
-                : j.hasNonNull("optimizer_config") && j.get("optimizer_config").isTextual()
-                        ? trainJson.getParent().resolve(j.get("optimizer_config").asText()) : null;
-        return file != null && Files.isRegularFile(file) ? Json.readObject(file, file.toString()) : null;
     }
 
     dev.dreamcluster.coordinator.CoordinatorSettings coordinatorSettings(RunConfig cfg, int defaultWorkers,
@@ -165,12 +160,13 @@ final class RunFlags {
             RunLog.verbose();
         }
         Path trainJson = config.toAbsolutePath();
-        dev.dreamcluster.config.TrainConfig train = dev.dreamcluster.config.TrainConfig.load(trainJson, overrides);
+        files = ConfigFiles.read(trainJson, optimizer.toFlags().optimizerConfig()); // the one read of each file
+        dev.dreamcluster.config.TrainConfig train = dev.dreamcluster.config.TrainConfig.of(files, overrides);
         ensureExampleInputs(train.model(), train.dataRoot());
         int layers = DiffusersFolder.read(resume != null ? resume.resolve("model") : train.model()).textEncoder().numHiddenLayers();
-        RunConfig run = new RunConfig(train, ConfigResolver.load(trainJson, optimizer.toFlags(), layers),
-                RunConfig.computeKeys(Json.readObject(trainJson, trainJson.toString()), optimizerJson(trainJson)));
-        dev.dreamcluster.worker.train.ComputeConfig.fromRun(run.compute(), java.util.Map.of()); // bad device/amp keys: one line now
+        RunConfig run = new RunConfig(train, ConfigResolver.resolve(files, optimizer.toFlags(), layers),
+                RunConfig.computeKeys(files.train(), files.optimizer()));
+        dev.dreamcluster.worker.train.ComputeConfig.of(files, java.util.Map.of()); // bad device/amp keys: one line naming the file, now
         LOG.info("run config {}", run.toJson());
         return run;
     }

@@ -62,13 +62,13 @@ final class StepBench implements Callable<Integer> {
     boolean load;
 
     @Option(names = "--overlap", description = "also run every multi-worker configuration without the communication thread"
-            + " (DREAMCLUSTER_OVERLAP=off), to show what overlapping saves")
+            + " (--overlap off), to show what overlapping saves")
     boolean overlap;
 
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    /** Medians over a run's timed steps, in seconds; {@code overlapped} false: DREAMCLUSTER_OVERLAP=off. */
+    /** Medians over a run's timed steps, in seconds; {@code overlapped} false: --overlap off. */
     record Run(int workers, boolean loaded, boolean overlapped, double step, double compute, double comm, double optimizer) {}
 
     @Override
@@ -144,10 +144,8 @@ final class StepBench implements Callable<Integer> {
         if (w > 1) {
             cmd.addAll(List.of("--workers", Integer.toString(w)));
         }
+        cmd.addAll(List.of("--overlap", overlapped ? "on" : "off")); // passed on to the embedded cluster's worker JVMs
         ProcessBuilder pb = ChildJvm.builder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve("run-" + index + ".log").toFile());
-        if (!overlapped) {
-            pb.environment().put("DREAMCLUSTER_OVERLAP", "off"); // inherited by the embedded cluster's worker JVMs
-        }
         AtomicBoolean spin = new AtomicBoolean(loaded);
         Thread spinner = new Thread(() -> {
             long x = 0;

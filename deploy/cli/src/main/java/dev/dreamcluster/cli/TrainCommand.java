@@ -74,7 +74,7 @@ final class TrainCommand implements Callable<Integer> {
         StepMetrics last;
         try (LocalProgress progress = new LocalProgress(new MetricsLog(cfg.train().out()), System.err, cfg.train().logStep())) {
             last = new TrainLoop(cfg, run.resume, null, progress, w -> System.err.println("warning: " + w),
-                    ComputeConfig.fromRun(cfg.compute(), device.overrides())).run();
+                    device.compute(cfg.compute())).run();
         }
         spec.commandLine().getOut().printf("done: %d steps, last loss %.4f, val_loss %.4f; model in %s%n", last == null ? 0 : last.step(),
                 last == null ? Double.NaN : last.loss(), last == null ? Double.NaN : last.valLoss(), cfg.train().out().resolve("final"));

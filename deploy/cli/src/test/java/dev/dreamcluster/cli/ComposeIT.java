@@ -60,7 +60,7 @@ class ComposeIT {
                 "DREAMCLUSTER_KEYS", tmp.resolve("keys/node").toString(),
                 "DREAMCLUSTER_MANAGEMENT_PORT", Integer.toString(managementPort),
                 // two workers on this machine's cores: one thread each, or libtorch oversubscribes
-                "DREAMCLUSTER_JAVA_OPTS", "-Dai.djl.pytorch.num_threads=1 -Dai.djl.pytorch.num_interop_threads=1 -Ddreamcluster.optimizer.threads=1");
+                "DREAMCLUSTER_JAVA_OPTS", "-Dai.djl.pytorch.num_threads=1 -Dai.djl.pytorch.num_interop_threads=1");
         String compose = ROOT.resolve("deploy/compose/compose.yaml").toString();
         try {
             assertEquals(0, run(tmp, 300, "podman", "build", "--pull=never", "-q", "-f", ROOT.resolve("deploy/docker/Dockerfile").toString(),

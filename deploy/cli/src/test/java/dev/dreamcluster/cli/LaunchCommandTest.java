@@ -78,7 +78,7 @@ class LaunchCommandTest {
         Path dist = Files.createDirectories(tmp.resolve("dist").resolve("bin"));
         Path script = dist.resolve("dreamcluster");
         Files.writeString(script, "#!/bin/sh\nexec '" + Path.of(System.getProperty("java.home"), "bin", "java") + "' -Dai.djl.offline=true"
-                + " -Dai.djl.pytorch.num_threads=1 -Ddreamcluster.optimizer.threads=1 -cp '" + System.getProperty("java.class.path")
+                + " -Dai.djl.pytorch.num_threads=1 -cp '" + System.getProperty("java.class.path")
                 + "' " + Main.class.getName() + " \"$@\"\n");
         Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwxr-xr-x"));
         Path hosts = Files.writeString(tmp.resolve("hosts"), "127.0.0.1 slots=2\n");

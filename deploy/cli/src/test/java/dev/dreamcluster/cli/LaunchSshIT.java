@@ -54,7 +54,7 @@ class LaunchSshIT {
             Path trainJson = TinyRun.write(tmp.resolve("run"), TinyRun.optimizer("adamw"), 8, "");
             Path bin = Files.createDirectories(tmp.resolve("dist").resolve("bin"));
             Files.writeString(bin.resolve("dreamcluster"), "#!/bin/sh\nexec '" + Path.of(System.getProperty("java.home"), "bin", "java")
-                    + "' -Dai.djl.offline=true -Dai.djl.pytorch.num_threads=1 -Ddreamcluster.optimizer.threads=1 -cp '"
+                    + "' -Dai.djl.offline=true -Dai.djl.pytorch.num_threads=1 -cp '"
                     + System.getProperty("java.class.path") + "' " + Main.class.getName() + " \"$@\"\n");
             Files.setPosixFilePermissions(bin.resolve("dreamcluster"), PosixFilePermissions.fromString("rwxr-xr-x"));
             Path hosts = Files.writeString(tmp.resolve("hosts"), "10.214.0.2 slots=2\n");

@@ -26,10 +26,12 @@ import org.junit.jupiter.api.io.TempDir;
  * Every way to run the same train.json computes the same training: one process at 1 and 2 libtorch
  * threads, and {@code train --workers 1, 2, 3} (real worker JVMs, 2, 1 and 1 threads each), with and
  * without text-encoder freezing. The step-1 grad_norm (before any update: every mode sees the same
- * weights and the same global batch) agrees to 1e-6 relative; after 10 AdamW steps the weights agree
- * within 0.1 lr (relative to max(1, |p|)), the bound of {@link TinyRun#ADAMW_EQUIVALENCE_BOUND}: Adam
- * turns any summation-order difference into a fraction of lr per step, never more. Frozen tensors stay
- * bit-identical. On this machine libtorch's own convolution broke every one of these claims (step-1
+ * weights and the same global batch) agrees to 1e-6 relative. After 10 AdamW steps every tensor
+ * agrees within 0.1 lr in RMS (of |w - w_ref| / max(1, |w_ref|)) and every element within 1 lr: Adam
+ * normalises each update to about lr, so where a gradient element is a sum of terms that nearly
+ * cancel, a different summation order (threads, ranks) can change its sign and with it a whole step
+ * of that element (measured: single elements 0.095-0.10 lr apart after 10 steps, tensors 0.00x lr in
+ * RMS). Frozen tensors stay bit-identical. On this machine libtorch's own convolution broke every one of these claims (step-1
  * grad_norm 1.83 at 2 threads, 1.48 at 1, non-finite with --workers 1; docs/known-defects.md).
  */
 class ModeDeterminismTest {
@@ -110,10 +112,12 @@ class ModeDeterminismTest {
                 freeze, STEPS, LR);
         for (Result r : results) {
             double rel = Math.abs(r.gradNorm1() - ref.gradNorm1()) / ref.gradNorm1();
-            double worst = worstDifference(refWeights, weights(r.model()), initial, freeze, r.mode());
-            System.out.printf("  %-24s grad_norm %.9f (rel %.1e)  weights %.2e (%.3f lr)%n", r.mode(), r.gradNorm1(), rel, worst, worst / LR);
+            Distance d = distance(refWeights, weights(r.model()), initial, freeze, r.mode());
+            System.out.printf("  %-24s grad_norm %.9f (rel %.1e)  weights: worst tensor RMS %.3f lr (%s), worst element %.3f lr (%s)%n",
+                    r.mode(), r.gradNorm1(), rel, d.rms() / LR, d.rmsWhere(), d.element() / LR, d.elementWhere());
             assertTrue(rel <= 1e-6, r.mode() + ": step-1 grad_norm " + r.gradNorm1() + " against " + ref.gradNorm1());
-            assertTrue(worst <= 0.1 * LR, r.mode() + ": weights " + worst + " apart, more than 0.1 lr");
+            assertTrue(d.rms() <= 0.1 * LR, r.mode() + ": " + d.rmsWhere() + " is " + d.rms() / LR + " lr (RMS) from the reference");
+            assertTrue(d.element() <= 1.0 * LR, r.mode() + ": " + d.elementWhere() + " is " + d.element() / LR + " lr from the reference");
         }
     }
 
@@ -129,15 +133,35 @@ class ModeDeterminismTest {
         return m;
     }
 
-    /** The worst relative difference; tensors frozen by the config must equal the initial model bit for bit. */
-    static double worstDifference(Map<String, float[]> ref, Map<String, float[]> other, Map<String, float[]> initial, boolean freeze,
+    /** How far one run's weights are from the reference run's: the worst per-tensor RMS and the worst single element. */
+    record Distance(double rms, String rmsWhere, double element, String elementWhere) {}
+
+    /**
+     * Per tensor, the RMS of |w - w_ref| / max(1, |w_ref|) and the worst element; tensors frozen by the
+     * config must equal the initial model bit for bit, trainable ones must have moved.
+     */
+    static Distance distance(Map<String, float[]> ref, Map<String, float[]> other, Map<String, float[]> initial, boolean freeze,
             String mode) {
-        double worst = 0;
+        double worstRms = 0;
+        double worstElement = 0;
+        String rmsWhere = "";
+        String elementWhere = "";
         for (Map.Entry<String, float[]> e : ref.entrySet()) {
             float[] a = e.getValue();
             float[] b = other.get(e.getKey());
+            double sq = 0;
             for (int i = 0; i < a.length; i++) {
-                worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(a[i])));
+                double d = Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(a[i]));
+                sq += d * d;
+                if (d > worstElement) {
+                    worstElement = d;
+                    elementWhere = e.getKey() + "[" + i + "]";
+                }
+            }
+            double rms = Math.sqrt(sq / a.length);
+            if (rms > worstRms) {
+                worstRms = rms;
+                rmsWhere = e.getKey();
             }
             boolean frozen = freeze && (e.getKey().startsWith("text_encoder/text_model.embeddings.")
                     || e.getKey().startsWith("text_encoder/text_model.encoder.layers.0."));
@@ -147,6 +171,6 @@ class ModeDeterminismTest {
                 throw new AssertionError(mode + ": trainable " + e.getKey() + " never changed");
             }
         }
-        return worst;
+        return new Distance(worstRms, rmsWhere, worstElement, elementWhere);
     }
 }

@@ -131,7 +131,7 @@ class MultiHostNetnsIT {
             TinyRun.copyTree(coordDir.resolve("model"), host.resolve("weights"));
             TinyRun.copyTree(coordDir.resolve("data"), host.resolve("images"));
             mine.add(start(host.resolve("worker.log"), "ip", "netns", "exec", node(w), java, "-Dai.djl.offline=true",
-                    "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1", "-Ddreamcluster.optimizer.threads=1",
+                    "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1",
                     "-cp", cp, Main.class.getName(), "worker", "--join", address(0) + ":25520", "--bind", address(w) + ":25520",
                     "--model", host.resolve("weights").toString(), "--data", host.resolve("images").toString(),
                     "--out", host.resolve("out").toString(), "--keys", TestKeys.node(tmp)));

@@ -103,7 +103,7 @@ class RunOwnershipTest {
         try {
             for (Path node : nodes) {
                 workers.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
-                        "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1", "-Ddreamcluster.optimizer.threads=1",
+                        "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1",
                         "-cp", System.getProperty("java.class.path"), Main.class.getName(), "worker", "--join", "127.0.0.1:" + port,
                         "--model", node.resolve("weights").toString(), "--data", node.resolve("images").toString(),
                         "--out", node.resolve("out").toString(), "--keys", TestKeys.node(tmp))

@@ -5,8 +5,6 @@ import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.config.Json;
 import dev.dreamcluster.device.CollectiveKind;
 import dev.dreamcluster.device.ComputeDevice;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Map;
 
@@ -22,13 +20,36 @@ import java.util.Map;
  *     to one calls std::terminate: the JVM aborts, measured here)
  */
 public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtype, CollectiveKind collective,
-        boolean gradScalerStepTweaks) {
+        boolean gradScalerStepTweaks, int optimizerThreads, boolean overlap) {
     public static final ComputeConfig CPU_FP32 = new ComputeConfig(ComputeDevice.CPU, false, Precision.FP16, CollectiveKind.AUTO, true);
 
+    /**
+     * @param optimizerThreads threads of this node's optimizer step (0: one per core); the result is
+     *     the same for any count
+     * @param overlap run the host ring's collectives on a communication thread (the numbers are the same)
+     */
     public ComputeConfig {
         if (ampDtype == Precision.FP32) {
             throw ConfigError.invalid("amp_dtype", "\"fp32\"", "bf16 or fp16; set amp to false for fp32");
         }
+        if (optimizerThreads < 0) {
+            throw ConfigError.invalid("--optimizer_threads", Integer.toString(optimizerThreads), "a thread count >= 1, or 0 for one per core");
+        }
+    }
+
+    /** This node's defaults: one optimizer thread per core, the communication thread on. */
+    public ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtype, CollectiveKind collective, boolean gradScalerStepTweaks) {
+        this(device, amp, ampDtype, collective, gradScalerStepTweaks, 0, true);
+    }
+
+    /** The same with this node's thread and overlap settings (flags of the command that starts it). */
+    public ComputeConfig withNodeSettings(int threads, boolean overlapOn) {
+        return new ComputeConfig(device, amp, ampDtype, collective, gradScalerStepTweaks, threads, overlapOn);
+    }
+
+    /** The optimizer's thread count on this machine. */
+    public int optimizerThreadCount() {
+        return optimizerThreads > 0 ? optimizerThreads : Runtime.getRuntime().availableProcessors();
     }
 
     /** The precision on a resolved device: fp32 unless amp (or its default) is on. */
@@ -45,13 +66,20 @@ public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtyp
     }
 
     public ComputeConfig withDevice(ComputeDevice d) {
-        return new ComputeConfig(d, amp, ampDtype, collective, gradScalerStepTweaks);
+        return new ComputeConfig(d, amp, ampDtype, collective, gradScalerStepTweaks, optimizerThreads, overlap);
     }
 
-    /** @param overrides flag values by train.json key ("device", "amp", "collective"); null: not given */
-    public static ComputeConfig load(Path trainJson, Map<String, Object> overrides) {
-        JsonNode j = Json.readObject(trainJson, trainJson.toString());
-        return read(j, overrides, trainJson.toString(), stepTweaks(trainJson, j));
+    /**
+     * From already-read config files (errors name train.json and optimizer.json).
+     *
+     * @param overrides flag values by train.json key ("device", "amp", "collective"); null: not given
+     */
+    public static ComputeConfig of(dev.dreamcluster.config.ConfigFiles files, Map<String, Object> overrides) {
+        JsonNode tweaks = files.optimizer() == null ? null : files.optimizer().get("apply_grad_scaler_step_tweaks");
+        if (tweaks != null && !tweaks.isNull() && !tweaks.isBoolean()) {
+            throw ConfigError.invalid(files.optimizerPath() + " at apply_grad_scaler_step_tweaks", tweaks.toString(), "true or false");
+        }
+        return read(files.train(), overrides, files.trainPath().toString(), tweaks == null || tweaks.isNull() || tweaks.booleanValue());
     }
 
     /**
@@ -79,26 +107,6 @@ public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtyp
         CollectiveKind collective = CollectiveKind.parse(text(j, overrides, "collective", "auto", label),
                 where(overrides, "collective", label));
         return new ComputeConfig(device, amp, dtype, collective, stepTweaks);
-    }
-
-    /** EveryDream2's optimizer.json key (default true); the file is relative to train.json. */
-    private static boolean stepTweaks(Path trainJson, JsonNode train) {
-        JsonNode oc = train.get("optimizer_config");
-        if (oc == null || !oc.isTextual()) {
-            return true;
-        }
-        Path opt = trainJson.toAbsolutePath().getParent().resolve(oc.asText());
-        if (!Files.isRegularFile(opt)) {
-            return true; // the optimizer resolver reports a missing file
-        }
-        JsonNode n = Json.readObject(opt, opt.toString()).get("apply_grad_scaler_step_tweaks");
-        if (n == null || n.isNull()) {
-            return true;
-        }
-        if (!n.isBoolean()) {
-            throw ConfigError.invalid(opt + " at apply_grad_scaler_step_tweaks", n.toString(), "true or false");
-        }
-        return n.booleanValue();
     }
 
     private static String where(Map<String, Object> o, String key, String label) {

@@ -30,12 +30,12 @@ import org.slf4j.LoggerFactory;
  * inputs are cast to the compute dtype at the model's door and the prediction back to fp32 for the
  * loss, as autocast does for mse_loss.
  */
-final class ComputeReplica {
+public final class ComputeReplica {
     private static final Logger LOG = LoggerFactory.getLogger(ComputeReplica.class);
-    final ComputeDevice device;
-    final Device djlDevice;
-    final Precision precision;
-    final GradScaler scaler;
+    public final ComputeDevice device;
+    public final Device djlDevice;
+    public final Precision precision;
+    public final GradScaler scaler;
 
     private ComputeReplica(ComputeDevice device, Precision precision, boolean stepTweaks) {
         this.device = device;
@@ -50,7 +50,7 @@ final class ComputeReplica {
      *
      * @throws ConfigError when the device does not exist here or needs a libtorch that is not there
      */
-    static ComputeReplica of(ComputeConfig cfg) {
+    public static ComputeReplica of(ComputeConfig cfg) {
         ComputeDevice d = cfg.device();
         if (d.isGpu()) {
             Libtorch.forGpu(null, pytorchSettings(), d.toString());
@@ -66,11 +66,6 @@ final class ComputeReplica {
             LOG.info("device auto: {}", r);
         }
         return new ComputeReplica(r, cfg.precision(r), cfg.gradScalerStepTweaks());
-    }
-
-    /** cpu, fp32, no scaler: what the trainer did before devices existed. */
-    static ComputeReplica cpuFp32() {
-        return new ComputeReplica(ComputeDevice.CPU, Precision.FP32, true);
     }
 
     /** PYTORCH_* from the environment, overridden by system properties (what DJL reads, in its order). */
@@ -89,7 +84,7 @@ final class ComputeReplica {
     }
 
     /** True when the model computes on the masters themselves (cpu, fp32). */
-    boolean sharesMasters() {
+    public boolean sharesMasters() {
         return !device.isGpu() && precision == Precision.FP32;
     }
 
@@ -98,7 +93,7 @@ final class ComputeReplica {
      * else casts on the device (to the compute dtype when {@code cast}, else fp32) with gradients on
      * the {@code trainable} tensors.
      */
-    ModelWeights place(ModelWeights masters, NDManager parent, Predicate<String> trainable, boolean cast) {
+    public ModelWeights place(ModelWeights masters, NDManager parent, Predicate<String> trainable, boolean cast) {
         DataType t = cast ? precision.dataType() : DataType.FLOAT32;
         if (sharesMasters() || (!device.isGpu() && t == DataType.FLOAT32)) {
             return masters;
@@ -107,12 +102,12 @@ final class ComputeReplica {
     }
 
     /** The dtype the models compute in. */
-    DataType computeDtype() {
+    public DataType computeDtype() {
         return precision.dataType();
     }
 
     /** {@code x} in the compute dtype (a model input). */
-    NDArray input(NDArray x) {
+    public NDArray input(NDArray x) {
         return x.getDataType() == precision.dataType() ? x : x.toType(precision.dataType(), false);
     }
 
@@ -121,18 +116,18 @@ final class ComputeReplica {
      * under a NoGradGuard (it would cut the graph), so the cast is type promotion instead: x + a
      * one-element fp32 zero (a 1-d tensor promotes; a 0-d one would not).
      */
-    static NDArray fp32(NDArray x) {
+    public static NDArray fp32(NDArray x) {
         return x.getDataType() == DataType.FLOAT32 ? x
                 : x.add(x.getManager().zeros(new ai.djl.ndarray.types.Shape(1), DataType.FLOAT32, x.getDevice()));
     }
 
     /** The factor the gradients carry from loss scaling (1 without a scaler). */
-    double lossScale() {
+    public double lossScale() {
         return scaler == null ? 1 : scaler.scale();
     }
 
     /** After the step's gradients were checked (fp16): backs off on inf/NaN, grows after a run of finite steps. */
-    void afterStep(boolean finite, int step) {
+    public void afterStep(boolean finite, int step) {
         if (scaler != null) {
             scaler.update(!finite, step);
         }

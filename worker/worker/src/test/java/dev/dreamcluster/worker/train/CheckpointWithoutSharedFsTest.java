@@ -100,7 +100,7 @@ class CheckpointWithoutSharedFsTest {
         try {
             for (int r = 0; r < 2; r++) {
                 List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                        "-Dai.djl.offline=true", "-Dai.djl.pytorch.num_threads=1", "-Ddreamcluster.optimizer.threads=1",
+                        "-Dai.djl.offline=true", "-Dai.djl.pytorch.num_threads=1",
                         "-cp", System.getProperty("java.class.path"), RingTrainMain.class.getName(), trainJson.toString(),
                         Integer.toString(r), String.join(",", peers), Integer.toString(steps), out.toString(), Long.toString(runId),
                         Integer.toString(saveEvery)));

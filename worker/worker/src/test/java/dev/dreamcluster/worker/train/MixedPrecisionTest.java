@@ -114,22 +114,22 @@ class MixedPrecisionTest {
     void ampDefaultsAndDeviceErrors() throws Exception {
         Path json = tmp.resolve("train.json");
         Files.writeString(json, "{\"data_root\": \"d\", \"resume_ckpt\": \"m\"}");
-        ComputeConfig c = ComputeConfig.load(json, Map.of());
+        ComputeConfig c = ComputeConfig.of(dev.dreamcluster.config.ConfigFiles.read(json, null), Map.of());
         assertEquals(Precision.FP32, c.precision(ComputeDevice.CPU)); // amp defaults off on the CPU
         assertEquals(Precision.FP16, c.precision(ComputeDevice.gpu(0))); // and on (fp16, as EveryDream2) for a GPU
         Files.writeString(json, "{\"amp\": true, \"amp_dtype\": \"bf16\", \"device\": \"gpu:1\", \"collective\": \"nccl\"}");
-        c = ComputeConfig.load(json, Map.of());
+        c = ComputeConfig.of(dev.dreamcluster.config.ConfigFiles.read(json, null), Map.of());
         assertEquals(ComputeDevice.gpu(1), c.device());
         assertEquals(CollectiveKind.NCCL, c.collective());
-        ConfigError e = assertThrows(ConfigError.class, () -> ComputeConfig.load(json, Map.of()).precision(ComputeDevice.CPU));
+        ConfigError e = assertThrows(ConfigError.class, () -> ComputeConfig.of(dev.dreamcluster.config.ConfigFiles.read(json, null), Map.of()).precision(ComputeDevice.CPU));
         assertTrue(e.getMessage().startsWith("amp_dtype: \"bf16\" is not allowed (fp16: DJL 0.36's libtorch JNI cannot create bfloat16"),
                 e.getMessage());
         Files.writeString(json, "{\"amp\": true, \"amp_dtype\": \"fp32\"}");
-        assertThrows(ConfigError.class, () -> ComputeConfig.load(json, Map.of()));
+        assertThrows(ConfigError.class, () -> ComputeConfig.of(dev.dreamcluster.config.ConfigFiles.read(json, null), Map.of()));
         Files.writeString(json, "{\"disable_amp\": true}");
-        assertEquals(Precision.FP32, ComputeConfig.load(json, Map.of()).precision(ComputeDevice.gpu(0)));
+        assertEquals(Precision.FP32, ComputeConfig.of(dev.dreamcluster.config.ConfigFiles.read(json, null), Map.of()).precision(ComputeDevice.gpu(0)));
         Files.writeString(json, "{\"device\": \"tpu\"}");
-        assertTrue(assertThrows(ConfigError.class, () -> ComputeConfig.load(json, Map.of())).getMessage()
+        assertTrue(assertThrows(ConfigError.class, () -> ComputeConfig.of(dev.dreamcluster.config.ConfigFiles.read(json, null), Map.of())).getMessage()
                 .startsWith(json + " at device: \"tpu\" is not allowed"));
     }
 

@@ -8,6 +8,7 @@ import dev.dreamcluster.config.ConfigResolver;
 import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.config.TrainConfig;
 import dev.dreamcluster.model.DiffusersFolder;
+import dev.dreamcluster.worker.train.ckpt.TrainerState;
 import java.net.InetSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Path;
@@ -62,7 +63,9 @@ public final class RingTrainMain {
                 if (rank == 0 && m.step() > 0) {
                     System.out.printf("step %d loss %.6f grad_norm %.6f%n", m.step(), m.loss(), m.gradNorm());
                 }
-            }, w -> System.err.println("rank " + rank + " warning: " + w)).run();
+            }, w -> System.err.println("rank " + rank + " warning: " + w),
+                    // the harness is this process's command line: DREAMCLUSTER_OVERLAP=off is its --overlap off
+                    ComputeConfig.CPU_FP32.withNodeSettings(0, !"off".equalsIgnoreCase(System.getenv("DREAMCLUSTER_OVERLAP")))).run();
         } catch (CollectiveException e) {
             System.err.println("error: rank " + rank + ": " + e.getMessage() + "; the last committed checkpoint is in "
                     + out.resolve("checkpoints"));

@@ -29,9 +29,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * "Your train.json, the same result", end to end: 20 steps of the example's settings (64 px, batch 4,
- * grad_accum 2, clip 1.0, cond_dropout 0.04, offset noise 0.02, AdamW on the UNet and the text encoder
- * at half its lr) on the tiny model, against a training loop of diffusers' UNet2DConditionModel,
+ * "Your train.json, the same result", end to end: 20 steps of the example's step settings (64 px,
+ * batch 4, grad_accum 2, clip 1.0, cond_dropout 0.04, offset noise 0.02, AdamW on the UNet and the
+ * text encoder at half its lr) with EveryDream2's default loss (mse_huber) on the tiny model, against a training loop of diffusers' UNet2DConditionModel,
  * transformers' CLIPTextModel and torch's AdamW fed exactly the latents, noise, timesteps and token
  * ids DreamCluster drew (recorded once by {@code src/test/python/record_training.py}; see
  * {@code src/test/resources/reference/README.md}).
@@ -99,6 +99,9 @@ class TorchReferenceTrainingTest {
         ObjectNode n = Json.MAPPER.createObjectNode();
         TrainConfig c = config();
         n.put("steps", STEPS).put("grad_accum", c.gradAccum()).put("clip_grad_norm", c.clipGradNorm()).put("clip_skip", c.clipSkip());
+        // the loss: EveryDream2's loss_type (TrainFeatures.DEFAULTS: mse_huber, its argparse default), no min-SNR weighting
+        n.put("loss_type", c.features().lossType().key()).put("min_snr_gamma", c.features().minSnrGamma())
+                .put("embedding_perturbation", c.features().embeddingPerturbation());
         ResolvedTrainingConfig o = optimizer();
         for (Component comp : new Component[] {Component.UNET, Component.TEXT_ENCODER}) {
             ComponentConfig cc = comp == Component.UNET ? o.unet() : o.textEncoder();
@@ -139,6 +142,7 @@ class TorchReferenceTrainingTest {
         meta.put("inputs_sha256", inputsSha);
         // always written: re-recording the reference needs exactly these files (README in reference/)
         SafetensorsFile.write(record.resolve("inputs.safetensors"), run.inputs(), DType.F32, meta);
+        deleteTree(record.resolve("model")); // a rerun without mvn clean: copyTree does not overwrite
         TinyRun.copyTree(tmp.resolve("model"), record.resolve("model"));
         Path ref = referenceFile();
         SafetensorsFile f = SafetensorsFile.open(ref);
@@ -149,6 +153,8 @@ class TorchReferenceTrainingTest {
         double worstLoss = 0;
         double worstNorm = 0;
         for (int s = 0; s < STEPS; s++) {
+            System.out.printf("step %2d: loss %.9f (torch float64 %.9f), grad_norm %.9f (torch float64 %.9f)%n", s + 1,
+                    run.steps().get(s).loss(), refLoss[s], run.steps().get(s).gradNorm(), refNorm[s]);
             worstLoss = Math.max(worstLoss, Math.abs(run.steps().get(s).loss() - refLoss[s]) / refLoss[s]);
             worstNorm = Math.max(worstNorm, Math.abs(run.steps().get(s).gradNorm() - refNorm[s]) / refNorm[s]);
         }
@@ -182,6 +188,17 @@ class TorchReferenceTrainingTest {
         assertTrue(worstLoss <= 1e-4, "per-step loss " + worstLoss + " from torch's float64 loop");
         assertTrue(worstNorm <= 1e-3, "per-step grad_norm " + worstNorm + " from torch's float64 loop");
         assertTrue(worstRatio <= SLACK, "final weights: " + worstName);
+    }
+
+    private static void deleteTree(Path dir) throws java.io.IOException {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        try (java.util.stream.Stream<Path> s = Files.walk(dir)) {
+            for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
     }
 
     private static double sq(double d) {

@@ -1,6 +1,7 @@
 package dev.dreamcluster.worker.train;
 
 import dev.dreamcluster.config.TrainConfig;
+import dev.dreamcluster.worker.train.data.DataSplit;
 import dev.dreamcluster.config.TrainFeatures;
 import dev.dreamcluster.config.LossType;
 import dev.dreamcluster.config.ValidationConfig;

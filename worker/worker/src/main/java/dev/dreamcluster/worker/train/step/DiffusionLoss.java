@@ -1,4 +1,4 @@
-package dev.dreamcluster.worker.train;
+package dev.dreamcluster.worker.train.step;
 
 import dev.dreamcluster.config.TrainFeatures;
 import dev.dreamcluster.config.LossType;

@@ -1,4 +1,4 @@
-package dev.dreamcluster.worker.train;
+package dev.dreamcluster.worker.train.data;
 
 import dev.dreamcluster.config.TrainConfig;
 import dev.dreamcluster.config.TrainFeatures;
@@ -21,9 +21,9 @@ import java.util.function.Consumer;
  * flip and multiplier 1, as in EveryDream2. Without one, DreamCluster's older behaviour: the first
  * val_count training images (which are also trained on: a training-loss probe, not validation).
  */
-record DataSplit(List<ImageItem> train, List<ImageItem> validation) {
+public record DataSplit(List<ImageItem> train, List<ImageItem> validation) {
 
-    static DataSplit of(TrainConfig cfg, Consumer<String> warn) {
+    public static DataSplit of(TrainConfig cfg, Consumer<String> warn) {
         TrainFeatures f = cfg.features();
         DataOptions options = new DataOptions(f.flipP(), f.shuffleTags(), f.keepTags());
         List<ImageItem> all = DatasetScanner.scan(cfg.dataRoot(), options, warn);

@@ -1,6 +1,7 @@
-package dev.dreamcluster.worker.train;
+package dev.dreamcluster.worker.train.ckpt;
 
 import dev.dreamcluster.config.TrainFeatures;
+import dev.dreamcluster.worker.train.grad.ParamGroup;
 import dev.dreamcluster.freeze.Component;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.safetensors.SafetensorsFile;
@@ -18,27 +19,27 @@ import org.slf4j.LoggerFactory;
  * (one more copy of the trainable parameters); saved as a diffusers folder {@code <model>_ema} beside
  * each saved model, which is also how a resumed run gets it back bit for bit.
  */
-final class EmaWeights {
+public final class EmaWeights {
     private static final Logger LOG = LoggerFactory.getLogger(EmaWeights.class);
 
-    private final FlatParams unet;
-    private final FlatParams te;
+    private final ParamGroup unet;
+    private final ParamGroup te;
     private final float[] unetEma;
     private final float[] teEma;
     private final float decay;
     private final int interval;
 
-    private EmaWeights(FlatParams unet, FlatParams te, float decay, int interval) {
+    private EmaWeights(ParamGroup unet, ParamGroup te, float decay, int interval) {
         this.unet = unet;
         this.te = te;
-        this.unetEma = unet.params.clone();
-        this.teEma = te.params.clone();
+        this.unetEma = unet.store().hostParams().clone();
+        this.teEma = te.store().hostParams().clone();
         this.decay = decay;
         this.interval = interval;
     }
 
     /** The EMA of this run on rank 0 (null when EMA is off or on other ranks), resumed from {@code resume}. */
-    static EmaWeights create(TrainFeatures f, int totalSteps, FlatParams unet, FlatParams te, int rank, Path resume) {
+    public static EmaWeights create(TrainFeatures f, int totalSteps, ParamGroup unet, ParamGroup te, int rank, Path resume) {
         if (!f.emaEnabled() || rank != 0) {
             return null;
         }
@@ -55,12 +56,12 @@ final class EmaWeights {
     }
 
     /** After optimizer step {@code step} (1-based): an update every interval steps. */
-    void afterStep(int step) {
+    public void afterStep(int step) {
         if (step % interval != 0) {
             return;
         }
-        update(unetEma, unet.params);
-        update(teEma, te.params);
+        update(unetEma, unet.store().hostParams());
+        update(teEma, te.store().hostParams());
     }
 
     private void update(float[] ema, float[] params) {
@@ -71,28 +72,29 @@ final class EmaWeights {
     }
 
     /** The EMA values of a trainable tensor, or null for a frozen one. */
-    float[] values(Component c, String name) {
-        FlatParams f = c == Component.UNET ? unet : c == Component.TEXT_ENCODER ? te : null;
-        if (f == null) {
+    public float[] values(Component c, String name) {
+        ParamGroup g = c == Component.UNET ? unet : c == Component.TEXT_ENCODER ? te : null;
+        if (g == null) {
             return null;
         }
-        int i = f.names.indexOf(name);
+        int i = g.names().indexOf(name);
         if (i < 0) {
             return null;
         }
-        float[] v = new float[f.sizes[i]];
-        System.arraycopy(c == Component.UNET ? unetEma : teEma, f.offsets[i], v, 0, f.sizes[i]);
+        int size = Math.toIntExact(g.layout().trainable().get(i).numel());
+        float[] v = new float[size];
+        System.arraycopy(c == Component.UNET ? unetEma : teEma, g.layout().offsets()[i], v, 0, size);
         return v;
     }
 
     private void load(Path dir) {
-        Map<Component, FlatParams> parts = new HashMap<>(Map.of(Component.UNET, unet, Component.TEXT_ENCODER, te));
-        for (Map.Entry<Component, FlatParams> p : parts.entrySet()) {
-            FlatParams f = p.getValue();
+        Map<Component, ParamGroup> parts = new HashMap<>(Map.of(Component.UNET, unet, Component.TEXT_ENCODER, te));
+        for (Map.Entry<Component, ParamGroup> p : parts.entrySet()) {
+            ParamGroup g = p.getValue();
             float[] dst = p.getKey() == Component.UNET ? unetEma : teEma;
             SafetensorsFile file = SafetensorsFile.open(DiffusersFolder.weightsFile(dir, p.getKey()));
-            for (int i = 0; i < f.names.size(); i++) {
-                file.readFloats(f.names.get(i), dst, f.offsets[i]);
+            for (int i = 0; i < g.names().size(); i++) {
+                file.readFloats(g.names().get(i), dst, g.layout().offsets()[i]);
             }
         }
     }

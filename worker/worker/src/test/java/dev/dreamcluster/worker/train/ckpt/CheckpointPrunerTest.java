@@ -1,4 +1,4 @@
-package dev.dreamcluster.worker.train;
+package dev.dreamcluster.worker.train.ckpt;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 

@@ -1,4 +1,4 @@
-package dev.dreamcluster.worker.train;
+package dev.dreamcluster.worker.train.ckpt;
 
 import dev.dreamcluster.io.AtomicFiles;
 import java.io.IOException;
@@ -13,15 +13,15 @@ import java.nio.file.Path;
  * the old folder, or none, or the new complete one under the real name (and at most a stale {@code
  * .tmp}, removed by the next commit or the next run's start).
  */
-final class CheckpointWriter {
+public final class CheckpointWriter {
     /** Writes the contents of the temporary folder it is given. */
-    interface Contents {
+    public interface Contents {
         void write(Path tmp) throws IOException;
     }
 
     private CheckpointWriter() {}
 
-    static void commit(Path dir, Contents contents) {
+    public static void commit(Path dir, Contents contents) {
         Path abs = dir.toAbsolutePath();
         Path tmp = abs.resolveSibling("." + abs.getFileName() + ".tmp");
         try {

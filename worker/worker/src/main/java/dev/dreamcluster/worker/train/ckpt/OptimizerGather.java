@@ -1,6 +1,7 @@
-package dev.dreamcluster.worker.train;
+package dev.dreamcluster.worker.train.ckpt;
 
 import dev.dreamcluster.collective.Collective;
+import dev.dreamcluster.worker.train.grad.ParamGroup;
 import dev.dreamcluster.optim.OptimizerHyper;
 import dev.dreamcluster.optim.OptimizerState;
 import dev.dreamcluster.optim.ShardPlanner;
@@ -26,40 +27,41 @@ import java.util.List;
  *
  * Codes travel as small integers rather than raw bit patterns so that no code pair can form a NaN.
  */
-final class OptimizerGather {
+public final class OptimizerGather {
     private OptimizerGather() {}
 
     /**
      * On {@code root}: the whole optimizer state as one slice per tensor (the world-size-1 layout,
      * re-sharded on load to any worker count). Elsewhere, and for a component without optimizer: null.
      */
-    static OptimizerState toRoot(ShardedParams p, Collective c, int root) {
-        if (p.hyper == null || p.flat.isEmpty()) {
+    public static OptimizerState toRoot(ParamGroup p, Collective c, int root) {
+        if (p.hyper() == null || p.isEmpty()) {
             return null;
         }
         int rank = c == null ? 0 : c.rank();
         List<OptimizerState> parts = new ArrayList<>();
-        for (int r = 0; r < p.plan.size(); r++) {
-            List<TensorSlice> slices = p.plan.get(r);
+        List<List<TensorSlice>> plan = p.layout().shards();
+        for (int r = 0; r < plan.size(); r++) {
+            List<TensorSlice> slices = plan.get(r);
             if (slices.isEmpty()) {
                 continue;
             }
-            float[] buf = new float[packedLength(p.hyper, slices)];
+            float[] buf = new float[packedLength(p.hyper(), slices)];
             if (r == rank) {
-                pack(p.optimizer().state(), buf);
+                pack(p.store().optimizerState(), buf);
             }
             if (c != null && c.worldSize() > 1) {
                 c.broadcast(buf, buf.length, r);
             }
             if (rank == root) {
-                parts.add(unpack(p.hyper, slices, buf));
+                parts.add(unpack(p.hyper(), slices, buf));
             }
         }
         if (rank != root) {
             return null;
         }
         List<ShardPlanner.Tensor> tensors = new ArrayList<>();
-        for (TensorSlice s : p.flat.slices()) {
+        for (TensorSlice s : p.layout().wholeSlices()) {
             tensors.add(new ShardPlanner.Tensor(s.name(), s.numel()));
         }
         return OptimizerState.reshard(parts, ShardPlanner.plan(tensors, 1).get(0));

@@ -1,7 +1,8 @@
-package dev.dreamcluster.worker.train;
+package dev.dreamcluster.worker.train.ckpt;
 
 import dev.dreamcluster.config.ConfigError;
 import dev.dreamcluster.config.Json;
+import dev.dreamcluster.worker.train.grad.ParamGroup;
 import dev.dreamcluster.model.DiffusersFolder;
 import dev.dreamcluster.optim.OptimizerState;
 import dev.dreamcluster.optim.OptimizerStateFile;
@@ -18,13 +19,13 @@ import java.util.stream.Stream;
  * model's architecture, its optimizer state must be intact (size and CRC32), of the configured
  * optimizer, and cover exactly this model's trainable tensors.
  */
-final class Resume {
+public final class Resume {
     static final String WHERE = "--resume";
 
     private Resume() {}
 
     /** The checkpoint's model/ must be the configured model's architecture (the run continues it). */
-    static void checkSameModel(Path checkpoint, DiffusersFolder configured, DiffusersFolder saved) {
+    public static void checkSameModel(Path checkpoint, DiffusersFolder configured, DiffusersFolder saved) {
         String differs = !configured.unet().equals(saved.unet()) ? "unet/config.json"
                 : !configured.textEncoder().equals(saved.textEncoder()) ? "text_encoder/config.json"
                 : !configured.vae().equals(saved.vae()) ? "vae/config.json" : null;
@@ -39,8 +40,8 @@ final class Resume {
      * Loads a saved optimizer state re-sharded for this rank's slices: the checkpoint may come from
      * any number of workers (one folder, or one {@code rank-R} folder per worker).
      */
-    static void loadOptimizer(ShardedParams p, Path checkpoint, String component) {
-        if (p.optimizer() == null) {
+    public static void loadOptimizer(ParamGroup p, Path checkpoint, String component) {
+        if (p.store().optimizerState() == null) {
             return;
         }
         Path dir = checkpoint.resolve("optimizer").resolve(component);
@@ -67,14 +68,14 @@ final class Resume {
                     + component);
         }
         String saved = parts.get(0).hyper().name().key();
-        String wanted = p.optimizer().hyper().name().key();
+        String wanted = p.hyper().name().key();
         if (!saved.equals(wanted)) {
             throw new ConfigError(WHERE + ": " + ck + " holds " + saved + " state for the " + component + ", the optimizer config "
                     + "resolves " + wanted + "; allowed: the checkpoint's optimizer (to switch optimizers, start a new run with "
                     + "resume_ckpt set to " + checkpoint.resolve("model") + ")");
         }
         try {
-            p.optimizer().load(OptimizerState.reshard(parts, p.slices));
+            p.store().loadOptimizerState(OptimizerState.reshard(parts, p.layout().shards().get(p.rank())));
         } catch (IllegalArgumentException e) {
             throw new ConfigError(WHERE + ": the " + component + " optimizer state in " + ck + " does not fit this model and freezing ("
                     + e.getMessage() + "); allowed: a checkpoint of the same model with the same text_encoder_freezing");

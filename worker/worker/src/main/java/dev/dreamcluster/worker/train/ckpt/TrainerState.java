@@ -1,4 +1,4 @@
-package dev.dreamcluster.worker.train;
+package dev.dreamcluster.worker.train.ckpt;
 
 import dev.dreamcluster.config.TrainConfig;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -12,10 +12,10 @@ import java.nio.file.Path;
  * and micro-steps done (the index every random draw is derived from). Saved in every checkpoint as
  * {@code trainer_state.json} with the resolved configs beside it.
  */
-record TrainerState(int step, int epoch, int batchIndex, long microStep) {
-    static final String FILE = "trainer_state.json";
+public record TrainerState(int step, int epoch, int batchIndex, long microStep) {
+    public static final String FILE = "trainer_state.json";
 
-    ObjectNode toJson(TrainConfig cfg, String resolvedOptimizerJson) {
+    public ObjectNode toJson(TrainConfig cfg, String resolvedOptimizerJson) {
         ObjectNode n = Json.MAPPER.createObjectNode();
         n.put("format", "dreamcluster-trainer-state");
         n.put("version", 1);
@@ -33,7 +33,7 @@ record TrainerState(int step, int epoch, int batchIndex, long microStep) {
     }
 
     /** Reads a checkpoint's state; every field must be a whole number in range (never "two", never -5). */
-    static TrainerState read(Path checkpoint) {
+    public static TrainerState read(Path checkpoint) {
         Path file = checkpoint.resolve(FILE);
         JsonNode n = Json.readObject(file, file.toString());
         if (!"dreamcluster-trainer-state".equals(n.path("format").asText())) {

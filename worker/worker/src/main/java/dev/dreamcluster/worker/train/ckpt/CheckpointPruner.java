@@ -1,4 +1,4 @@
-package dev.dreamcluster.worker.train;
+package dev.dreamcluster.worker.train.ckpt;
 
 import dev.dreamcluster.io.AtomicFiles;
 import java.io.IOException;
@@ -18,13 +18,13 @@ import java.util.stream.Stream;
  * renamed to a temporary name ({@code .step-N.del.tmp}) and then deleted, so a crash mid-delete
  * never leaves a partial folder under a real name; the next run's start deletes the remains.
  */
-final class CheckpointPruner {
-    static final Pattern NAME = Pattern.compile("step-(\\d+)");
+public final class CheckpointPruner {
+    public static final Pattern NAME = Pattern.compile("step-(\\d+)");
 
     private CheckpointPruner() {}
 
     /** @param keep checkpoints to keep, including {@code committed}; null keeps all */
-    static List<Path> prune(Path committed, Integer keep) {
+    public static List<Path> prune(Path committed, Integer keep) {
         if (keep == null) {
             return List.of();
         }
@@ -51,7 +51,7 @@ final class CheckpointPruner {
     }
 
     /** The step of a {@code step-N} folder name, or -1 for any other name. */
-    static long stepOf(Path p) {
+    public static long stepOf(Path p) {
         Matcher m = NAME.matcher(p.getFileName().toString());
         if (!m.matches() || m.group(1).length() > 18) {
             return -1;
