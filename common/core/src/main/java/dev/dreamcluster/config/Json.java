@@ -24,18 +24,29 @@ public final class Json {
 
     /** Reads a JSON object from {@code file}; {@code label} names it in errors. */
     public static JsonNode readObject(Path file, String label) {
-        final JsonNode node;
+        final String text;
         try {
-            node = MAPPER.readTree(Files.readString(file));
+            text = Files.readString(file);
         } catch (NoSuchFileException e) {
             throw new ConfigError(label + ": file not found");
+        } catch (IOException e) {
+            throw new ConfigError(label + ": cannot read: " + e.getMessage());
+        }
+        return parseObject(text, label);
+    }
+
+    /** Parses a JSON object from {@code text} (a file's content); {@code label} names it in errors. */
+    public static JsonNode parseObject(String text, String label) {
+        final JsonNode node;
+        try {
+            node = MAPPER.readTree(text);
         } catch (JsonParseException e) {
             throw new ConfigError(label + ": invalid JSON at line " + e.getLocation().getLineNr()
                     + " column " + e.getLocation().getColumnNr() + ": " + firstLine(e.getOriginalMessage()));
         } catch (JsonProcessingException e) {
             throw new ConfigError(label + ": invalid JSON: " + firstLine(e.getOriginalMessage()));
         } catch (IOException e) {
-            throw new ConfigError(label + ": cannot read: " + e.getMessage());
+            throw new ConfigError(label + ": cannot parse: " + e.getMessage());
         }
         if (node == null || !node.isObject()) {
             throw new ConfigError(label + ": must hold a JSON object {...}, found "

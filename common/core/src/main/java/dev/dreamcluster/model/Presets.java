@@ -14,6 +14,15 @@ public enum Presets {
             new ClipTextConfig(1024, 32, 4, 4, 64, 77, "quick_gelu", 1e-5),
             new VaeConfig(3, 3, 4, List.of(16, 32, 32), 1, 8, 64, 0.18215)),
     /**
+     * The tiny example's model (examples/tiny): a VAE of four levels (64 px images to 8x8 latents; the
+     * example ships it trained on the shapes dataset, examples/tiny/shapes-vae), TINY's text encoder,
+     * and a UNet of two cross-attention levels over those 8x8 latents.
+     */
+    TINY_SHAPES(new UNetConfig(4, 4, 8, List.of(32, 64), 1, List.of("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            List.of("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), List.of(4, 4), 32, false, 8, 1e-5, true, 0),
+            new ClipTextConfig(1024, 32, 4, 4, 64, 77, "quick_gelu", 1e-5),
+            new VaeConfig(3, 3, 4, List.of(8, 16, 32, 32), 1, 2, 64, 0.18215)),
+    /**
      * SD1.5's shape at a fifth of its width: the same four levels, two layers per block, cross-attention
      * in the first three, 8 heads; 192 px images (24x24 latents). 35M UNet parameters, sized so a CPU
      * step of batch 4 takes about a second on 2 cores (1.2 s measured): the benchmark size between tiny

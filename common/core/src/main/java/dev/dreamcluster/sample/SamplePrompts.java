@@ -48,26 +48,36 @@ public record SamplePrompts(List<SampleRequest> requests, List<Double> cfgs, Inf
      * @param batchSize train.json's batch_size (how many random-caption samples an empty file makes)
      */
     public static SamplePrompts read(Path file, int resolution, long seed, int batchSize, Consumer<String> warn) {
-        String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
         if (!Files.isRegularFile(file)) {
             throw new ConfigError("sample_prompts: " + file + " does not exist (allowed: a .txt or .json file)");
         }
-        if (name.endsWith(".txt")) {
-            return readTxt(file, resolution, seed, batchSize);
-        }
-        if (name.endsWith(".json")) {
-            return readJson(file, resolution, seed, batchSize, warn);
-        }
-        throw ConfigError.invalid("sample_prompts", Json.quote(file.toString()), "a .txt or .json file, as EveryDream2 reads");
-    }
-
-    static SamplePrompts readTxt(Path file, int resolution, long seed, int batchSize) {
-        List<String> lines;
+        kind(file.toString()); // the extension first: no read of a file that is neither
         try {
-            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+            return parse(file.toString(), Files.readString(file, StandardCharsets.UTF_8), resolution, seed, batchSize, warn);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + file, e);
         }
+    }
+
+    /**
+     * The same from a file's content ({@code name} decides .txt or .json and names it in errors): how
+     * the ranks of a cluster run parse the prompts rank 0 read and broadcast.
+     */
+    public static SamplePrompts parse(String name, String text, int resolution, long seed, int batchSize, Consumer<String> warn) {
+        return kind(name) ? readJson(name, text, resolution, seed, batchSize, warn) : readTxt(text, resolution, seed, batchSize);
+    }
+
+    /** True for .json, false for .txt; anything else is refused. */
+    private static boolean kind(String name) {
+        String n = name.toLowerCase(Locale.ROOT);
+        if (n.endsWith(".txt") || n.endsWith(".json")) {
+            return n.endsWith(".json");
+        }
+        throw ConfigError.invalid("sample_prompts", Json.quote(name), "a .txt or .json file, as EveryDream2 reads");
+    }
+
+    static SamplePrompts readTxt(String text, int resolution, long seed, int batchSize) {
+        List<String> lines = text.lines().toList();
         List<SampleRequest> r = new ArrayList<>();
         for (String line : lines) {
             r.add(new SampleRequest(line.strip(), "", seed, resolution, resolution, false));
@@ -78,8 +88,8 @@ public record SamplePrompts(List<SampleRequest> requests, List<Double> cfgs, Inf
         return new SamplePrompts(List.copyOf(r), DEFAULT_CFGS, InferenceSampler.Kind.DDIM, 30, false, null);
     }
 
-    static SamplePrompts readJson(Path file, int resolution, long seed, int batchSize, Consumer<String> warn) {
-        JsonNode j = Json.readObject(file, file.toString());
+    static SamplePrompts readJson(String file, String text, int resolution, long seed, int batchSize, Consumer<String> warn) {
+        JsonNode j = Json.parseObject(text, file);
         String at = file + " at ";
         j.fieldNames().forEachRemaining(k -> {
             if (!TOP_KEYS.contains(k)) {

@@ -69,7 +69,7 @@ public final class Coordinator {
 
     private record MemberChanged(ClusterEvent.MemberEvent event) implements Command {}
 
-    private record MemberUnreachable(Member member) implements Command {}
+    private record BecameUnreachable(Member member) implements Command {}
 
     /** A generation's plan manifest, computed off the actor thread (error: why it could not be). */
     record Planned(int generation, PlanManifest manifest, String hash, String error) implements Command {}
@@ -100,7 +100,7 @@ public final class Coordinator {
             var cluster = Cluster.get(ctx.getSystem()).subscriptions();
             cluster.tell(Subscribe.create(ctx.messageAdapter(ClusterEvent.MemberEvent.class, MemberChanged::new),
                     ClusterEvent.MemberEvent.class));
-            cluster.tell(Subscribe.create(ctx.messageAdapter(ClusterEvent.UnreachableMember.class, u -> new MemberUnreachable(u.member())),
+            cluster.tell(Subscribe.create(ctx.messageAdapter(ClusterEvent.UnreachableMember.class, u -> new BecameUnreachable(u.member())),
                     ClusterEvent.UnreachableMember.class));
             timers.startSingleTimer(Timeout.JOIN, settings.timeouts().join());
             return waiting(env, RunState.start(settings.resume()));
@@ -139,7 +139,7 @@ public final class Coordinator {
                 .onMessage(WorkersListed.class, m -> stay.apply(onWorkersListed(env, s, m)))
                 .onMessage(SubscribersListed.class, m -> stay.apply(s.withSubscribers(m.subscribers())))
                 .onMessage(MemberChanged.class, m -> onMemberChanged(env, s, m, afterLoss))
-                .onMessage(MemberUnreachable.class, m -> onNodeLost(env, s, m.member().address(), "became unreachable", afterLoss))
+                .onMessage(BecameUnreachable.class, m -> onNodeLost(env, s, m.member().address(), "became unreachable", afterLoss))
                 .onMessage(Stop.class, m -> fail(env, s, "stopped: " + m.reason()))
                 .onAnyMessage(m -> Behaviors.same())
                 .build());

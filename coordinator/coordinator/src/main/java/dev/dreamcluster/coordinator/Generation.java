@@ -52,16 +52,11 @@ final class Generation {
         List<ActorRef<WorkerProtocol.Command>> ranks = available.keySet().stream().sorted(Comparator.comparing(r -> r.path().toString()))
                 .limit(world).toList();
         RunState next = s.assigned(ranks, p.hash());
-        DataPlane dataPlane = DataPlane.RING;
-        if (next.generation() == 0) {
-            // rank 0's NCCL id when every rank offers one (and --collective allows), else the ring. An NCCL id serves
-            // one communicator: later generations (whose workers offered theirs once, at the start) use the ring.
-            try {
-                dataPlane = DataPlane.choose(env.settings().collective(), ranks.stream().map(s.workers().offers()::get).toList(),
-                        line -> env.log().info(line));
-            } catch (ConfigError e) {
-                return Coordinator.fail(env, next, e.getMessage());
-            }
+        DataPlane dataPlane;
+        try {
+            dataPlane = dataPlane(env, next);
+        } catch (ConfigError e) {
+            return Coordinator.fail(env, next, e.getMessage());
         }
         List<String> peers = ranks.stream().map(available::get).toList();
         RunPlan plan = new RunPlan(env.runId(), next.generation(), p.hash(), p.manifest().lines(), peers, env.settings().runConfig(),
@@ -71,6 +66,21 @@ final class Generation {
         }
         env.timers().startSingleTimer(Timeout.ACCEPT, env.settings().timeouts().accept());
         return assigning(env, next, Set.of());
+    }
+
+    /**
+     * Generation 0: rank 0's NCCL id when every rank offers one (and --collective allows), else the
+     * ring. An NCCL id serves one communicator: later generations (whose workers offered theirs once,
+     * at the start) use the ring.
+     *
+     * @throws ConfigError when --collective asks for NCCL and a rank cannot run it
+     */
+    private static DataPlane dataPlane(Env env, RunState s) {
+        if (s.generation() != 0) {
+            return DataPlane.RING;
+        }
+        return DataPlane.choose(env.settings().collective(), s.ranks().stream().map(s.workers().offers()::get).toList(),
+                line -> env.log().info(line));
     }
 
     // ---- phases ----

@@ -176,6 +176,25 @@ class CoordinatorTest {
         kit.system().receptionist().tell(Receptionist.deregister(WorkerProtocol.SERVICE, w1.getRef()));
     }
 
+    @Test
+    void shouldStopTheRunWhenTooFewWorkersJoinInTime(@TempDir Path out) {
+        TestProbe<WorkerProtocol.Command> w0 = worker();
+        CoordinatorSettings s = new CoordinatorSettings(2, 2, 2, 404, "hash", List.of("world\t2"), "{}", "", out,
+                new CoordinatorSettings.Timeouts(Duration.ofSeconds(5), Duration.ofMinutes(1), Duration.ofMinutes(1), Duration.ofSeconds(2)));
+        ActorRef<Coordinator.Command> coord = kit.spawn(Coordinator.create(s), "coordinator-404");
+        w0.fishForMessage(Duration.ofSeconds(15), m -> m instanceof WorkerProtocol.Identify id && from(id, "coordinator-404")
+                ? respond(id, w0) : ignore());
+        TrainingEvent.RunFinished fin = nextEvent(TrainingEvent.RunFinished.class);
+        // 1 of 2, or 0 on a machine so loaded that the answer came after the 5 s
+        assertTrue(fin.message().matches("only [01] of 2 workers joined within 5 s; last committed checkpoint: none"), fin.message());
+        if (fin.message().startsWith("only 1")) {
+            w0.fishForMessage(Duration.ofSeconds(10), m -> m instanceof WorkerProtocol.StopRun
+                    ? akka.actor.testkit.typed.javadsl.FishingOutcomes.complete() : ignore()); // the waiting worker is told to stop
+        }
+        kit.stop(coord);
+        kit.system().receptionist().tell(Receptionist.deregister(WorkerProtocol.SERVICE, w0.getRef()));
+    }
+
     /**
      * Shrink: rank 2 stops answering after a checkpoint (its peers' rings failed); once the abort
      * bound passes it counts as lost, and the 2 survivors get generation 1's plan, computed here for

@@ -36,6 +36,15 @@ final class DeviceOptions {
             description = "run the ring's collectives on a communication thread, overlapped with host work (default: on; same numbers)")
     String overlap = "on";
 
+    @Option(names = "--capacity", paramLabel = "W[,W..]|auto",
+            description = "relative speed for cutting each global batch between workers (worker: one value; train --workers N: "
+                    + "one per local worker), or auto: measured on each generation's first steps (default: even cut)")
+    String capacity;
+
+    @Option(names = "--state_on", paramLabel = "host|device",
+            description = "where the fp32 masters, gradients and optimizer state live (default: device on a GPU, host on a CPU)")
+    String stateOn;
+
     /** The PYTORCH_* settings applied to this JVM (empty on the CPU path). */
     private final Map<String, String> applied = new LinkedHashMap<>();
 
@@ -51,6 +60,9 @@ final class DeviceOptions {
         }
         if (!overlap.equals("on") && !overlap.equals("off")) {
             throw ConfigError.invalid("--overlap", overlap, "on or off");
+        }
+        if (stateOn != null && !stateOn.equals("host") && !stateOn.equals("device")) {
+            throw ConfigError.invalid("--state_on", stateOn, "host or device");
         }
         ComputeDevice d = device == null ? null : ComputeDevice.parse(device, "--device");
         CollectiveKind k = collective == null ? null : CollectiveKind.parse(collective, "--collective");
@@ -70,7 +82,45 @@ final class DeviceOptions {
     /** This node's compute settings: the run's (the plan's {@code compute}) with this node's flags. */
     dev.dreamcluster.worker.train.ComputeConfig compute(com.fasterxml.jackson.databind.node.ObjectNode runCompute) {
         return dev.dreamcluster.worker.train.ComputeConfig.fromRun(runCompute, overrides()).withNodeSettings(optimizerThreads,
-                overlap.equals("on"));
+                overlap.equals("on")).withCapacity(capacities(1)[0]).withStateOnDevice(stateOnDevice());
+    }
+
+    /** --state_on as a ComputeConfig value (null: the device's default). */
+    Boolean stateOnDevice() {
+        return stateOn == null ? null : stateOn.equals("device");
+    }
+
+    /**
+     * --capacity for {@code workers} local workers: one value each (a single value or auto applies to
+     * all); 0 when not given, {@link dev.dreamcluster.worker.train.ComputeConfig#MEASURE} for auto.
+     */
+    double[] capacities(int workers) {
+        double[] c = new double[workers];
+        if (capacity == null) {
+            return c;
+        }
+        if (capacity.equals("auto")) {
+            java.util.Arrays.fill(c, dev.dreamcluster.worker.train.ComputeConfig.MEASURE);
+            return c;
+        }
+        String[] parts = capacity.split(",", -1);
+        if (parts.length != 1 && parts.length != workers) {
+            throw ConfigError.invalid("--capacity", capacity, "auto, one value, or " + workers + " comma-separated values (one per worker)");
+        }
+        for (int i = 0; i < workers; i++) {
+            String p = parts[parts.length == 1 ? 0 : i].trim();
+            double v;
+            try {
+                v = Double.parseDouble(p);
+            } catch (NumberFormatException e) {
+                throw ConfigError.invalid("--capacity", capacity, "auto, or relative speeds > 0 such as 1,2");
+            }
+            if (!(v > 0) || Double.isInfinite(v)) {
+                throw ConfigError.invalid("--capacity", capacity, "auto, or relative speeds > 0 such as 1,2");
+            }
+            c[i] = v;
+        }
+        return c;
     }
 
     /** Overrides for train.json keys (null: not given). */
@@ -89,7 +139,7 @@ final class DeviceOptions {
     }
 
     /** Worker flags for local worker {@code rank}: gpu:N becomes gpu:(N + rank), one GPU per worker. */
-    List<String> workerFlags(int rank) {
+    List<String> workerFlags(int rank, int workers) {
         List<String> f = new ArrayList<>();
         if (device != null) {
             ComputeDevice d = ComputeDevice.parse(device, "--device");
@@ -102,6 +152,14 @@ final class DeviceOptions {
         }
         f.add("--overlap");
         f.add(overlap);
+        if (stateOn != null) {
+            f.add("--state_on");
+            f.add(stateOn);
+        }
+        if (capacity != null) {
+            f.add("--capacity");
+            f.add(capacity.equals("auto") ? "auto" : Double.toString(capacities(workers)[rank]));
+        }
         return f;
     }
 }

@@ -25,6 +25,7 @@ final class EmbeddedCluster {
     private final MonitoringSettings http;
     private final Path keysDir;
     private DeviceOptions device = new DeviceOptions();
+    private boolean pinned;
 
     /**
      * @param workers local worker JVMs to start (at least the settings' min_workers)
@@ -41,6 +42,12 @@ final class EmbeddedCluster {
     }
 
     /** The workers' --device/--collective and the PYTORCH_* settings (already applied to this JVM). */
+    /** Pin local worker r to core r mod cores with taskset (Linux), so a benchmark can slow one worker by loading its core. */
+    EmbeddedCluster withPinning(boolean pin) {
+        this.pinned = pin;
+        return this;
+    }
+
     EmbeddedCluster withDevice(DeviceOptions d) {
         this.device = d;
         return this;
@@ -75,10 +82,12 @@ final class EmbeddedCluster {
                 List<String> jvm = new ArrayList<>(List.of("-Dai.djl.offline=true",
                         "-Dai.djl.pytorch.num_threads=" + threads, "-Dai.djl.pytorch.num_interop_threads=1"));
                 jvm.addAll(device.jvmFlags()); // PYTORCH_LIBRARY_PATH/VERSION/FLAVOR for a GPU
-                List<String> cmd = ChildJvm.command(jvm.toArray(String[]::new));
+                List<String> cmd = new ArrayList<>(pinned ? List.of("taskset", "-c",
+                        Integer.toString(r % Runtime.getRuntime().availableProcessors())) : List.of());
+                cmd.addAll(ChildJvm.command(jvm.toArray(String[]::new)));
                 cmd.addAll(List.of(Main.class.getName(), "worker", "--join", bind.host() + ":" + port, "--bind", bind.host() + ":0",
                         "--keys", keys.dir().toString(), "--optimizer_threads", Integer.toString(threads)));
-                cmd.addAll(device.workerFlags(r)); // gpu:N becomes gpu:(N + r): one GPU per worker
+                cmd.addAll(device.workerFlags(r, workers)); // gpu:N becomes gpu:(N + r): one GPU per worker
                 ProcessBuilder pb = ChildJvm.builder(cmd).redirectErrorStream(true).redirectOutput(outDir.resolve("worker-" + r + ".log").toFile());
                 pb.environment().putIfAbsent("DREAMCLUSTER_LOG_LEVEL", "INFO"); // a worker's log file shows its INFO lines
                 children.add(pb.start());

@@ -177,8 +177,21 @@ final class RunFlags {
      */
     static void ensureExampleInputs(Path model, Path dataRoot) {
         if (!Files.exists(model) && model.getFileName().toString().startsWith("tiny-model")) {
-            DiffusersFolder.writeRandom(model, Presets.TINY, 0, DType.F32);
-            LOG.info("generated the tiny model in {}", model);
+            // the example's own preset: a random UNet and text encoder to train, and the shapes VAE shipped
+            // beside the model folder (examples/tiny/shapes-vae, made by train-vae), so samples show shapes
+            Path vae = dev.dreamcluster.worker.example.ExampleModel.shippedVae(model);
+            dev.dreamcluster.worker.example.ExampleModel.write(model, Presets.TINY_SHAPES, vae, 0, DType.F32);
+            if (vae == null) {
+                LOG.warn("generated the tiny model in {} with a random VAE (no {} folder beside it): its samples will show noise",
+                        model, dev.dreamcluster.worker.example.ExampleModel.VAE_FOLDER);
+            } else {
+                LOG.info("generated the tiny model in {} (the VAE from {})", model, vae);
+            }
+        } else if (Files.isDirectory(model) && model.getFileName().toString().equals("tiny-model")
+                && dev.dreamcluster.worker.example.ExampleModel.shippedVae(model) != null
+                && DiffusersFolder.read(model).unet().equals(Presets.TINY.unet)) {
+            LOG.warn("{} is the tiny example's older model (random VAE, noise samples); delete it to have the example's model"
+                    + " generated with the shapes VAE", model);
         }
         if (!Files.exists(dataRoot) && dataRoot.getFileName().toString().startsWith("shapes")) {
             SyntheticDataset.write(dataRoot, 48, 64, 0);

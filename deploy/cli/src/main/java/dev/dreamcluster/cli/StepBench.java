@@ -65,11 +65,32 @@ final class StepBench implements Callable<Integer> {
             + " (--overlap off), to show what overlapping saves")
     boolean overlap;
 
+    @Option(names = "--mixed", description = "also run every multi-worker configuration with the last worker's core shared with a"
+            + " spinning process (workers pinned to cores), once with an even cut of the batch and once with --capacity auto")
+    boolean mixed;
+
+    @Option(names = "--validation", description = "also time a validation (16 images) at every worker count: every rank validates its share")
+    boolean validation;
+
+    @Option(names = "--peer", description = "also train the same model folder on the same global batches with diffusers' UNet and VAE,"
+            + " transformers' CLIP text encoder and torch's AdamW (Debian python3-torch; DDP over gloo at N workers) in every round,"
+            + " and print DreamCluster / torch")
+    boolean peer;
+
+    @Option(names = "--peer_sources", paramLabel = "DIR", split = ",", description = "diffusers and transformers source trees (v0.27.2,"
+            + " v4.38.2) for --peer, or folders holding them (default: $" + StepPeer.SOURCES_ENV + ")")
+    List<Path> peerSources;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    /** Medians over a run's timed steps, in seconds; {@code overlapped} false: --overlap off. */
-    record Run(int workers, boolean loaded, boolean overlapped, double step, double compute, double comm, double optimizer) {}
+    /**
+     * Medians over a run's timed steps, in seconds; {@code overlapped} false: --overlap off; {@code
+     * cut}: "" (even, unloaded), "even" or "auto" under a pinned load; {@code validation}: median seconds
+     * of a validation (NaN when not timed).
+     */
+    record Run(int workers, boolean loaded, boolean overlapped, double step, double compute, double comm, double optimizer, String cut,
+            double validation) {}
 
     @Override
     public Integer call() throws Exception {
@@ -94,29 +115,58 @@ final class StepBench implements Callable<Integer> {
             throw ConfigError.invalid("--resolution", Integer.toString(resolution), "a multiple of 64 in 64..2048");
         }
         for (int w : workers) {
-            if (w < 1 || w > 16 || batch % w != 0) {
-                throw ConfigError.invalid("--workers", Integer.toString(w), "1..16 local workers that divide --batch " + batch);
+            if (w < 1 || w > 16 || batch < w) {
+                throw ConfigError.invalid("--workers", Integer.toString(w), "1..16 local workers, at most --batch " + batch);
             }
         }
         if (!List.of("adamw", "adamw8bit", "lion", "lion8bit").contains(optimizer)) {
             throw ConfigError.invalid("--optimizer", Json.quote(optimizer), "adamw, adamw8bit, lion or lion8bit");
         }
+        if (peer && !optimizer.equals("adamw")) {
+            throw ConfigError.invalid("--optimizer", Json.quote(optimizer), "adamw with --peer (the peer runs torch's AdamW)");
+        }
+        StepPeer torch = peer ? StepPeer.probe(peerSources) : null; // what is missing, before anything runs
         int px = resolution != null ? resolution : p == Presets.TINY ? 64 : 192;
         Path dir = Files.createTempDirectory("dreamcluster-bench-step");
         try {
             Path trainJson = inputs(dir, p, px);
+            StepPeer.Inputs peerInputs = torch == null ? null : StepPeer.writeInputs(dir.resolve("peer"), trainJson, warmup + steps, LR,
+                    WEIGHT_DECAY);
             List<Run> runs = new ArrayList<>();
+            List<PeerRound> peerRuns = new ArrayList<>();
             for (int r = 0; r < rounds; r++) {
                 for (boolean loaded : load ? List.of(false, true) : List.of(false)) {
                     for (int w : workers) {
-                        runs.add(run(dir, trainJson, w, loaded, true, runs.size()));
+                        runs.add(run(dir, trainJson, w, loaded, true, runs.size(), "", false));
                         if (overlap && w > 1) {
-                            runs.add(run(dir, trainJson, w, loaded, false, runs.size()));
+                            runs.add(run(dir, trainJson, w, loaded, false, runs.size(), "", false));
                         }
+                    }
+                }
+                for (int w : workers) {
+                    if (mixed && w > 1) {
+                        runs.add(run(dir, trainJson, w, false, true, runs.size(), "even", false));
+                        runs.add(run(dir, trainJson, w, false, true, runs.size(), "auto", false));
+                    }
+                    if (validation) {
+                        runs.add(run(dir, trainJson, w, false, true, runs.size(), "", true));
+                    }
+                }
+                if (torch != null) { // the same round, right after DreamCluster's runs: the ratios compare like load
+                    int round = r;
+                    List<Run> mine = runs.stream().filter(x -> !x.loaded() && x.overlapped() && x.cut().isEmpty()
+                            && Double.isNaN(x.validation())).toList();
+                    for (int w : workers) {
+                        Run ours = mine.stream().filter(x -> x.workers() == w).reduce((a, b) -> b).orElseThrow();
+                        peerRuns.add(new PeerRound(round, ours, torch.run(dir.resolve("model"), peerInputs, dir, w, peerThreads(w), steps,
+                                warmup)));
                     }
                 }
             }
             report(p, px, runs);
+            if (torch != null) {
+                reportPeer(torch, peerInputs, peerRuns);
+            }
             return 0;
         } finally {
             try (Stream<Path> all = Files.walk(dir)) {
@@ -125,27 +175,52 @@ final class StepBench implements Callable<Integer> {
         }
     }
 
+    /** One round's DreamCluster run at a worker count and the torch run after it. */
+    record PeerRound(int round, Run ours, StepPeer.Run torch) {}
+
+    static final double LR = 1e-4;
+    static final double WEIGHT_DECAY = 0.01;
+
+    /** Intra-op threads of each of {@code w} processes on this machine: what DreamCluster's local workers get (cores / workers). */
+    static int peerThreads(int w) {
+        return Math.max(1, Runtime.getRuntime().availableProcessors() / w);
+    }
+
     private Path inputs(Path dir, Presets p, int px) throws IOException {
         DiffusersFolder.writeRandom(dir.resolve("model"), p, 0, DType.F32);
         SyntheticDataset.write(dir.resolve("data"), Math.max(32, batch * 4), px, 1);
-        Files.writeString(dir.resolve("optimizer.json"), "{\"base\": {\"optimizer\": \"" + optimizer + "\", \"lr\": 1e-4, \"weight_decay\": 0.01}}");
+        Files.writeString(dir.resolve("optimizer.json"), "{\"base\": {\"optimizer\": \"" + optimizer + "\", \"lr\": " + LR
+                + ", \"weight_decay\": " + WEIGHT_DECAY + "}}");
         Files.writeString(dir.resolve("train.json"), "{\"data_root\": \"data\", \"resume_ckpt\": \"model\", \"optimizer_config\": \"optimizer.json\","
                 + " \"resolution\": " + px + ", \"batch_size\": " + batch + ", \"grad_accum\": 1, \"seed\": 1, \"clip_grad_norm\": 1.0,"
                 + " \"max_epochs\": 100000, \"save_full_precision\": true}");
         return dir.resolve("train.json");
     }
 
-    /** One configuration in a fresh {@code train} process; the spinning thread (if any) runs in this JVM meanwhile. */
-    private Run run(Path dir, Path trainJson, int w, boolean loaded, boolean overlapped, int index) throws Exception {
+    /**
+     * One configuration in a fresh {@code train} process; the spinning thread (if any) runs in this JVM
+     * meanwhile. {@code cut} "even" or "auto": workers pinned to cores, a spinning process pinned to the
+     * last worker's core, and that --capacity; {@code timeValidation}: validate after every step.
+     */
+    private Run run(Path dir, Path trainJson, int w, boolean loaded, boolean overlapped, int index, String cut, boolean timeValidation)
+            throws Exception {
         Path out = dir.resolve("run-" + index);
         List<String> cmd = ChildJvm.command("-Dai.djl.offline=true");
-        cmd.addAll(List.of(Main.class.getName(), "train", "--config", trainJson.toString(), "--out", out.toString(),
-                "--max_steps", Integer.toString(warmup + steps)));
+        cmd.addAll(List.of(Main.class.getName(), "train", "--config", (timeValidation ? validationConfig(trainJson) : trainJson).toString(),
+                "--out", out.toString(), "--max_steps", Integer.toString(warmup + steps)));
         if (w > 1) {
             cmd.addAll(List.of("--workers", Integer.toString(w)));
         }
         cmd.addAll(List.of("--overlap", overlapped ? "on" : "off")); // passed on to the embedded cluster's worker JVMs
+        if (!cut.isEmpty()) {
+            cmd.addAll(List.of("--pin_workers"));
+            if (cut.equals("auto")) {
+                cmd.addAll(List.of("--capacity", "auto"));
+            }
+        }
         ProcessBuilder pb = ChildJvm.builder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve("run-" + index + ".log").toFile());
+        Process tenant = cut.isEmpty() ? null : new ProcessBuilder("taskset", "-c", Integer.toString((w - 1)
+                % Runtime.getRuntime().availableProcessors()), "sh", "-c", "while :; do :; done").start(); // another job on that core
         AtomicBoolean spin = new AtomicBoolean(loaded);
         Thread spinner = new Thread(() -> {
             long x = 0;
@@ -170,6 +245,9 @@ final class StepBench implements Callable<Integer> {
             status = proc.exitValue();
         } finally {
             spin.set(false);
+            if (tenant != null) {
+                tenant.destroyForcibly();
+            }
         }
         if (status != 0) {
             throw new IllegalStateException("bench step: train exited " + status + ":\n" + Files.readString(dir.resolve("run-" + index + ".log")));
@@ -190,7 +268,33 @@ final class StepBench implements Callable<Integer> {
             final int c = k;
             med[k] = BenchCommand.CollectiveBench.median(rows.stream().mapToDouble(x -> x[c]).toArray());
         }
-        return new Run(w, loaded, overlapped, med[0], med[1], med[2], med[3]);
+        return new Run(w, loaded, overlapped, med[0], med[1], med[2], med[3], cut, timeValidation ? validationSeconds(out, w) : Double.NaN);
+    }
+
+    /** train.json with a validation after every step (16 images, the first of the dataset). */
+    private static Path validationConfig(Path trainJson) throws IOException {
+        Path v = trainJson.resolveSibling("train-validation.json");
+        String j = Files.readString(trainJson);
+        Files.writeString(v, j.substring(0, j.lastIndexOf('}')) + ", \"val_every_n_steps\": 1, \"val_count\": 16}");
+        return v;
+    }
+
+    /** The median seconds of the run's validations after the warm-up, from rank 0's log. */
+    private double validationSeconds(Path out, int w) throws IOException {
+        Path log = w > 1 ? out.resolve("worker-0.log") : out.resolve("train.log");
+        List<Double> secs = new ArrayList<>();
+        java.util.regex.Pattern p = java.util.regex.Pattern.compile("validation at step (\\d+): val_loss \\S+ in ([0-9.]+) s");
+        List<String> lines = new ArrayList<>(Files.readAllLines(log));
+        for (int r = 1; r < w; r++) { // rank 0 may be any worker JVM: every log has the same lines, take every one found
+            lines.addAll(Files.readAllLines(out.resolve("worker-" + r + ".log")));
+        }
+        for (String line : lines) {
+            java.util.regex.Matcher m = p.matcher(line);
+            if (m.find() && Integer.parseInt(m.group(1)) > warmup) {
+                secs.add(Double.parseDouble(m.group(2)));
+            }
+        }
+        return secs.isEmpty() ? Double.NaN : BenchCommand.CollectiveBench.median(secs.stream().mapToDouble(Double::doubleValue).toArray());
     }
 
     private void report(Presets p, int px, List<Run> runs) {
@@ -201,10 +305,12 @@ final class StepBench implements Callable<Integer> {
         out.printf(Locale.ROOT, "%-8s %-10s %-8s %18s %12s %14s %14s %14s %11s %14s%n", "workers", "cores", "overlap", "step (ms)",
                 "samples/s", "compute (ms)", "comm (ms)", "optimizer (ms)", "comm share", "vs 1 worker");
         for (boolean loaded : load ? List.of(false, true) : List.of(false)) {
-            List<Run> ones = runs.stream().filter(r -> r.workers() == 1 && r.loaded() == loaded).toList();
+            List<Run> ones = runs.stream().filter(r -> r.workers() == 1 && r.loaded() == loaded && r.cut().isEmpty()
+                    && Double.isNaN(r.validation())).toList();
             for (int w : workers) {
                 for (boolean ov : w > 1 && overlap ? List.of(true, false) : List.of(true)) {
-                    List<Run> mine = runs.stream().filter(r -> r.workers() == w && r.loaded() == loaded && r.overlapped() == ov).toList();
+                    List<Run> mine = runs.stream().filter(r -> r.workers() == w && r.loaded() == loaded && r.overlapped() == ov
+                            && r.cut().isEmpty() && Double.isNaN(r.validation())).toList();
                     double[] step = mine.stream().mapToDouble(Run::step).toArray();
                     double[] vsOne = new double[mine.size()];
                     for (int i = 0; i < mine.size(); i++) {
@@ -222,21 +328,72 @@ final class StepBench implements Callable<Integer> {
         }
         if (load) {
             for (int w : workers) {
-                double idle = median(runs.stream().filter(r -> r.workers() == w && !r.loaded() && r.overlapped()).toList(), Run::step);
+                double idle = median(runs.stream().filter(r -> r.workers() == w && !r.loaded() && r.overlapped() && r.cut().isEmpty()
+                        && Double.isNaN(r.validation())).toList(), Run::step);
                 double busy = median(runs.stream().filter(r -> r.workers() == w && r.loaded() && r.overlapped()).toList(), Run::step);
                 out.printf(Locale.ROOT, "%d worker(s) with one core taken: step %.2fx slower%n", w, busy / idle);
+            }
+        }
+        if (mixed) {
+            for (int w : workers) {
+                if (w > 1) {
+                    double even = median(runs.stream().filter(r -> r.workers() == w && r.cut().equals("even")).toList(), Run::step);
+                    double auto = median(runs.stream().filter(r -> r.workers() == w && r.cut().equals("auto")).toList(), Run::step);
+                    out.printf(Locale.ROOT, "%d workers, worker %d's core shared with another job: even cut %.0f ms/step, measured cut"
+                            + " (--capacity auto) %.0f ms/step (%.2fx)%n", w, w - 1, even * 1e3, auto * 1e3, even / auto);
+                }
+            }
+        }
+        if (validation) {
+            double one = Double.NaN;
+            for (int w : workers) {
+                double v = median(runs.stream().filter(r -> r.workers() == w && !Double.isNaN(r.validation())).toList(), Run::validation);
+                one = w == 1 ? v : one;
+                out.printf(Locale.ROOT, "%d worker(s): a validation of 16 images takes %.0f ms%s%n", w, v * 1e3,
+                        Double.isNaN(one) || w == 1 ? "" : String.format(Locale.ROOT, " (%.2fx faster than 1 worker)", one / v));
             }
         }
         if (overlap) {
             for (int w : workers) {
                 if (w > 1) {
-                    double on = median(runs.stream().filter(r -> r.workers() == w && !r.loaded() && r.overlapped()).toList(), Run::comm);
+                    double on = median(runs.stream().filter(r -> r.workers() == w && !r.loaded() && r.overlapped() && r.cut().isEmpty()
+                            && Double.isNaN(r.validation())).toList(), Run::comm);
                     double off = median(runs.stream().filter(r -> r.workers() == w && !r.loaded() && !r.overlapped()).toList(), Run::comm);
                     out.printf(Locale.ROOT, "%d workers: exposed communication %.1f ms with the communication thread, %.1f ms without (%.2fx)%n",
                             w, on * 1e3, off * 1e3, off / on);
                 }
             }
         }
+        out.flush();
+    }
+
+    /**
+     * DreamCluster against the torch peer, per worker count: both step medians over the rounds (the
+     * torch split too), and DreamCluster / torch as a speed (torch's step time over DreamCluster's in the
+     * same round: above 1 DreamCluster is faster), median [min-max] over rounds.
+     */
+    private void reportPeer(StepPeer torch, StepPeer.Inputs inputs, List<PeerRound> rounds) {
+        PrintWriter out = spec.commandLine().getOut();
+        out.printf(Locale.ROOT, "against torch (%s; %s): diffusers' UNet2DConditionModel and AutoencoderKL, transformers' CLIPTextModel,"
+                + " torch.optim.AdamW, the same model folder and global batches; N workers = N processes, DDP over gloo on loopback;"
+                + " intra-op threads = %d cores / processes on both sides%n", torch.versions(), torch.python(),
+                Runtime.getRuntime().availableProcessors());
+        out.printf(Locale.ROOT, "%-8s %-8s %22s %22s %18s %20s %24s%n", "workers", "threads", "DreamCluster step (ms)", "torch step (ms)",
+                "torch compute (ms)", "torch optimizer (ms)", "DreamCluster / torch");
+        for (int w : workers) {
+            List<PeerRound> mine = rounds.stream().filter(r -> r.ours().workers() == w).toList();
+            double[] ours = mine.stream().mapToDouble(r -> r.ours().step() * 1e3).toArray();
+            double[] theirs = mine.stream().mapToDouble(r -> r.torch().step() * 1e3).toArray();
+            double[] ratio = mine.stream().mapToDouble(r -> r.torch().step() / r.ours().step()).toArray();
+            out.printf(Locale.ROOT, "%-8d %-8d %22s %22s %18.1f %20.1f %24s%n", w, peerThreads(w),
+                    BenchCommand.CollectiveBench.spread(ours, "%.0f"), BenchCommand.CollectiveBench.spread(theirs, "%.0f"),
+                    BenchCommand.CollectiveBench.median(mine.stream().mapToDouble(r -> r.torch().compute() * 1e3).toArray()),
+                    BenchCommand.CollectiveBench.median(mine.stream().mapToDouble(r -> r.torch().optimizer() * 1e3).toArray()),
+                    BenchCommand.CollectiveBench.spread(ratio, "%.2fx"));
+        }
+        out.printf(Locale.ROOT, "DreamCluster / torch: samples/s against samples/s in the same round (above 1.00x DreamCluster is faster);"
+                + " DreamCluster's step includes decoding and resizing its images (median %.1f ms per global batch here), torch is handed"
+                + " the decoded pixels%n", BenchCommand.CollectiveBench.median(inputs.decodeSeconds()) * 1e3);
         out.flush();
     }
 

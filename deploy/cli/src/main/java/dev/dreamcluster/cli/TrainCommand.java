@@ -31,6 +31,9 @@ final class TrainCommand implements Callable<Integer> {
             description = "1: train in this process; N > 1: an embedded cluster (coordinator here, N local worker JVMs)")
     int workers;
 
+    @Option(names = "--pin_workers", description = "pin local worker r to core r (taskset; for benchmarks of uneven workers)")
+    boolean pinWorkers;
+
     @Option(names = "--coordinator_bind", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0",
             description = "cluster address of the embedded coordinator (with --workers > 1), for a monitor's --join")
     String coordinatorBind;
@@ -53,6 +56,7 @@ final class TrainCommand implements Callable<Integer> {
         }
         Nodes.HostPort bind = Nodes.hostPort(coordinatorBind, "--coordinator_bind");
         device.apply(); // before DJL loads: a GPU needs the CUDA libtorch
+        device.capacities(workers); // a bad --capacity: one line before any worker starts
         RunConfig cfg = run.resolve();
         try (RunFolder folder = run.claim(cfg, spec.commandLine().getErr())) {
             return train(cfg, bind);
@@ -68,7 +72,7 @@ final class TrainCommand implements Callable<Integer> {
             Nodes.HostPort h = Nodes.hostPort(http, "--http");
             ComputeConfig compute = ComputeConfig.fromRun(cfg.compute(), device.overrides());
             return new EmbeddedCluster(cfg, run.coordinatorSettings(cfg, workers, compute.collective()), workers, bind,
-                    new dev.dreamcluster.monitoring.MonitoringSettings(h.host(), h.port(), cfg.train().out()), keys).withDevice(device)
+                    new dev.dreamcluster.monitoring.MonitoringSettings(h.host(), h.port(), cfg.train().out()), keys).withDevice(device).withPinning(pinWorkers)
                     .run(spec.commandLine().getOut(), spec.commandLine().getErr());
         }
         StepMetrics last;

@@ -76,7 +76,7 @@ final class WorkerCommand implements Callable<Integer> {
         Nodes.HostPort a = Nodes.hostPort(advertise, "--advertise");
         device.apply(); // gpu:N: the CUDA libtorch 2.7.1+cu128 is checked and set before DJL loads
         dev.dreamcluster.worker.node.WorkerCompute compute = dev.dreamcluster.worker.node.WorkerCompute.probe(device.device, device.collective,
-                device.optimizerThreads, "on".equals(device.overlap));
+                device.optimizerThreads, "on".equals(device.overlap), device.capacities(1)[0], device.stateOnDevice());
         if ("nccl".equals(device.collective) && compute.offer().ncclUniqueId().isEmpty()) {
             throw ConfigError.invalid("--collective", "nccl", "ring or auto here: " + compute.offer().notNccl());
         }

@@ -1,7 +1,9 @@
 package dev.dreamcluster.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import org.junit.jupiter.api.Test;
 
@@ -28,7 +30,34 @@ class BenchCommandTest {
             assertTrue(r.out().contains(s), r.out());
         }
         Cli.run("bench", "step", "--preset", "huge").assertUsageError("--preset", "\"huge\"", "tiny or medium");
-        Cli.run("bench", "step", "--workers", "3").assertUsageError("--workers", "3", "divide --batch 4");
+        Cli.run("bench", "step", "--workers", "5").assertUsageError("--workers", "5", "at most --batch 4");
         Cli.run("bench", "step", "--optimizer", "sgd").assertUsageError("--optimizer", "\"sgd\"");
+        Cli.run("bench", "step", "--optimizer", "lion", "--peer").assertUsageError("--optimizer", "adamw with --peer");
+        // without the sources (or without python3-torch) --peer says what is missing before anything runs
+        Cli.run("bench", "step", "--peer", "--peer_sources", "/nonexistent/peer-sources").assertUsageError("--peer: ");
+    }
+
+    /**
+     * {@code bench step --peer}: diffusers + transformers on Debian's torch beside DreamCluster, at 1 and
+     * 2 workers, and the ratio. Needs python3-torch and the two source trees (DREAMCLUSTER_PEER_SOURCES;
+     * neither is on the CI image, so it skips there).
+     */
+    @Test
+    void stepBenchShouldCompareWithTorch() throws Exception {
+        String missing = StepPeer.missing(StepPeer.sources(null));
+        assumeTrue(missing == null, () -> "bench step --peer " + missing);
+        Cli r = Cli.run("bench", "step", "--preset", "tiny", "--workers", "1,2", "--steps", "1", "--warmup", "1", "--peer");
+        assertEquals(0, r.status(), r.err());
+        for (String s : new String[] {"against torch (torch ", "diffusers ", "transformers ", "DDP over gloo", "torch step (ms)",
+                "torch optimizer (ms)", "DreamCluster / torch", "torch is handed the decoded pixels"}) {
+            assertTrue(r.out().contains(s), r.out());
+        }
+        // one row per worker count: workers, threads (cores / processes), both steps, the split, the ratio
+        int cores = Runtime.getRuntime().availableProcessors();
+        for (int w : new int[] {1, 2}) {
+            String row = r.out().lines().filter(l -> l.matches(w + " +" + Math.max(1, cores / w) + " +\\d+ +\\d+ +[0-9.]+ +[0-9.]+ +[0-9.]+x"))
+                    .findFirst().orElse(null);
+            assertNotNull(row, () -> w + " worker(s): no DreamCluster / torch row in\n" + r.out());
+        }
     }
 }

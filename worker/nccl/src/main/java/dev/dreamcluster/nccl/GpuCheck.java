@@ -16,7 +16,8 @@ import org.bytedeco.javacpp.Pointer;
  * 2(n-1)/n for all-reduce, x (n-1)/n for the others; 0 for one rank, so algbw is printed too).
  *
  * <pre>
- *   GpuCheck RANK WORLD ID_FILE     rank 0 writes a fresh unique id to ID_FILE, the others read it
+ *   GpuCheck RANK WORLD ID_FILE [MIB,MIB..]   rank 0 writes a fresh unique id to ID_FILE, the others read it;
+ *                                             the device buffers timed (default 64,256,1024 MiB)
  * </pre>
  *
  * Without CUDA it prints the reason and exits 2.
@@ -25,9 +26,14 @@ public final class GpuCheck {
     private GpuCheck() {}
 
     public static void main(String[] args) throws Exception {
-        int rank = Integer.parseInt(args[0]);
-        int world = Integer.parseInt(args[1]);
+        if (args.length < 3 || args.length > 4) {
+            bad("arguments", String.join(" ", args), "RANK WORLD ID_FILE [MIB,MIB..]");
+        }
+        int world = number(args[1], "WORLD", 1, 1024);
+        int rank = number(args[0], "RANK", 0, world - 1);
         Path idFile = Path.of(args[2]);
+        long[] sizes = java.util.Arrays.stream((args.length > 3 ? args[3] : "64,256,1024").split(",", -1))
+                .mapToLong(s -> number(s, "MIB", 1, 8192)).toArray();
         String tag = "[rank " + rank + "/" + world + "] ";
         String why = Nccl.unavailableReason();
         if (why != null) {
@@ -44,11 +50,29 @@ public final class GpuCheck {
         try (NcclCollective c = NcclCollective.connect(id, rank, world, 0, Duration.ofSeconds(120))) {
             System.out.printf(Locale.ROOT, "%scommunicator up in %.2f s%n", tag, (System.nanoTime() - t0) / 1e9);
             hostStaged(c, tag);
-            for (long mib : new long[] {64, 256, 1024}) {
+            for (long mib : sizes) {
                 device(c, tag, mib << 20);
             }
         }
         System.out.println(tag + "ok");
+    }
+
+    private static int number(String s, String what, int min, int max) {
+        try {
+            int v = Integer.parseInt(s.trim());
+            if (v >= min && v <= max) {
+                return v;
+            }
+        } catch (NumberFormatException e) {
+            // below
+        }
+        bad(what, s, "a whole number from " + min + " to " + max);
+        return 0;
+    }
+
+    private static void bad(String what, String value, String allowed) {
+        System.out.println("error: " + what + ": " + value + " is not allowed (" + allowed + ")");
+        System.exit(2);
     }
 
     private static byte[] uniqueId(int rank, Path idFile) throws Exception {

@@ -42,6 +42,14 @@ public final class Blockwise8bitKernel {
     public static void adam(float[] p, int pOff, float[] g, int gOff, byte[] c1, byte[] c2, int cOff,
             float[] absmax1, float[] absmax2, int aOff, int n, int blockFrom, int blockTo, BnbScalars s,
             float[] s1, float[] s2, float[] s3, int[] idx, boolean vector) {
+        adam(p, pOff, g, gOff, c1, c2, cOff, absmax1, absmax2, aOff, n, blockFrom, blockTo, s, s1, s2, s3, idx, vector,
+                Simd.BYTE_PERMUTE);
+    }
+
+    /** {@link #adam}; the vector form looks the maps up in registers ({@code planes}) or gathers from them. */
+    static void adam(float[] p, int pOff, float[] g, int gOff, byte[] c1, byte[] c2, int cOff,
+            float[] absmax1, float[] absmax2, int aOff, int n, int blockFrom, int blockTo, BnbScalars s,
+            float[] s1, float[] s2, float[] s3, int[] idx, boolean vector, boolean planes) {
         final float[] q1 = QuantMap.SIGNED;
         final float[] q2 = QuantMap.UNSIGNED;
         final float b1 = s.beta1();
@@ -64,7 +72,7 @@ public final class Blockwise8bitKernel {
             final int pBase = pOff + base;
             if (vector) {
                 final long maxima = VectorKernels.adam8Block(p, pBase, g, gOff + base, c1, c2, cOff + base, s1, s2, s3, idx,
-                        valid, am1, am2, s);
+                        valid, am1, am2, s, planes);
                 max1 = Float.intBitsToFloat((int) (maxima >>> 32));
                 max2 = Float.intBitsToFloat((int) maxima);
             } else {
@@ -181,6 +189,13 @@ public final class Blockwise8bitKernel {
     /** {@link #lion} with the vector form ({@code vector}, needs {@link Simd#ENABLED}) or the scalar one. */
     public static void lion(float[] p, int pOff, float[] g, int gOff, byte[] c1, int cOff, float[] absmax1,
             int aOff, int n, int blockFrom, int blockTo, BnbScalars s, float[] s1, float[] s2, int[] idx, boolean vector) {
+        lion(p, pOff, g, gOff, c1, cOff, absmax1, aOff, n, blockFrom, blockTo, s, s1, s2, idx, vector, Simd.BYTE_PERMUTE);
+    }
+
+    /** {@link #lion}; the vector form looks the map up in registers ({@code planes}) or gathers from it. */
+    static void lion(float[] p, int pOff, float[] g, int gOff, byte[] c1, int cOff, float[] absmax1,
+            int aOff, int n, int blockFrom, int blockTo, BnbScalars s, float[] s1, float[] s2, int[] idx, boolean vector,
+            boolean planes) {
         final float[] q1 = QuantMap.SIGNED;
         final float b1 = s.beta1();
         final float b2 = s.beta2();
@@ -196,7 +211,7 @@ public final class Blockwise8bitKernel {
             final int cBase = cOff + base;
             float max1;
             if (vector) {
-                max1 = VectorKernels.lion8Block(p, pOff + base, g, gOff + base, c1, cBase, s1, s2, idx, valid, am1, s);
+                max1 = VectorKernels.lion8Block(p, pOff + base, g, gOff + base, c1, cBase, s1, s2, idx, valid, am1, s, planes);
             } else {
                 max1 = 0f;
                 for (int j = 0; j < valid; j++) {

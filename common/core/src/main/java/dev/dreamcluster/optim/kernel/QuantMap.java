@@ -26,6 +26,14 @@ public final class QuantMap {
     static final int[] UNSIGNED_LUT_INT = packInt(UNSIGNED_LUT, false);
     /** Padding lanes of a partial last block read the signed code 128 (the smallest positive value). */
     public static final int SIGNED_PAD_CODE = 128;
+    /**
+     * The maps as four byte planes, for the vector dequantizer's in-register lookups
+     * ({@link VectorKernels#dequantize}): {@code PLANES[256k + c]} is byte k (little-endian) of the
+     * float bits of {@code map[c]}, so the 64 bytes at {@code 256k + 64h} are one 64-entry table (one
+     * vpermb) covering codes 64h..64h+63. 1 KiB per map.
+     */
+    static final byte[] SIGNED_PLANES = planes(SIGNED);
+    static final byte[] UNSIGNED_PLANES = planes(UNSIGNED);
 
     private QuantMap() {}
 
@@ -50,6 +58,17 @@ public final class QuantMap {
             throw new IllegalStateException("map has " + n + " entries");
         }
         java.util.Arrays.sort(out);
+        return out;
+    }
+
+    static byte[] planes(float[] map) {
+        byte[] out = new byte[4 * 256];
+        for (int c = 0; c < 256; c++) {
+            int bits = Float.floatToRawIntBits(map[c]);
+            for (int k = 0; k < 4; k++) {
+                out[256 * k + c] = (byte) (bits >>> (8 * k));
+            }
+        }
         return out;
     }
 

@@ -19,12 +19,38 @@ public final class Simd {
     public static final boolean ENABLED = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
             && !"scalar".equals(System.getProperty("dreamcluster.kernels"));
 
+    /**
+     * True when the 8-bit kernels may look their 256-entry code maps up in registers
+     * ({@link VectorKernels#dequantize}): vector kernels with 16 float lanes (AVX-512), little-endian,
+     * and a CPU whose flags list {@code avx512vbmi} (the byte permute vpermb; without it C2 would run
+     * the byte rearranges lane by lane, ~20x slower than the gathers they replace). Linux's
+     * /proc/cpuinfo is the only source read; elsewhere, or with {@code -Ddreamcluster.kernels.planes=false},
+     * the kernels gather from the maps instead. Both give identical bits (tested).
+     */
+    public static final boolean BYTE_PERMUTE = ENABLED && !"false".equals(System.getProperty("dreamcluster.kernels.planes"))
+            && java.nio.ByteOrder.nativeOrder() == java.nio.ByteOrder.LITTLE_ENDIAN && VectorKernels.lanes() == 16
+            && cpuFlag("avx512vbmi");
+
     private Simd() {}
+
+    /** Whether the first "flags" line of /proc/cpuinfo lists {@code flag}; false if it cannot be read. */
+    static boolean cpuFlag(String flag) {
+        try (java.io.BufferedReader r = java.nio.file.Files.newBufferedReader(java.nio.file.Path.of("/proc/cpuinfo"))) {
+            for (String line = r.readLine(); line != null; line = r.readLine()) {
+                if (line.startsWith("flags")) {
+                    return (" " + line.substring(line.indexOf(':') + 1) + " ").contains(" " + flag + " ");
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // not Linux, or no /proc: the gather path
+        }
+        return false;
+    }
 
     /** "vector (16 float lanes)" or "scalar (...why...)", for logs and benchmark headers. */
     public static String describe() {
         if (ENABLED) {
-            return "vector (" + VectorKernels.lanes() + " float lanes)";
+            return "vector (" + VectorKernels.lanes() + " float lanes" + (BYTE_PERMUTE ? ", 8-bit maps in registers" : ", 8-bit maps gathered") + ")";
         }
         return ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent() ? "scalar (-Ddreamcluster.kernels=scalar)"
                 : "scalar (start the JVM with " + JVM_FLAG + " for the vector kernels)";

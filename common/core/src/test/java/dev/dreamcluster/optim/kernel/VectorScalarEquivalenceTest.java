@@ -106,8 +106,19 @@ class VectorScalarEquivalenceTest {
         assertBits(m1, m2, "lion m");
     }
 
+    /** The vector 8-bit kernels' two ways to read the maps: gathers, and (where the CPU has vpermb) registers. */
+    static boolean[] mapPaths() {
+        return Simd.BYTE_PERMUTE ? new boolean[] {false, true} : new boolean[] {false};
+    }
+
     @Test
     void adam8bitVectorShouldMatchScalarBits() {
+        for (boolean planes : mapPaths()) {
+            adam8bitVectorShouldMatchScalarBits(planes);
+        }
+    }
+
+    private void adam8bitVectorShouldMatchScalarBits(boolean planes) {
         for (double wd : new double[] {0.0, 0.01}) {
             int blocks = 2001;
             int n = 256 * (blocks - 1) + 37;
@@ -127,18 +138,24 @@ class VectorScalarEquivalenceTest {
                 BnbScalars s = BnbScalars.of(1e-3, 0.9, 0.999, 1e-8, wd, t);
                 float[] g = grads(n, t);
                 Blockwise8bitKernel.adam(p1, 0, g, 0, a1, b1, 0, x1, y1, 0, n, 0, blocks, s, scratch[0], scratch[1], scratch[2], idx, false);
-                Blockwise8bitKernel.adam(p2, 0, g, 0, a2, b2, 0, x2, y2, 0, n, 0, blocks, s, scratch[0], scratch[1], scratch[2], idx, true);
-                assertBits(x1, x2, "absmax1 step " + t);
-                assertBits(y1, y2, "absmax2 step " + t);
+                Blockwise8bitKernel.adam(p2, 0, g, 0, a2, b2, 0, x2, y2, 0, n, 0, blocks, s, scratch[0], scratch[1], scratch[2], idx, true, planes);
+                assertBits(x1, x2, "absmax1 step " + t + (planes ? " (maps in registers)" : " (maps gathered)"));
+                assertBits(y1, y2, "absmax2 step " + t + (planes ? " (maps in registers)" : " (maps gathered)"));
             }
-            assertBits(p1, p2, "adam8bit p");
-            assertBytes(a1, a2, "adam8bit m codes");
-            assertBytes(b1, b2, "adam8bit v codes");
+            assertBits(p1, p2, "adam8bit p" + (planes ? " (maps in registers)" : " (maps gathered)"));
+            assertBytes(a1, a2, "adam8bit m codes" + (planes ? " (maps in registers)" : " (maps gathered)"));
+            assertBytes(b1, b2, "adam8bit v codes" + (planes ? " (maps in registers)" : " (maps gathered)"));
         }
     }
 
     @Test
     void lion8bitVectorShouldMatchScalarBits() {
+        for (boolean planes : mapPaths()) {
+            lion8bitVectorShouldMatchScalarBits(planes);
+        }
+    }
+
+    private void lion8bitVectorShouldMatchScalarBits(boolean planes) {
         int blocks = 2001;
         int n = 256 * (blocks - 1) + 200;
         float[] p1 = params(n);
@@ -153,11 +170,43 @@ class VectorScalarEquivalenceTest {
             BnbScalars s = BnbScalars.of(1e-4, 0.9, 0.99, 0.0, 0.01, t);
             float[] g = grads(n, t);
             Blockwise8bitKernel.lion(p1, 0, g, 0, c1, 0, x1, 0, n, 0, blocks, s, scratch[0], scratch[1], idx, false);
-            Blockwise8bitKernel.lion(p2, 0, g, 0, c2, 0, x2, 0, n, 0, blocks, s, scratch[0], scratch[1], idx, true);
-            assertBits(x1, x2, "lion8 absmax step " + t);
+            Blockwise8bitKernel.lion(p2, 0, g, 0, c2, 0, x2, 0, n, 0, blocks, s, scratch[0], scratch[1], idx, true, planes);
+            assertBits(x1, x2, "lion8 absmax step " + t + (planes ? " (map in registers)" : " (map gathered)"));
         }
-        assertBits(p1, p2, "lion8bit p");
-        assertBytes(c1, c2, "lion8bit codes");
+        assertBits(p1, p2, "lion8bit p" + (planes ? " (map in registers)" : " (map gathered)"));
+        assertBytes(c1, c2, "lion8bit codes" + (planes ? " (map in registers)" : " (map gathered)"));
+    }
+
+    /**
+     * The in-register dequantizer returns every map entry's exact bits: all 256 codes in every lane
+     * position of a 64-code chunk (the 64 rotations of 0..255), at unaligned offsets and with scalar tails.
+     */
+    @Test
+    void registerDequantizerShouldReturnEveryMapEntry() {
+        assumeTrue(Simd.BYTE_PERMUTE, "no vpermb here: the kernels gather from the maps");
+        for (boolean signed : new boolean[] {true, false}) {
+            float[] map = signed ? QuantMap.SIGNED : QuantMap.UNSIGNED;
+            byte[] planes = signed ? QuantMap.SIGNED_PLANES : QuantMap.UNSIGNED_PLANES;
+            byte[] codes = new byte[64 * 256 + 300];
+            for (int r = 0; r < 64; r++) {
+                for (int c = 0; c < 256; c++) {
+                    codes[256 * r + c] = (byte) (c + 4 * r); // code c + 4r at position c: every code in every lane of a chunk
+                }
+            }
+            float[] out = new float[256];
+            for (int off : new int[] {0, 1, 37, 64 * 256 - 256}) {
+                for (int start = off; start + 256 <= codes.length; start += 256 * 7 + 3) {
+                    for (int n : new int[] {256, 200, 64, 63, 1}) {
+                        java.util.Arrays.fill(out, Float.NaN);
+                        VectorKernels.dequantize(codes, start, out, n, planes, map);
+                        for (int j = 0; j < n; j++) {
+                            assertEquals(Float.floatToRawIntBits(map[codes[start + j] & 0xFF]), Float.floatToRawIntBits(out[j]),
+                                    (signed ? "signed" : "unsigned") + " code " + (codes[start + j] & 0xFF) + " at " + j + " of " + n);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /** The vector re-quantization against the scalar table on every float within 4 ulps of every midpoint. */

@@ -75,9 +75,23 @@ public final class ModelWeights implements AutoCloseable {
      * of {@code parent}, with gradients on the {@code trainable} ones (the masters stay as they are).
      */
     public ModelWeights replica(NDManager parent, Device device, ai.djl.ndarray.types.DataType dtype, Predicate<String> trainable) {
+        return replica(parent, device, dtype, trainable, false);
+    }
+
+    /**
+     * The same; with {@code omitTrainable} the trainable tensors are not copied at all: the caller
+     * {@link #rebind}s them (a device store's views of its flat fp32 parameters), so the device never
+     * holds a second copy of them.
+     */
+    public ModelWeights replica(NDManager parent, Device device, ai.djl.ndarray.types.DataType dtype, Predicate<String> trainable,
+            boolean omitTrainable) {
         NDManager m = parent.newSubManager(device);
         Map<String, NDArray> out = new LinkedHashMap<>();
         for (Map.Entry<String, NDArray> e : tensors.entrySet()) {
+            if (omitTrainable && trainable.test(e.getKey())) {
+                out.put(e.getKey(), null);
+                continue;
+            }
             NDArray a;
             try (NDArray cast = e.getValue().toType(dtype, true)) {
                 a = cast.toDevice(device, true);
@@ -90,6 +104,24 @@ public final class ModelWeights implements AutoCloseable {
             out.put(e.getKey(), a);
         }
         return new ModelWeights(component, m, out, manifest);
+    }
+
+    /**
+     * Makes {@code tensor} the one the models read for {@code name} (a trainable tensor that lives in a
+     * flat buffer elsewhere; it must carry a gradient and have the manifest's shape).
+     */
+    public void rebind(String name, NDArray tensor) {
+        if (!tensors.containsKey(name)) {
+            throw new IllegalArgumentException(component.folder() + " has no parameter " + name);
+        }
+        NDArray old = tensors.get(name);
+        if (old != null && !old.getShape().equals(tensor.getShape())) {
+            throw new IllegalArgumentException(name + ": shape " + tensor.getShape() + ", the model's is " + old.getShape());
+        }
+        if (old != null && old.hasGradient() && old != tensor) {
+            old.setRequiresGradient(false); // the old tensor stays a frozen copy nobody reads
+        }
+        tensors.put(name, tensor);
     }
 
     public NDArray get(String name) {
@@ -119,6 +151,16 @@ public final class ModelWeights implements AutoCloseable {
 
     public boolean isTrainable(String name) {
         return get(name).hasGradient();
+    }
+
+    /** Whether any tensor whose name starts with {@code prefix} records a gradient. */
+    public boolean anyTrainable(String prefix) {
+        for (Map.Entry<String, NDArray> e : tensors.entrySet()) {
+            if (e.getKey().startsWith(prefix) && e.getValue().hasGradient()) {
+                return true;
+            }
+        }
+        return false;
     }
 
     @Override

@@ -2,6 +2,9 @@ package dev.dreamcluster.worker.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.core.Linear;
@@ -80,9 +83,59 @@ final class Nn {
 
     /**
      * Multi-head scaled dot-product attention. q [B, Lq, C], k and v [B, Lk, C]; {@code mask} is
-     * additive over [Lq, Lk] or null. Cost: B*heads*Lq*Lk floats for the scores (kept for backward).
+     * additive over [Lq, Lk] or null. Computed {@code rows} queries at a time ({@link #chunkRows}):
+     * each chunk's scores, scaled scores and softmax live only while that chunk is computed (an
+     * NDScope closes them), so without gradients the whole [B*heads, Lq, Lk] score matrix never
+     * exists at once. With gradients recorded autograd keeps every chunk's softmax for backward (one
+     * copy of the scores, in pieces; the plain form kept three). {@code rows >= Lq} is the plain form.
      */
+    static NDArray attention(NDArray q, NDArray k, NDArray v, int heads, NDArray mask, long rows) {
+        Shape qs = q.getShape();
+        long lq = qs.get(1);
+        NDList h = splitHeads(q, k, v, heads);
+        NDList parts = new NDList();
+        for (long lo = 0; lo < lq; lo += rows) {
+            NDArray part;
+            try (NDScope scope = new NDScope()) { // this chunk's scores, scaled scores and softmax
+                part = attentionRows(h.get(0), h.get(1), h.get(2), mask, lo, Math.min(lq, lo + rows));
+                NDScope.unregister(part);
+            }
+            NDScope.register(part);
+            parts.add(part);
+        }
+        NDArray out;
+        if (parts.size() == 1) {
+            out = parts.get(0);
+        } else {
+            out = NDArrays.concat(parts, 1);
+            parts.close(); // the concatenation is a copy; autograd keeps nothing of the parts
+        }
+        return mergeHeads(out, qs.get(0), heads);
+    }
+
+    /** {@link #attention} unchunked: the plain form. */
     static NDArray attention(NDArray q, NDArray k, NDArray v, int heads, NDArray mask) {
+        return attention(q, k, v, heads, mask, Long.MAX_VALUE);
+    }
+
+    /**
+     * Queries per chunk so that one chunk's scores [B*heads, rows, Lk] hold at most {@code budget}
+     * elements (at least one row); {@code lq} (one chunk: the plain form) when {@code budget <= 0}
+     * or the whole matrix fits.
+     */
+    static long chunkRows(long batch, int heads, long lq, long lk, long budget) {
+        if (budget <= 0) {
+            return lq;
+        }
+        long perRow = batch * heads * lk;
+        return Math.min(lq, Math.max(1, budget / perRow));
+    }
+
+    /**
+     * The heads of q, k and v as batched matrices: q [B*heads, Lq, d], k transposed [B*heads, d, Lk]
+     * (ready for the score product) and v [B*heads, Lk, d].
+     */
+    static NDList splitHeads(NDArray q, NDArray k, NDArray v, int heads) {
         Shape qs = q.getShape();
         long b = qs.get(0);
         long lq = qs.get(1);
@@ -92,12 +145,31 @@ final class Nn {
         NDArray qh = q.reshape(b, lq, heads, d).transpose(0, 2, 1, 3).reshape(b * heads, lq, d);
         NDArray kh = k.reshape(b, lk, heads, d).transpose(0, 2, 3, 1).reshape(b * heads, d, lk);
         NDArray vh = v.reshape(b, lk, heads, d).transpose(0, 2, 1, 3).reshape(b * heads, lk, d);
-        NDArray scores = scale(qh.batchMatMul(kh), (float) (1.0 / Math.sqrt(d)));
+        return new NDList(qh, kh, vh);
+    }
+
+    /**
+     * softmax(q k^T / sqrt(d) + mask) v for query rows [lo, hi) of {@link #splitHeads}' output:
+     * [B*heads, hi - lo, d]. Rows [0, Lq) is the whole product, as one op sequence.
+     */
+    static NDArray attentionRows(NDArray qh, NDArray kh, NDArray vh, NDArray mask, long lo, long hi) {
+        long lq = qh.getShape().get(1);
+        long d = qh.getShape().get(2);
+        boolean whole = lo == 0 && hi == lq;
+        NDArray qc = whole ? qh : qh.get(new NDIndex(":, {}:{}, :", lo, hi));
+        NDArray scores = scale(qc.batchMatMul(kh), (float) (1.0 / Math.sqrt(d)));
         if (mask != null) {
-            scores = scores.add(mask);
+            scores = scores.add(whole ? mask : mask.get(new NDIndex("{}:{}, :", lo, hi)));
         }
-        NDArray out = scores.softmax(-1).batchMatMul(vh);
-        return out.reshape(b, heads, lq, d).transpose(0, 2, 1, 3).reshape(b, lq, c);
+        return scores.softmax(-1).batchMatMul(vh);
+    }
+
+    /** [B*heads, Lq, d] back to [B, Lq, heads * d]. */
+    static NDArray mergeHeads(NDArray oh, long b, int heads) {
+        Shape s = oh.getShape();
+        long lq = s.get(1);
+        long d = s.get(2);
+        return oh.reshape(b, heads, lq, d).transpose(0, 2, 1, 3).reshape(b, lq, heads * d);
     }
 
     /** Nearest-neighbour 2x upsampling of [N, C, H, W]. */

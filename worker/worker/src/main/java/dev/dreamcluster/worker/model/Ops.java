@@ -1,6 +1,9 @@
 package dev.dreamcluster.worker.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
 import java.util.LinkedHashSet;
 import java.util.Map;
@@ -20,8 +23,70 @@ import java.util.concurrent.ConcurrentHashMap;
  * against diffusers by the suite.
  */
 public final class Ops {
+    /**
+     * How the models trade compute for memory.
+     *
+     * @param gradientCheckpointing train.json's {@code gradient_checkpointing}: each UNet resnet and
+     *     transformer block and each CLIP layer keeps only its input through the forward and is
+     *     recomputed in backward ({@link #recompute()}, {@link Recompute})
+     * @param attentionChunkScores attention is computed in query chunks whose scores [B*heads, rows,
+     *     Lk] hold at most this many elements ({@link Nn#attention}); 0 computes it whole
+     * @param recomputeAttentionChunks with checkpointing, a transformer block's backward stores its
+     *     attention's chunk outputs and recomputes one chunk's scores at a time, so the scores of one
+     *     chunk exist at a time in backward too (one more forward of the attention scores per block)
+     */
+    public record Memory(boolean gradientCheckpointing, long attentionChunkScores, boolean recomputeAttentionChunks) {
+        /**
+         * 2^26 scores per chunk (128 MiB in fp16, 256 MiB in fp32): SD1.5's 64x64-latent self-attention
+         * at batch 4 (32 heads x 4096 x 4096 = 2^29 scores) in 8 chunks of 512 queries; no model at
+         * the tiny and medium test sizes is chunked.
+         */
+        public static final long DEFAULT_ATTENTION_CHUNK_SCORES = 1L << 26;
+
+        public Memory {
+            if (attentionChunkScores < 0) {
+                throw new IllegalArgumentException("attentionChunkScores must be >= 0, got " + attentionChunkScores);
+            }
+        }
+
+        /** Checkpointing as given, attention chunked at the default size, chunks recomputed one at a time. */
+        public static Memory of(boolean gradientCheckpointing) {
+            return new Memory(gradientCheckpointing, DEFAULT_ATTENTION_CHUNK_SCORES, true);
+        }
+    }
+
     private final Map<OpShape.Conv, ConvForm> convForms = new ConcurrentHashMap<>();
+    private final Memory memory;
     private Set<OpShape> trace;
+
+    /** Checkpointing off, attention chunked at the default size. */
+    public Ops() {
+        this(Memory.of(false));
+    }
+
+    /** train.json's {@code gradient_checkpointing}, attention chunked at the default size. */
+    public Ops(boolean gradientCheckpointing) {
+        this(Memory.of(gradientCheckpointing));
+    }
+
+    public Ops(Memory memory) {
+        this.memory = memory;
+    }
+
+    public Memory memory() {
+        return memory;
+    }
+
+    /**
+     * The session one training micro-step runs its forward passes and its backward through: with
+     * gradient checkpointing a recording {@link Recompute}, else {@link Recompute#DIRECT} (plain
+     * autograd). Pass it to {@link ClipTextModel#forward(NDArray, int, Recompute)} and {@link
+     * UNetModel#forward(NDArray, int[], NDArray, Recompute)} inside the step's GradientCollector,
+     * then call its {@link Recompute#backward} instead of {@code gc.backward(loss)}.
+     */
+    public Recompute recompute() {
+        return memory.gradientCheckpointing() ? Recompute.recording(memory.recomputeAttentionChunks()) : Recompute.DIRECT;
+    }
 
     /** Starts recording every op's shapes (replacing an earlier trace). */
     public void startTrace() {
@@ -79,9 +144,36 @@ public final class Ops {
         return Nn.layerNorm(x, gamma, beta, eps);
     }
 
+    /** Multi-head attention ({@link Nn#attention}), in query chunks of at most {@link Memory#attentionChunkScores} scores. */
     public NDArray attention(NDArray q, NDArray k, NDArray v, int heads, NDArray mask) {
+        return attention(Recompute.DIRECT, q, k, v, heads, mask);
+    }
+
+    /**
+     * {@link #attention(NDArray, NDArray, NDArray, int, NDArray)} inside a segment: when {@code r}
+     * records (a checkpointed block recomputed in backward) and the attention has several chunks,
+     * each chunk is a recomputed sub-segment of {@code r} (only the chunk outputs [B*heads, rows, d]
+     * are stored; backward recomputes one chunk's scores at a time), the head split and merge are
+     * kept sub-segments. Otherwise the chunked direct form. The same values either way.
+     */
+    public NDArray attention(Recompute r, NDArray q, NDArray k, NDArray v, int heads, NDArray mask) {
         record(new OpShape.Attention(q.getShape(), k.getShape(), heads, mask != null));
-        return Nn.attention(q, k, v, heads, mask);
+        Shape qs = q.getShape();
+        long b = qs.get(0);
+        long lq = qs.get(1);
+        long rows = Nn.chunkRows(b, heads, lq, k.getShape().get(1), memory.attentionChunkScores());
+        if (rows >= lq || !r.recording()) {
+            return Nn.attention(q, k, v, heads, mask, rows);
+        }
+        NDList h = r.keepAll((in, x) -> Nn.splitHeads(x.get(0), x.get(1), x.get(2), heads), q, k, v);
+        NDArray[] parts = new NDArray[Math.toIntExact((lq + rows - 1) / rows)];
+        for (int i = 0; i < parts.length; i++) {
+            long lo = i * rows;
+            long hi = Math.min(lq, lo + rows);
+            parts[i] = r.run(false, (in, x) -> Nn.attentionRows(x.get(0), x.get(1), x.get(2), mask, lo, hi), h.get(0), h.get(1),
+                    h.get(2));
+        }
+        return r.keep((in, x) -> Nn.mergeHeads(NDArrays.concat(x, 1), b, heads), parts);
     }
 
     public NDArray silu(NDArray x) {

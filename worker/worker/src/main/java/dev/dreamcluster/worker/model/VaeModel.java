@@ -23,8 +23,16 @@ public final class VaeModel {
         this.ops = ops;
     }
 
-    /** Mean and log-variance (clamped to [-30, 20]) of the latent distribution, unscaled. */
+    /**
+     * Mean and log-variance (clamped to [-30, 20]) of the latent distribution, unscaled. Each block's
+     * intermediates are freed when it returns and the block outputs when the encoder does: only the
+     * two results stay in the caller's scope (the training step's, through the UNet's step).
+     */
     public NDList encode(NDArray images) {
+        return Recompute.DIRECT.runAll((r, in) -> encodeBlocks(in.get(0)), images);
+    }
+
+    private NDList encodeBlocks(NDArray images) {
         List<Integer> boc = c.blockOutChannels();
         int n = boc.size();
         NDArray h = ops.conv(images, w.get("encoder.conv_in.weight"), w.get("encoder.conv_in.bias"), 1, 1);
@@ -34,13 +42,17 @@ public final class VaeModel {
                 h = resnet(p + ".resnets." + j, h);
             }
             if (i < n - 1) {
-                h = ops.conv(ops.padBottomRight(h), w.get(p + ".downsamplers.0.conv.weight"), w.get(p + ".downsamplers.0.conv.bias"), 2, 0);
+                h = step(x -> ops.conv(ops.padBottomRight(x), w.get(p + ".downsamplers.0.conv.weight"), w.get(p + ".downsamplers.0.conv.bias"),
+                        2, 0), h);
             }
         }
         h = mid("encoder.mid_block", h);
-        h = ops.silu(ops.groupNorm(h, c.normNumGroups(), w.get("encoder.conv_norm_out.weight"), w.get("encoder.conv_norm_out.bias"), EPS));
-        h = ops.conv(h, w.get("encoder.conv_out.weight"), w.get("encoder.conv_out.bias"), 1, 1);
-        NDArray moments = ops.conv(h, w.get("quant_conv.weight"), w.get("quant_conv.bias"), 1, 0);
+        NDArray moments = step(x -> {
+            NDArray y = ops.silu(ops.groupNorm(x, c.normNumGroups(), w.get("encoder.conv_norm_out.weight"), w.get("encoder.conv_norm_out.bias"),
+                    EPS));
+            y = ops.conv(y, w.get("encoder.conv_out.weight"), w.get("encoder.conv_out.bias"), 1, 1);
+            return ops.conv(y, w.get("quant_conv.weight"), w.get("quant_conv.bias"), 1, 0);
+        }, h);
         NDList parts = moments.split(2, 1);
         return new NDList(parts.get(0), parts.get(1).clip(-30f, 20f));
     }
@@ -52,8 +64,12 @@ public final class VaeModel {
         return dist.get(0).add(std.mul(noise)).mul((float) c.scalingFactor());
     }
 
-    /** Images in about [-1, 1] from unscaled latents. */
+    /** Images in about [-1, 1] from unscaled latents (intermediates freed as in {@link #encode}). */
     public NDArray decode(NDArray latents) {
+        return Recompute.DIRECT.run((r, in) -> decodeBlocks(in.get(0)), latents);
+    }
+
+    private NDArray decodeBlocks(NDArray latents) {
         List<Integer> boc = c.blockOutChannels();
         int n = boc.size();
         NDArray h = ops.conv(latents, w.get("post_quant_conv.weight"), w.get("post_quant_conv.bias"), 1, 0);
@@ -65,14 +81,31 @@ public final class VaeModel {
                 h = resnet(p + ".resnets." + j, h);
             }
             if (i < n - 1) {
-                h = ops.conv(ops.upsample2x(h), w.get(p + ".upsamplers.0.conv.weight"), w.get(p + ".upsamplers.0.conv.bias"), 1, 1);
+                h = step(x -> ops.conv(ops.upsample2x(x), w.get(p + ".upsamplers.0.conv.weight"), w.get(p + ".upsamplers.0.conv.bias"), 1, 1),
+                        h);
             }
         }
-        h = ops.silu(ops.groupNorm(h, c.normNumGroups(), w.get("decoder.conv_norm_out.weight"), w.get("decoder.conv_norm_out.bias"), EPS));
-        return ops.conv(h, w.get("decoder.conv_out.weight"), w.get("decoder.conv_out.bias"), 1, 1);
+        return step(x -> {
+            NDArray y = ops.silu(ops.groupNorm(x, c.normNumGroups(), w.get("decoder.conv_norm_out.weight"), w.get("decoder.conv_norm_out.bias"),
+                    EPS));
+            return ops.conv(y, w.get("decoder.conv_out.weight"), w.get("decoder.conv_out.bias"), 1, 1);
+        }, h);
+    }
+
+    /**
+     * One block as a {@link Recompute#DIRECT} segment: its intermediates are freed when it returns
+     * (DJL would keep them until the caller's scope closes; at 512 px one of the encoder's first
+     * tensors is 128 MiB per image).
+     */
+    private static NDArray step(java.util.function.UnaryOperator<NDArray> block, NDArray x) {
+        return Recompute.DIRECT.run((r, in) -> block.apply(in.get(0)), x);
     }
 
     private NDArray resnet(String p, NDArray x) {
+        return step(in -> resnetBlock(p, in), x);
+    }
+
+    private NDArray resnetBlock(String p, NDArray x) {
         int g = c.normNumGroups();
         NDArray h = ops.silu(ops.groupNorm(x, g, w.get(p + ".norm1.weight"), w.get(p + ".norm1.bias"), EPS));
         h = ops.conv(h, w.get(p + ".conv1.weight"), w.get(p + ".conv1.bias"), 1, 1);
@@ -85,7 +118,7 @@ public final class VaeModel {
 
     private NDArray mid(String p, NDArray h) {
         h = resnet(p + ".resnets.0", h);
-        h = attention(p + ".attentions.0", h);
+        h = step(x -> attention(p + ".attentions.0", x), h);
         return resnet(p + ".resnets.1", h);
     }
 

@@ -22,34 +22,37 @@ import java.util.Map;
  * one run, so each run gets new ids); the coordinator keeps rank 0's. Everyone else offers the
  * reason it cannot run NCCL.
  */
-public record WorkerCompute(String device, String collective, DataPlane.Offer offer, int optimizerThreads, boolean overlap) {
+public record WorkerCompute(String device, String collective, DataPlane.Offer offer, int optimizerThreads, boolean overlap,
+        double capacity, Boolean stateOnDevice) {
     /** Collective timeout, as the ring's: a stalled or dead peer fails the step after this long. */
     static final Duration TIMEOUT = Duration.ofSeconds(60);
 
     public static WorkerCompute cpu() {
-        return new WorkerCompute(null, null, DataPlane.Offer.ring("cpu worker"), 0, true);
+        return new WorkerCompute(null, null, DataPlane.Offer.ring("cpu worker"), 0, true, 0, null);
     }
 
     /**
      * @param device the --device flag or null; @param collective the --collective flag or null
      * @param optimizerThreads --optimizer_threads (0: one per core); @param overlap --overlap on
      */
-    public static WorkerCompute probe(String device, String collective, int optimizerThreads, boolean overlap) {
+    public static WorkerCompute probe(String device, String collective, int optimizerThreads, boolean overlap, double capacity,
+            Boolean stateOnDevice) {
         ComputeDevice d = device == null ? ComputeDevice.CPU : ComputeDevice.parse(device, "--device");
         if (!d.isGpu() && !d.auto() || "ring".equals(collective)) {
             return new WorkerCompute(device, collective, DataPlane.Offer.ring(d.isGpu() || d.auto() ? "--collective ring" : "cpu worker"),
-                    optimizerThreads, overlap);
+                    optimizerThreads, overlap, capacity, stateOnDevice);
         }
         String why = Nccl.unavailableReason();
         return new WorkerCompute(device, collective, why != null ? DataPlane.Offer.ring(why) : DataPlane.Offer.nccl(Nccl.newUniqueId()),
-                optimizerThreads, overlap);
+                optimizerThreads, overlap, capacity, stateOnDevice);
     }
 
     /** The run's compute settings (the plan's), with this worker's --device, optimizer threads and overlap. */
     ComputeConfig config(RunConfig run) {
         Map<String, Object> o = new HashMap<>();
         o.put("device", device);
-        return ComputeConfig.fromRun(run.compute(), o).withNodeSettings(optimizerThreads, overlap);
+        return ComputeConfig.fromRun(run.compute(), o).withNodeSettings(optimizerThreads, overlap).withCapacity(capacity)
+                .withStateOnDevice(stateOnDevice);
     }
 
     /** The plan's data plane: NCCL on this worker's GPU, or the ring over {@code server}. */

@@ -32,12 +32,14 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The per-step hook of every training loop for what a run leaves besides checkpoints: TensorBoard
- * scalars (loss, lr per component, grad norm, samples/s, val_loss) and sample images, on rank 0 only
- * (the other ranks get a no-op and simply wait at the next collective, so they wait exactly as long
- * as rank 0 samples). Samples are due every {@code sample_steps} optimizer steps (EveryDream2's
- * {@code (global_step + 1) % sample_steps == 0}, with steps counted from 1 here), and before the
- * first step with {@code generate_pretrain_samples}. The prompts file is re-read each time samples
- * are due, as EveryDream2 does; an edit that does not parse is reported and the previous prompts kept.
+ * scalars (loss, lr per component, grad norm, samples/s, val_loss) and sample images. Every rank
+ * takes part in sampling: rank 0 reads the prompts and sends their text to the others (one
+ * broadcast), each rank draws the prompts i with i % world == rank, and each image goes to rank 0
+ * (one broadcast from its rank), which writes every file and TensorBoard record. So no rank idles
+ * while another samples, and an image does not depend on which rank drew it (one prompt at a time,
+ * seeded). Samples are due every {@code sample_steps} optimizer steps (EveryDream2's
+ * sample_steps); the prompts file is re-read each time samples are due, as EveryDream2 does; an edit
+ * that does not parse is reported and the previous prompts kept.
  *
  * Files: {@code <out>/samples/gsSSSSS-III-<prompt>.png} (one image per prompt, one panel per cfg,
  * left to right) with a {@code .txt} beside it holding the prompt, negative prompt and seed; each
@@ -46,63 +48,101 @@ import org.slf4j.LoggerFactory;
 public final class RunOutputs implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(RunOutputs.class);
 
-    private final boolean active;
     private final TrainConfig cfg;
     private final Consumer<String> warn;
     private final Path samplesDir;
     private final EventFileWriter events;
+    /** The run's data plane (null in one process): prompts and images travel over it. */
+    private final dev.dreamcluster.collective.Collective collective;
+    private final int rank;
+    private final int world;
+    /** The prompts file as rank 0 last read it successfully: name and text (every rank holds the same). */
+    private String promptsName;
+    private String promptsText;
     private SamplePrompts prompts;
 
-    private RunOutputs(boolean active, TrainConfig cfg, Consumer<String> warn, SamplePrompts prompts, EventFileWriter events) {
-        this.active = active;
+    private RunOutputs(TrainConfig cfg, Consumer<String> warn, EventFileWriter events, dev.dreamcluster.collective.Collective collective) {
         this.cfg = cfg;
         this.warn = warn;
         this.samplesDir = cfg.out().resolve("samples");
-        this.prompts = prompts;
         this.events = events;
+        this.collective = collective;
+        this.rank = collective == null ? 0 : collective.rank();
+        this.world = collective == null ? 1 : collective.worldSize();
     }
 
     /**
-     * Checks the sample prompts against the model (bad input: a {@link ConfigError}), opens the
-     * TensorBoard file, and draws the pre-training samples when asked for and the run starts at step 0.
+     * Checks the sample prompts against the model (bad input: a {@link ConfigError} on rank 0), opens
+     * the TensorBoard file (rank 0), and draws the pre-training samples when asked for and the run
+     * starts at step 0. Every rank calls it (prompts are broadcast).
+     *
+     * @param collective the run's data plane, or null for one process
      */
-    public static RunOutputs open(TrainConfig cfg, int rank, Trainer trainer, Consumer<String> warn) {
+    public static RunOutputs open(TrainConfig cfg, dev.dreamcluster.collective.Collective collective, Trainer trainer,
+            Consumer<String> warn) {
         OutputsConfig o = cfg.outputs();
-        if (rank != 0) {
-            return new RunOutputs(false, cfg, warn, null, null);
-        }
-        SamplePrompts prompts = o.samplePrompts() == null ? null : checked(cfg, trainer, warn);
+        int rank = collective == null ? 0 : collective.rank();
         EventFileWriter events = null;
-        if (o.logdir() != null) {
+        if (rank == 0 && o.logdir() != null) {
             String run = o.projectName() + "-" + ZonedDateTime.now(ZoneOffset.UTC).format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
             events = EventFileWriter.open(o.logdir().resolve(run));
             LOG.info("TensorBoard events in {}", events.file());
         }
-        RunOutputs r = new RunOutputs(true, cfg, warn, prompts, events);
-        if (prompts != null && prompts.pretrainSamples() && trainer.step() == 0) {
+        RunOutputs r = new RunOutputs(cfg, warn, events, collective);
+        if (o.samplePrompts() != null) {
+            r.loadPrompts(trainer, true);
+        }
+        if (r.prompts != null && r.prompts.pretrainSamples() && trainer.step() == 0) {
             r.sample(0, trainer.samplingModels(), "", trainer.captions());
         }
         return r;
     }
 
-    private static SamplePrompts checked(TrainConfig cfg, Trainer trainer, Consumer<String> warn) {
-        SamplePrompts p = SamplePrompts.read(cfg.outputs().samplePrompts(), cfg.resolution(), cfg.seed(), cfg.batchSize(), warn);
+    /**
+     * Rank 0 reads and checks the prompts file (at the start a bad one is an error; later the previous
+     * prompts are kept and the problem reported) and broadcasts its text; every rank parses the same
+     * text. With no prompts file on rank 0's node at the start, there are no samples.
+     */
+    private void loadPrompts(Trainer trainer, boolean first) {
+        if (rank == 0) {
+            Path file = cfg.outputs().samplePrompts();
+            try {
+                SamplePrompts p = checked(SamplePrompts.read(file, cfg.resolution(), cfg.seed(), cfg.batchSize(), warn), trainer, file);
+                promptsText = Files.readString(file, StandardCharsets.UTF_8);
+                promptsName = file.toString();
+                prompts = p;
+            } catch (ConfigError | UncheckedIOException | IOException e) {
+                if (first) {
+                    throw e instanceof IOException io ? new UncheckedIOException(io) : (RuntimeException) e;
+                }
+                warn.accept(e.getMessage() + "; keeping the previous sample prompts");
+            }
+        }
+        if (world > 1) {
+            String[] got = Exchange.broadcastStrings(collective, 0, promptsName == null ? "" : promptsName, promptsText == null ? ""
+                    : promptsText);
+            if (rank != 0 && !got[0].isEmpty()) {
+                promptsName = got[0];
+                promptsText = got[1];
+                prompts = SamplePrompts.parse(promptsName, promptsText, cfg.resolution(), cfg.seed(), cfg.batchSize(), w -> { });
+            }
+        }
+    }
+
+    private static SamplePrompts checked(SamplePrompts p, Trainer trainer, Path file) {
         int multiple = trainer.samplingModels().sizeMultiple();
         for (int i = 0; i < p.requests().size(); i++) {
             SampleRequest q = p.requests().get(i);
             if (q.width() % multiple != 0 || q.height() % multiple != 0) {
-                throw ConfigError.invalid(cfg.outputs().samplePrompts() + " at sample " + i + " size",
-                        "[" + q.width() + ", " + q.height() + "]", "multiples of " + multiple + " for this model");
+                throw ConfigError.invalid(file + " at sample " + i + " size", "[" + q.width() + ", " + q.height() + "]", "multiples of "
+                        + multiple + " for this model");
             }
         }
         return p;
     }
 
-    /** After each optimizer step: TensorBoard scalars, then samples when due. */
+    /** After each optimizer step (every rank): TensorBoard scalars on rank 0, then samples when due. */
     public void afterStep(Trainer trainer, StepMetrics r) {
-        if (!active) {
-            return;
-        }
         if (events != null) {
             scalar("loss/step", r.step(), r.loss());
             scalar("hyperparameter/lr unet", r.step(), r.lrUnet());
@@ -114,7 +154,7 @@ public final class RunOutputs implements AutoCloseable {
         if (prompts != null) {
             int every = prompts.everyNSteps() != null ? prompts.everyNSteps() : cfg.outputs().sampleSteps();
             if (r.step() % every == 0) {
-                reload(trainer);
+                loadPrompts(trainer, false);
                 sample(r.step(), trainer.samplingModels(), "", trainer.captions());
             }
         }
@@ -129,63 +169,86 @@ public final class RunOutputs implements AutoCloseable {
         }
     }
 
-    private void reload(Trainer trainer) {
-        try {
-            prompts = checked(cfg, trainer, warn);
-        } catch (ConfigError | UncheckedIOException e) {
-            warn.accept(e.getMessage() + "; keeping the previous sample prompts");
-        }
-    }
-
     /**
-     * Draws every sample prompt from {@code models} at {@code step}: one call per set of weights
-     * (the current ones; EMA weights would come with {@code suffix "_ema"}, as EveryDream2 names them).
+     * Draws every sample prompt from {@code models} at {@code step} (every rank its share), one call
+     * per set of weights (the current ones; EMA weights would come with {@code suffix "_ema"}, as
+     * EveryDream2 names them).
      *
-     * @return the PNG files written
+     * @return the PNG files written (on rank 0; empty elsewhere)
      */
     public List<Path> sample(int step, SamplingModels models, String suffix, List<String> captions) {
         long t0 = System.nanoTime();
+        List<SampleRequest> requests = prompts.requests();
+        List<BufferedImage> mine = new ArrayList<>();
+        List<Long> seeds = new ArrayList<>();
+        for (int i = 0; i < requests.size(); i++) {
+            SampleRequest q = requests.get(i);
+            long seed = q.seed() == -1 ? new SplittableRandom().nextLong(1L << 30) : q.seed();
+            seeds.add(seed);
+            mine.add(i % world == rank ? sheet(q, prompt(q, step, i, captions), seed, models) : null);
+        }
         List<Path> written = new ArrayList<>();
+        for (int i = 0; i < requests.size(); i++) {
+            SampleRequest q = requests.get(i);
+            BufferedImage sheet = mine.get(i);
+            long seed = seeds.get(i);
+            if (world > 1) { // the drawing rank's pixels (24-bit RGB, exact in float32) and its seed to rank 0
+                Exchange.Image got = Exchange.broadcastImage(collective, i % world, sheet, q.width() * prompts.cfgs().size(), q.height(),
+                        seed);
+                sheet = got.image();
+                seed = got.seed();
+            }
+            if (rank == 0) {
+                written.add(write(step, i, q, prompt(q, step, i, captions), seed, sheet, suffix));
+            }
+        }
+        if (rank == 0) {
+            LOG.info("step {}: {} sample image(s) in {} ({} s over {} rank(s))", step, written.size(), samplesDir,
+                    String.format("%.1f", (System.nanoTime() - t0) / 1e9), world);
+        }
+        return written;
+    }
+
+    /** The prompt of request {@code i}: its text, or a training caption chosen by (step, i) for random-caption samples. */
+    private static String prompt(SampleRequest q, int step, int i, List<String> captions) {
+        return q.randomCaption() && !captions.isEmpty() ? captions.get((int) Math.floorMod(step * 7919L + i, (long) captions.size()))
+                : q.prompt();
+    }
+
+    /** One panel per cfg, left to right. */
+    private BufferedImage sheet(SampleRequest q, String prompt, long seed, SamplingModels models) {
+        BufferedImage sheet = new BufferedImage(q.width() * prompts.cfgs().size(), q.height(), BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = sheet.createGraphics();
+        for (int c = 0; c < prompts.cfgs().size(); c++) {
+            BufferedImage img = Sampler.sample(models, prompt, q.negativePrompt(), seed, q.width(), q.height(), prompts.cfgs().get(c),
+                    prompts.scheduler(), prompts.steps());
+            g.drawImage(img, c * q.width(), 0, null);
+        }
+        g.dispose();
+        return sheet;
+    }
+
+    private Path write(int step, int i, SampleRequest q, String prompt, long seed, BufferedImage sheet, String suffix) {
         try {
             Files.createDirectories(samplesDir);
-            List<SampleRequest> requests = prompts.requests();
-            for (int i = 0; i < requests.size(); i++) {
-                SampleRequest q = requests.get(i);
-                String prompt = q.randomCaption() && !captions.isEmpty()
-                        ? captions.get((int) Math.floorMod(step * 7919L + i, (long) captions.size()))
-                        : q.prompt();
-                long seed = q.seed() == -1 ? new SplittableRandom().nextLong(1L << 30) : q.seed();
-                BufferedImage sheet = new BufferedImage(q.width() * prompts.cfgs().size(), q.height(), BufferedImage.TYPE_INT_RGB);
-                Graphics2D g = sheet.createGraphics();
-                for (int c = 0; c < prompts.cfgs().size(); c++) {
-                    BufferedImage img = Sampler.sample(models, prompt, q.negativePrompt(), seed, q.width(), q.height(),
-                            prompts.cfgs().get(c), prompts.scheduler(), prompts.steps());
-                    g.drawImage(img, c * q.width(), 0, null);
-                }
-                g.dispose();
-                ByteArrayOutputStream png = new ByteArrayOutputStream();
-                ImageIO.write(sheet, "png", png);
-                String clean = cleanFilename(prompt);
-                clean = clean.substring(0, Math.min(100, clean.length()));
-                String base = String.format("gs%05d-%03d-%s%s", step, i, suffix, clean);
-                Path file = samplesDir.resolve(base + ".png");
-                dev.dreamcluster.io.AtomicFiles.write(file, png.toByteArray());
-                String text = q.describe(seed, prompt) + " cfgs: " + prompts.cfgs() + "\n scheduler: "
-                        + prompts.scheduler().name().toLowerCase(java.util.Locale.ROOT) + " " + prompts.steps() + " steps\n";
-                dev.dreamcluster.io.AtomicFiles.write(samplesDir.resolve(base + ".txt"), text.getBytes(StandardCharsets.UTF_8));
-                written.add(file);
-                if (events != null) {
-                    String tag = q.randomCaption() ? String.format("sample_%03d%s", i, suffix)
-                            : String.format("sample_%03d_%s%s", i, suffix, clean);
-                    events.image(tag, step, png.toByteArray(), sheet.getWidth(), sheet.getHeight());
-                }
+            ByteArrayOutputStream png = new ByteArrayOutputStream();
+            ImageIO.write(sheet, "png", png);
+            String clean = cleanFilename(prompt);
+            clean = clean.substring(0, Math.min(100, clean.length()));
+            String base = String.format("gs%05d-%03d-%s%s", step, i, suffix, clean);
+            Path file = samplesDir.resolve(base + ".png");
+            dev.dreamcluster.io.AtomicFiles.write(file, png.toByteArray());
+            String text = q.describe(seed, prompt) + " cfgs: " + prompts.cfgs() + "\n scheduler: "
+                    + prompts.scheduler().name().toLowerCase(java.util.Locale.ROOT) + " " + prompts.steps() + " steps\n";
+            dev.dreamcluster.io.AtomicFiles.write(samplesDir.resolve(base + ".txt"), text.getBytes(StandardCharsets.UTF_8));
+            if (events != null) {
+                String tag = q.randomCaption() ? String.format("sample_%03d%s", i, suffix) : String.format("sample_%03d_%s%s", i, suffix, clean);
+                events.image(tag, step, png.toByteArray(), sheet.getWidth(), sheet.getHeight());
             }
+            return file;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write samples to " + samplesDir, e);
         }
-        LOG.info("step {}: {} sample image(s) in {} ({} s)", step, written.size(), samplesDir,
-                String.format("%.1f", (System.nanoTime() - t0) / 1e9));
-        return written;
     }
 
     /**
@@ -193,7 +256,7 @@ public final class RunOutputs implements AutoCloseable {
      * also writes {@code <out>/final.safetensors} in the LDM layout (fp16 unless save_full_precision).
      */
     public void finish(Trainer trainer) {
-        if (!active || !cfg.outputs().saveSingleFile()) {
+        if (rank != 0 || !cfg.outputs().saveSingleFile()) {
             return;
         }
         Path file = cfg.out().resolve("final.safetensors");

@@ -20,13 +20,21 @@ import java.util.Map;
  *     to one calls std::terminate: the JVM aborts, measured here)
  */
 public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtype, CollectiveKind collective,
-        boolean gradScalerStepTweaks, int optimizerThreads, boolean overlap) {
+        boolean gradScalerStepTweaks, int optimizerThreads, boolean overlap, double capacity, Boolean stateOnDevice) {
+    /** {@link #capacity}: measure each rank's speed on the generation's first steps. */
+    public static final double MEASURE = -1;
+
     public static final ComputeConfig CPU_FP32 = new ComputeConfig(ComputeDevice.CPU, false, Precision.FP16, CollectiveKind.AUTO, true);
 
     /**
      * @param optimizerThreads threads of this node's optimizer step (0: one per core); the result is
      *     the same for any count
      * @param overlap run the host ring's collectives on a communication thread (the numbers are the same)
+     * @param capacity this node's relative speed for cutting each global micro-batch (0: every rank
+     *     the same share; {@link #MEASURE}: measured on the generation's first steps)
+     * @param stateOnDevice where the fp32 masters, gradients and optimizer state live: true on the
+     *     compute device (DJL operations; the GPU default), false in host memory with the Java kernels
+     *     (the CPU default: bitsandbytes-exact 8-bit, fastest on a CPU); null: the device's default
      */
     public ComputeConfig {
         if (ampDtype == Precision.FP32) {
@@ -35,16 +43,29 @@ public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtyp
         if (optimizerThreads < 0) {
             throw ConfigError.invalid("--optimizer_threads", Integer.toString(optimizerThreads), "a thread count >= 1, or 0 for one per core");
         }
+        if (!(capacity >= 0 || capacity == MEASURE) || Double.isInfinite(capacity)) {
+            throw ConfigError.invalid("--capacity", Double.toString(capacity), "a relative speed > 0, or auto");
+        }
     }
 
     /** This node's defaults: one optimizer thread per core, the communication thread on. */
     public ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtype, CollectiveKind collective, boolean gradScalerStepTweaks) {
-        this(device, amp, ampDtype, collective, gradScalerStepTweaks, 0, true);
+        this(device, amp, ampDtype, collective, gradScalerStepTweaks, 0, true, 0, null);
     }
 
     /** The same with this node's thread and overlap settings (flags of the command that starts it). */
     public ComputeConfig withNodeSettings(int threads, boolean overlapOn) {
-        return new ComputeConfig(device, amp, ampDtype, collective, gradScalerStepTweaks, threads, overlapOn);
+        return new ComputeConfig(device, amp, ampDtype, collective, gradScalerStepTweaks, threads, overlapOn, capacity, stateOnDevice);
+    }
+
+    /** The same with this node's --capacity (0: an even cut; MEASURE: measured). */
+    public ComputeConfig withCapacity(double c) {
+        return new ComputeConfig(device, amp, ampDtype, collective, gradScalerStepTweaks, optimizerThreads, overlap, c, stateOnDevice);
+    }
+
+    /** The same with --state_on (true: device, false: host, null: the device's default). */
+    public ComputeConfig withStateOnDevice(Boolean onDevice) {
+        return new ComputeConfig(device, amp, ampDtype, collective, gradScalerStepTweaks, optimizerThreads, overlap, capacity, onDevice);
     }
 
     /** The optimizer's thread count on this machine. */
@@ -66,7 +87,7 @@ public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtyp
     }
 
     public ComputeConfig withDevice(ComputeDevice d) {
-        return new ComputeConfig(d, amp, ampDtype, collective, gradScalerStepTweaks, optimizerThreads, overlap);
+        return new ComputeConfig(d, amp, ampDtype, collective, gradScalerStepTweaks, optimizerThreads, overlap, capacity, stateOnDevice);
     }
 
     /**

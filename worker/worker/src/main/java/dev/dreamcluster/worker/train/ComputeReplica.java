@@ -36,8 +36,11 @@ public final class ComputeReplica {
     public final Device djlDevice;
     public final Precision precision;
     public final GradScaler scaler;
+    /** True when the training state lives on the compute device (a device store), false on the host. */
+    public final boolean stateOnDevice;
 
-    private ComputeReplica(ComputeDevice device, Precision precision, boolean stepTweaks) {
+    private ComputeReplica(ComputeDevice device, Precision precision, boolean stepTweaks, boolean stateOnDevice) {
+        this.stateOnDevice = stateOnDevice;
         this.device = device;
         this.djlDevice = device.isGpu() ? Device.gpu(device.gpuIndex()) : Device.cpu();
         this.precision = precision;
@@ -65,17 +68,19 @@ public final class ComputeReplica {
         if (d.auto()) {
             LOG.info("device auto: {}", r);
         }
-        return new ComputeReplica(r, cfg.precision(r), cfg.gradScalerStepTweaks());
+        return new ComputeReplica(r, cfg.precision(r), cfg.gradScalerStepTweaks(),
+                cfg.stateOnDevice() != null ? cfg.stateOnDevice() : r.isGpu());
     }
 
-    /** PYTORCH_* from the environment, overridden by system properties (what DJL reads, in its order). */
+    /**
+     * PYTORCH_* as DJL reads them: the environment variable, else the system property of the same name
+     * ({@code Utils.getEnvOrSystemProperty} at v0.36.0: the environment wins).
+     */
     static Map<String, String> pytorchSettings() {
         Map<String, String> m = new HashMap<>();
-        for (String k : new String[] {"PYTORCH_LIBRARY_PATH", "PYTORCH_VERSION", "PYTORCH_FLAVOR"}) {
-            String v = System.getenv(k);
-            if (System.getProperty(k) != null) {
-                v = System.getProperty(k);
-            }
+        Map<String, String> env = System.getenv();
+        for (String k : Libtorch.KEYS) {
+            String v = Libtorch.envThenProperty(k, env);
             if (v != null) {
                 m.put(k, v);
             }
@@ -98,7 +103,8 @@ public final class ComputeReplica {
         if (sharesMasters() || (!device.isGpu() && t == DataType.FLOAT32)) {
             return masters;
         }
-        return masters.replica(parent, djlDevice, t, trainable);
+        // with the state on the device, the trainable tensors are the device store's fp32 views: not copied here
+        return masters.replica(parent, djlDevice, t, trainable, stateOnDevice);
     }
 
     /** The dtype the models compute in. */
@@ -135,6 +141,6 @@ public final class ComputeReplica {
 
     @Override
     public String toString() {
-        return device + " " + precision;
+        return device + " " + precision + (stateOnDevice ? ", training state on the device" : "");
     }
 }

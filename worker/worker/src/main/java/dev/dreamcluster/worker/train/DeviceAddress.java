@@ -15,7 +15,7 @@ import java.nio.ByteBuffer;
  * reflection) its address is the device pointer. The buffer is never read from Java. A direct
  * buffer holds at most 2 GiB, so the address is taken of a one-element view at {@code element}.
  */
-final class DeviceAddress {
+public final class DeviceAddress {
     private static final Object LIB;
     private static final Method DIRECT;
 
@@ -35,7 +35,7 @@ final class DeviceAddress {
     private DeviceAddress() {}
 
     /** A direct buffer over element {@code element} of contiguous 1-d {@code flat}, aliasing its memory. */
-    static ByteBuffer alias(NDArray flat, long element) {
+    public static ByteBuffer alias(NDArray flat, long element) {
         if (flat.getShape().dimension() != 1) {
             throw new IllegalArgumentException("a flat (1-d) tensor is needed, got " + flat.getShape());
         }
@@ -48,7 +48,7 @@ final class DeviceAddress {
     }
 
     /** The address of element {@code element} of contiguous 1-d {@code flat} (a device pointer for a CUDA tensor). */
-    static long of(NDArray flat, long element) {
+    public static long of(NDArray flat, long element) {
         try (org.bytedeco.javacpp.Pointer p = new org.bytedeco.javacpp.Pointer(alias(flat, element))) {
             return p.address();
         }

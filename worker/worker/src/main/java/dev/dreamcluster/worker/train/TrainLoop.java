@@ -21,6 +21,8 @@ import java.util.function.Consumer;
  * business: metrics.jsonl and a progress line in one process, the coordinator in a cluster.
  */
 public final class TrainLoop {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(TrainLoop.class);
+
     /** Receives each step's metrics (and step 0: the starting val_loss) on the loop's thread. */
     public interface StepListener {
         void stepCompleted(StepMetrics metrics, int totalSteps);
@@ -72,9 +74,9 @@ public final class TrainLoop {
         TrainConfig cfg = run.train();
         boolean rank0 = collective == null || collective.rank() == 0;
         try (Trainer t = new Trainer(cfg, run.optimizer(), resume, warn, collective, compute);
-                RunOutputs outputs = RunOutputs.open(cfg, collective == null ? 0 : collective.rank(), t, warn)) {
-            // the other ranks wait at the first step's first collective while rank 0 validates
-            double startVal = t.step() == 0 && rank0 ? t.validate() : Double.NaN;
+                RunOutputs outputs = RunOutputs.open(cfg, collective, t, warn)) {
+            bound(LOAD_BOUND, "every rank's model load and the starting validation");
+            double startVal = t.step() == 0 ? validate(t, 0) : Double.NaN; // every rank validates its share of the images
             if (rank0) {
                 // only now that the model, the data and the checkpoint were accepted: a refused run writes nothing
                 writeRunFiles(cfg.out());
@@ -86,7 +88,6 @@ public final class TrainLoop {
             StepMetrics last = null;
             long lastCheckpoint = System.nanoTime();
             java.util.List<Double> stepSeconds = new java.util.ArrayList<>();
-            bound(LOAD_BOUND, "every rank's model load and the starting validation");
             while (t.step() < t.totalSteps()) {
                 long t0 = System.nanoTime();
                 StepMetrics m = t.trainStep();
@@ -96,8 +97,8 @@ public final class TrainLoop {
                 }
                 boolean end = t.step() == t.totalSteps();
                 boolean validated = end || (t.valEveryNSteps() > 0 && m.step() % t.valEveryNSteps() == 0);
-                if (rank0 && validated) {
-                    m = m.withValLoss(t.validate());
+                if (validated) {
+                    m = m.withValLoss(validate(t, m.step()));
                 }
                 listener.stepCompleted(m, t.totalSteps());
                 outputs.afterStep(t, m); // rank 0 samples and logs; the others wait at the next collective
@@ -129,6 +130,15 @@ public final class TrainLoop {
             t.barrier(); // nobody leaves before rank 0 has written the final model
             return last;
         }
+    }
+
+    /** Every rank's share of the validation; its time goes to the log (the step benchmark reads it). */
+    private double validate(Trainer t, int step) {
+        long t0 = System.nanoTime();
+        double v = t.validate();
+        LOG.info("validation at step {}: val_loss {} in {} s on {} rank(s)", step, String.format("%.6f", v),
+                String.format(java.util.Locale.ROOT, "%.3f", (System.nanoTime() - t0) / 1e9), collective == null ? 1 : collective.worldSize());
+        return v;
     }
 
     private void bound(java.time.Duration d, String what) {

@@ -17,6 +17,7 @@ import dev.dreamcluster.worker.train.ckpt.Checkpointer;
 import dev.dreamcluster.worker.train.ckpt.EmaWeights;
 import dev.dreamcluster.worker.train.ckpt.Resume;
 import dev.dreamcluster.worker.train.ckpt.TrainerState;
+import dev.dreamcluster.worker.train.data.BatchCut;
 import dev.dreamcluster.worker.train.data.DataCursor;
 import dev.dreamcluster.worker.train.grad.GradSync;
 import dev.dreamcluster.worker.train.grad.ParamGroup;
@@ -70,10 +71,6 @@ public final class Trainer implements AutoCloseable {
         this.collective = collective;
         int rank = collective == null ? 0 : collective.rank();
         int world = collective == null ? 1 : collective.worldSize();
-        if (cfg.batchSize() % world != 0) {
-            throw new ConfigError("batch_size: " + cfg.batchSize() + " is not allowed with " + world
-                    + " workers (allowed: a multiple of the worker count; each worker takes an equal slice)");
-        }
         RankAgreement.check(collective, "seed", cfg.seed());
         ComputeReplica replica = ComputeReplica.of(compute); // loads the engine (a GPU needs the CUDA libtorch set up by the launcher)
         Path modelPath = resume != null ? resume.resolve("model") : cfg.model();
@@ -83,33 +80,42 @@ public final class Trainer implements AutoCloseable {
         }
         this.bundle = ModelBundle.load(modelPath, folder, opt, replica);
         this.data = new DataCursor(cfg, warn);
-        bundle.checkOps(cfg.batchSize() / world, data.latentSizes(bundle.latentFactor), cfg.clipSkip());
         // the one layout of the flat buffers and shard cuts: the same arithmetic the plan hash covers
         ParamLayout layout = ParamLayout.of(folder, bundle.freeze, world);
         int threads = compute.optimizerThreadCount();
-        groups.add(ParamGroup.onHost(layout.part(Component.UNET), bundle.unetCompute, bundle.unetMasters, opt.unet(),
-                data.totalSteps(), rank, threads));
-        groups.add(ParamGroup.onHost(layout.part(Component.TEXT_ENCODER), bundle.teCompute, bundle.teMasters, opt.textEncoder(),
-                data.totalSteps(), rank, threads));
+        for (Component c : new Component[] {Component.UNET, Component.TEXT_ENCODER}) {
+            var config = c == Component.UNET ? opt.unet() : opt.textEncoder();
+            groups.add(replica.stateOnDevice
+                    ? ParamGroup.onDevice(layout.part(c), bundle.compute(c), bundle.masters(c), config, data.totalSteps(), rank, bundle.manager())
+                    : ParamGroup.onHost(layout.part(c), bundle.compute(c), bundle.masters(c), config, data.totalSteps(), rank, threads));
+        }
         this.sync = new GradSync(collective, compute.overlap());
         if (world > 1) {
             LOG.info("rank {}: communication thread {} (each component's collectives overlapped with the other's host work)", rank,
                     sync.overlaps() ? "on" : "off");
         }
         int at = 0;
-        if (resume != null) {
-            TrainerState s = TrainerState.read(resume);
-            at = s.step();
-            data.resumeAt(s.epoch(), s.batchIndex(), s.microStep());
+        TrainerState state = resume == null ? null : TrainerState.read(resume);
+        if (state != null) {
+            at = state.step();
+            data.resumeAt(state.epoch(), state.batchIndex(), state.microStep());
         }
+        BatchCut cut = BatchCut.agree(cfg.batchSize(), compute.capacity(), sync, state == null ? null : state.batchSplit());
+        if (world > 1) {
+            LOG.info("rank {}: images per rank {}{}", rank, cut.split(), state != null && state.batchSplit() != null
+                    && state.batchSplit().length == world ? " (the checkpoint's cut)" : cut.measure() ? " until measured" : "");
+        }
+        // the startup check at this rank's real shapes: its images per micro-batch, every bucket's latent size
+        java.util.function.IntConsumer checkOps = n -> bundle.checkOps(n, data.latentSizes(bundle.latentFactor), cfg.clipSkip());
+        checkOps.accept(cut.split().counts()[rank]);
         EmaWeights ema = EmaWeights.create(cfg.features(), data.totalSteps(), groups.get(0), groups.get(1), rank, resume);
         this.checkpointer = new Checkpointer(cfg, opt, bundle, groups, collective, ema);
         if (resume != null) {
             checkpointer.resume(resume);
         }
         refuseNothingToTrain(at);
-        this.diffusion = new DiffusionStep(cfg, bundle, rank, world);
-        this.step = new TrainStep(cfg, bundle, diffusion, data, groups, sync, ema, at);
+        this.diffusion = new DiffusionStep(cfg, bundle, rank, world, cut.split());
+        this.step = new TrainStep(cfg, bundle, diffusion, data, groups, sync, ema, at, cut.measure(), checkOps);
         LOG.info("training {} images ({} steps/epoch), {} optimizer steps, unet {} trainable tensors, text encoder {}, on {}",
                 data.items().size(), data.stepsPerEpoch(), data.totalSteps(), groups.get(0).names().size(), groups.get(1).names().size(),
                 replica);
@@ -142,9 +148,12 @@ public final class Trainer implements AutoCloseable {
         return step.run();
     }
 
-    /** Mean loss over the fixed validation set: the validation images, fixed noise and timesteps. */
+    /**
+     * Mean loss over the fixed validation set: the validation images, fixed noise and timesteps. Every
+     * rank must call it (each computes its share; one all-reduce).
+     */
     public double validate() {
-        return diffusion.validate(data.validation(), data.buckets());
+        return diffusion.validate(data.validation(), data.buckets(), sync);
     }
 
     public int totalSteps() {
@@ -180,7 +189,7 @@ public final class Trainer implements AutoCloseable {
 
     /** Writes a checkpoint of the current step (every rank must call it: the optimizer gather is a collective). */
     public void checkpoint(Path dir) {
-        checkpointer.checkpoint(dir, step.step(), data);
+        checkpointer.checkpoint(dir, step.step(), data, diffusion.split());
     }
 
     /** The current weights as a diffusers folder (and the EMA beside it when EMA is on). */

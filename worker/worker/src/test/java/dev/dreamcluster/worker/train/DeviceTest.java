@@ -47,7 +47,7 @@ class DeviceTest {
     @Tag("gpu")
     void gpuStepWithNcclMatchesTheCpu(@org.junit.jupiter.api.io.TempDir Path tmp) {
         String lib = ComputeReplica.pytorchSettings().get("PYTORCH_LIBRARY_PATH");
-        assumeTrue(lib != null, "PYTORCH_LIBRARY_PATH (a CUDA libtorch 2.7.1+cu128) is not set");
+        assumeTrue(lib != null, "PYTORCH_LIBRARY_PATH (a CUDA libtorch: 2.7.1, or one with a JNI from bin/gpu-check jni) is not set");
         Libtorch.settings(Path.of(lib), "PYTORCH_LIBRARY_PATH").forEach(System::setProperty);
         assumeTrue(Nccl.unavailableReason() == null, "NCCL: " + Nccl.unavailableReason());
         var opt = TrainerTest.optimizer(TrainerTest.ADAMW);

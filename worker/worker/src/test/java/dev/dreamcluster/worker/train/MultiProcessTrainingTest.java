@@ -107,6 +107,85 @@ class MultiProcessTrainingTest {
         assertTrue(compare(tmp, "adamw8bit") <= 2e-5 + 1e-3);
     }
 
+    /**
+     * Mixed-speed workers: capacities 1 and 2 cut every batch of 4 into 1 + 3 images, each rank's loss
+     * weighted by its share, so the update is still the global-batch mean: the run trains like one
+     * worker (within 0.1 lr; the sums round differently). The cut is written into the checkpoint and
+     * replayed on resume (even with other --capacity flags), so the resumed run equals the whole run bit
+     * for bit.
+     */
+    @Test
+    void unevenCapacitiesShouldTrainLikeOneWorkerAndResumeExactly(@TempDir Path tmp) throws Exception {
+        Path model = tmp.resolve("model");
+        Path trainJson = setup(tmp, "adamw");
+        Path one = tmp.resolve("one");
+        assertEquals(0, launch(trainJson, 1, one, 41));
+        Path two = tmp.resolve("two");
+        assertEquals(0, waitAll(start(trainJson, 2, two, 42, STEPS, STEPS / 2,
+                java.util.Map.of("DREAMCLUSTER_CAPACITIES", "1,2", "DREAMCLUSTER_LOG_LEVEL", "INFO")), two, 2));
+        assertTrue(Files.readString(tmp.resolve("rank0-two.log")).contains("images per rank [1, 3]"),
+                Files.readString(tmp.resolve("rank0-two.log")));
+        Path resumed = tmp.resolve("resumed");
+        Path ckpt = two.resolve("checkpoints").resolve(String.format("step-%06d", STEPS / 2));
+        assertEquals(0, waitAll(start(trainJson, 2, resumed, 43, STEPS / 2, 0,
+                java.util.Map.of("DREAMCLUSTER_CAPACITIES", "3,1", "DREAMCLUSTER_LOG_LEVEL", "INFO"), ckpt), resumed, 2));
+        assertTrue(Files.readString(tmp.resolve("rank0-resumed.log")).contains("images per rank [1, 3] (the checkpoint's cut)"));
+        double worst = TinyRun.worstRelativeDifference(one.resolve("final"), two.resolve("final"), model);
+        System.out.println("capacities 1,2: 2 workers vs 1 worker after " + STEPS + " steps: worst relative parameter difference " + worst);
+        assertTrue(worst <= TinyRun.ADAMW_EQUIVALENCE_BOUND, "worst " + worst);
+        for (Component c : new Component[] {Component.UNET, Component.TEXT_ENCODER}) {
+            SafetensorsFile a = SafetensorsFile.open(DiffusersFolder.weightsFile(two.resolve("final"), c));
+            SafetensorsFile b = SafetensorsFile.open(DiffusersFolder.weightsFile(resumed.resolve("final"), c));
+            for (String name : a.tensors().keySet()) {
+                assertArrayEquals(a.readFloats(name), b.readFloats(name), "resumed " + c.folder() + "/" + name);
+            }
+        }
+    }
+
+    /**
+     * The device path (fp32 masters, gradients and AdamW8bit state as DJL tensors where the model
+     * computes, the optimizer as DJL operations; DJL's CPU engine here, the same code as on a GPU):
+     * one rank trains like the host path (Java kernels; the same bits but for the norm's summation
+     * order), and 2 ranks (reduce-scatter and all-gather of the device buffers over the ring) like one.
+     */
+    @Test
+    void theDevicePathShouldTrainLikeTheHostPathAndTwoDeviceRanksLikeOne(@TempDir Path tmp) throws Exception {
+        Path model = tmp.resolve("model");
+        Path trainJson = setup(tmp, "adamw8bit");
+        Path host = tmp.resolve("host");
+        assertEquals(0, launch(trainJson, 1, host, 51));
+        Path one = tmp.resolve("one");
+        assertEquals(0, launch(trainJson, 1, one, 52, java.util.Map.of("DREAMCLUSTER_STATE_ON", "device", "DREAMCLUSTER_LOG_LEVEL", "INFO")));
+        assertTrue(Files.readString(tmp.resolve("rank0-one.log")).contains("training state on the device"));
+        Path two = tmp.resolve("two");
+        assertEquals(0, launch(trainJson, 2, two, 53, java.util.Map.of("DREAMCLUSTER_STATE_ON", "device")));
+        double hostVsDevice = TinyRun.worstRelativeDifference(host.resolve("final"), one.resolve("final"), model);
+        double twoVsOne = TinyRun.worstRelativeDifference(one.resolve("final"), two.resolve("final"), model);
+        System.out.printf("device path, AdamW8bit, %d steps: 1 rank against the host path %.3g, 2 ranks against 1 %.3g%n", STEPS,
+                hostVsDevice, twoVsOne);
+        assertTrue(hostVsDevice <= 2e-5 + 1e-3, "device vs host " + hostVsDevice);
+        assertTrue(twoVsOne <= 2e-5 + 1e-3, "2 device ranks vs 1 " + twoVsOne);
+    }
+
+    /** Waits for every process; the first non-zero exit code (its logs printed), or 0. */
+    static int waitAll(List<Process> ps, Path out, int world) throws Exception {
+        int code = 0;
+        for (Process p : ps) {
+            if (!p.waitFor(300, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                code = 124;
+            } else if (p.exitValue() != 0 && code == 0) {
+                code = p.exitValue();
+            }
+        }
+        if (code != 0) {
+            for (int r = 0; r < world; r++) {
+                System.err.println(Files.readString(out.resolveSibling("rank" + r + "-" + out.getFileName() + ".log")));
+            }
+        }
+        return code;
+    }
+
     /** Trains 1 and 2 workers and returns the worst relative parameter difference. */
     static double compare(Path tmp, String optimizer) throws Exception {
         Path model = tmp.resolve("model");
@@ -154,6 +233,12 @@ class MultiProcessTrainingTest {
 
     static List<Process> start(Path trainJson, int world, Path out, long runId, int steps, int saveEvery, java.util.Map<String, String> env)
             throws Exception {
+        return start(trainJson, world, out, runId, steps, saveEvery, env, null);
+    }
+
+    /** The same continuing from checkpoint {@code resume} (null: from the start); {@code steps} more steps. */
+    static List<Process> start(Path trainJson, int world, Path out, long runId, int steps, int saveEvery, java.util.Map<String, String> env,
+            Path resume) throws Exception {
         List<String> peers = new ArrayList<>();
         for (int r = 0; r < world; r++) {
             try (ServerSocketChannel s = ServerSocketChannel.open().bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))) {
@@ -167,7 +252,7 @@ class MultiProcessTrainingTest {
             ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Dai.djl.offline=true",
                     "-cp", System.getProperty("java.class.path"), RingTrainMain.class.getName(), trainJson.toString(),
                     Integer.toString(r), String.join(",", peers), Integer.toString(steps), out.toString(), Long.toString(runId),
-                    Integer.toString(saveEvery))
+                    Integer.toString(saveEvery), resume == null ? "" : resume.toString())
                     .redirectErrorStream(true).redirectOutput(out.resolveSibling("rank" + r + "-" + out.getFileName() + ".log").toFile());
             pb.environment().put(RingTrainMain.SECRET_ENV, secret);
             pb.environment().putAll(env);

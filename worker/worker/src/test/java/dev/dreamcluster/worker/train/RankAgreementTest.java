@@ -21,6 +21,11 @@ import org.junit.jupiter.api.Test;
 /** Ranks holding different seeds (seed -1 drawn per process) all fail before training; equal seeds pass. */
 class RankAgreementTest {
     static List<String> run(long seed0, long seed1) throws Exception {
+        return run(seed0, seed1, false);
+    }
+
+    /** Two ring ranks in threads holding {@code seed0} and {@code seed1} (or those as weight CRCs). */
+    static List<String> run(long seed0, long seed1, boolean weights) throws Exception {
         List<ServerSocketChannel> servers = new ArrayList<>();
         List<InetSocketAddress> peers = new ArrayList<>();
         for (int r = 0; r < 2; r++) {
@@ -36,9 +41,13 @@ class RankAgreementTest {
                 int rank = r;
                 f.add(pool.submit(() -> {
                     try (Collective c = RingCollective.connect(77, secret, rank, peers, servers.get(rank), Duration.ofSeconds(20))) {
-                        RankAgreement.check(c, "seed", rank == 0 ? seed0 : seed1);
+                        if (weights) {
+                            RankAgreement.checkWeights(c, rank == 0 ? seed0 : seed1, 7);
+                        } else {
+                            RankAgreement.check(c, "seed", rank == 0 ? seed0 : seed1);
+                        }
                         return "ok";
-                    } catch (ConfigError e) {
+                    } catch (ConfigError | dev.dreamcluster.run.TrainingHalted e) {
                         return e.getMessage();
                     }
                 }));
@@ -50,6 +59,15 @@ class RankAgreementTest {
             return out;
         } finally {
             pool.shutdownNow();
+        }
+    }
+
+    /** Ranks whose weights differ (one CRC-32 each) halt together at the check; equal weights pass. */
+    @Test
+    void divergedWeightsHaltEveryRank() throws Exception {
+        assertEquals(List.of("ok", "ok"), run(0xCAFEBABEL, 0xCAFEBABEL, true));
+        for (String m : run(0xCAFEBABEL, 0xCAFEBABFL, true)) {
+            assertTrue(m.startsWith("step 7: the ranks' weights diverged: rank 1's parameters differ from rank 0's"), m);
         }
     }
 

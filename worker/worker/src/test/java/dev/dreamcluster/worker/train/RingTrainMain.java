@@ -37,9 +37,18 @@ public final class RingTrainMain {
 
     private RingTrainMain() {}
 
+    /** This rank's --capacity from DREAMCLUSTER_CAPACITIES (comma-separated, one per rank; "auto"), or 0. */
+    static double capacity(int rank) {
+        String list = System.getenv("DREAMCLUSTER_CAPACITIES");
+        if (list == null) {
+            return 0;
+        }
+        return list.equals("auto") ? ComputeConfig.MEASURE : Double.parseDouble(list.split(",")[rank]);
+    }
+
     public static void main(String[] args) throws Exception {
         int saveEvery = args.length >= 7 ? Integer.parseInt(args[6]) : 0;
-        Path resume = args.length == 8 ? Path.of(args[7]) : null;
+        Path resume = args.length == 8 && !args[7].isEmpty() ? Path.of(args[7]) : null;
         Path trainJson = Path.of(args[0]);
         int rank = Integer.parseInt(args[1]);
         List<InetSocketAddress> peers = RingCollective.parsePeers(List.of(args[2].split(",")));
@@ -63,9 +72,15 @@ public final class RingTrainMain {
                 if (rank == 0 && m.step() > 0) {
                     System.out.printf("step %d loss %.6f grad_norm %.6f%n", m.step(), m.loss(), m.gradNorm());
                 }
+                if (rank == 0 && !Double.isNaN(m.valLoss())) {
+                    System.out.printf("step %d val_loss %.9f%n", m.step(), m.valLoss());
+                }
             }, w -> System.err.println("rank " + rank + " warning: " + w),
                     // the harness is this process's command line: DREAMCLUSTER_OVERLAP=off is its --overlap off
-                    ComputeConfig.CPU_FP32.withNodeSettings(0, !"off".equalsIgnoreCase(System.getenv("DREAMCLUSTER_OVERLAP")))).run();
+                    ComputeConfig.CPU_FP32.withNodeSettings(0, !"off".equalsIgnoreCase(System.getenv("DREAMCLUSTER_OVERLAP")))
+                            .withCapacity(capacity(rank))
+                            .withStateOnDevice(System.getenv("DREAMCLUSTER_STATE_ON") == null ? null
+                                    : "device".equals(System.getenv("DREAMCLUSTER_STATE_ON")))).run();
         } catch (CollectiveException e) {
             System.err.println("error: rank " + rank + ": " + e.getMessage() + "; the last committed checkpoint is in "
                     + out.resolve("checkpoints"));

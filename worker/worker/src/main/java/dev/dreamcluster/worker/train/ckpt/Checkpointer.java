@@ -51,8 +51,12 @@ public final class Checkpointer {
         }
     }
 
-    /** Writes checkpoint {@code dir} at {@code step}; every rank must call it (the optimizer gather is a collective). */
-    public void checkpoint(Path dir, int step, DataCursor data) {
+    /**
+     * Writes checkpoint {@code dir} at {@code step} with the cut of the batches it was trained with;
+     * every rank must call it (the optimizer gather is a collective).
+     */
+    public void checkpoint(Path dir, int step, DataCursor data, dev.dreamcluster.worker.train.data.BatchSplit split) {
+        dev.dreamcluster.worker.train.RankAgreement.checkWeights(collective, groups, step); // a checkpoint of one model, not of N
         OptimizerState[] states = new OptimizerState[groups.size()];
         for (int i = 0; i < states.length; i++) {
             states[i] = OptimizerGather.toRoot(groups.get(i), collective, 0);
@@ -66,7 +70,8 @@ public final class Checkpointer {
                 }
                 saveModel(tmp.resolve("model"), DType.F32);
                 byte[] state = Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(
-                        new TrainerState(step, data.epoch(), data.batchIndex(), data.microStep()).toJson(cfg, ResolvedConfigJson.write(opt))
+                        new TrainerState(step, data.epoch(), data.batchIndex(), data.microStep(), split.counts()).toJson(cfg,
+                                ResolvedConfigJson.write(opt))
                                 .put("world_size", collective == null ? 1 : collective.worldSize()));
                 AtomicFiles.write(tmp.resolve(TrainerState.FILE), state);
             });

@@ -32,8 +32,8 @@ public final class EmaWeights {
     private EmaWeights(ParamGroup unet, ParamGroup te, float decay, int interval) {
         this.unet = unet;
         this.te = te;
-        this.unetEma = unet.store().hostParams().clone();
-        this.teEma = te.store().hostParams().clone();
+        this.unetEma = current(unet).clone();
+        this.teEma = current(te).clone();
         this.decay = decay;
         this.interval = interval;
     }
@@ -60,8 +60,25 @@ public final class EmaWeights {
         if (step % interval != 0) {
             return;
         }
-        update(unetEma, unet.store().hostParams());
-        update(teEma, te.store().hostParams());
+        update(unetEma, current(unet));
+        update(teEma, current(te));
+    }
+
+    /**
+     * The group's current flat fp32 parameters: the host's array itself (read only), or a copy down
+     * from the device (one transfer per EMA update, every ema_update_interval steps, on rank 0).
+     */
+    private static float[] current(ParamGroup g) {
+        float[] host = g.store().hostParams();
+        if (host != null) {
+            return host;
+        }
+        float[] all = new float[g.layout().total()];
+        for (int i = 0; i < g.names().size(); i++) {
+            float[] v = g.store().values(i);
+            System.arraycopy(v, 0, all, g.layout().offsets()[i], v.length);
+        }
+        return all;
     }
 
     private void update(float[] ema, float[] params) {

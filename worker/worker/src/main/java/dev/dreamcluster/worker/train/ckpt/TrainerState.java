@@ -12,7 +12,12 @@ import java.nio.file.Path;
  * and micro-steps done (the index every random draw is derived from). Saved in every checkpoint as
  * {@code trainer_state.json} with the resolved configs beside it.
  */
-public record TrainerState(int step, int epoch, int batchIndex, long microStep) {
+public record TrainerState(int step, int epoch, int batchIndex, long microStep, int[] batchSplit) {
+    /** A state without a recorded cut (an even one is derived from the worker count). */
+    public TrainerState(int step, int epoch, int batchIndex, long microStep) {
+        this(step, epoch, batchIndex, microStep, null);
+    }
+
     public static final String FILE = "trainer_state.json";
 
     public ObjectNode toJson(TrainConfig cfg, String resolvedOptimizerJson) {
@@ -23,6 +28,12 @@ public record TrainerState(int step, int epoch, int batchIndex, long microStep) 
         n.put("epoch", epoch);
         n.put("batch_index", batchIndex);
         n.put("micro_step", microStep);
+        if (batchSplit != null) { // the cut of each global micro-batch between the ranks: a resume on as many replays it
+            com.fasterxml.jackson.databind.node.ArrayNode a = n.putArray("batch_split");
+            for (int c : batchSplit) {
+                a.add(c);
+            }
+        }
         n.set("train_config", cfg.toJson());
         try {
             n.set("optimizer_config", Json.MAPPER.readTree(resolvedOptimizerJson));
@@ -41,8 +52,19 @@ public record TrainerState(int step, int epoch, int batchIndex, long microStep) 
                     + checkpoint + " is not a DreamCluster checkpoint)");
         }
         int max = Integer.MAX_VALUE;
+        int[] split = null;
+        JsonNode b = n.get("batch_split");
+        if (b != null && !b.isNull()) {
+            if (!b.isArray() || b.isEmpty()) {
+                throw new ConfigError(file + " at batch_split: " + b + " is not allowed (a list of image counts, one per rank)");
+            }
+            split = new int[b.size()];
+            for (int r = 0; r < split.length; r++) {
+                split[r] = (int) Json.wholeNumber(b.get(r), file + " at batch_split", 1, max, "image counts >= 1");
+            }
+        }
         return new TrainerState((int) field(n, file, "step", max), (int) field(n, file, "epoch", max),
-                (int) field(n, file, "batch_index", max), field(n, file, "micro_step", Long.MAX_VALUE));
+                (int) field(n, file, "batch_index", max), field(n, file, "micro_step", Long.MAX_VALUE), split);
     }
 
     private static long field(JsonNode n, Path file, String key, long max) {

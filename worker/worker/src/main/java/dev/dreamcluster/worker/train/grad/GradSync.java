@@ -8,8 +8,11 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 
 /**
- * How the groups' flat buffers meet the other ranks, chosen once per run: nothing with one rank, the
- * TCP ring on the host buffers otherwise. With a communication thread, a group's collective runs
+ * How the groups' flat buffers meet the other ranks, chosen once per run: nothing with one rank; for
+ * host buffers ({@link HostStore}) the collective on the float arrays; for device buffers ({@link
+ * DeviceStore}) NCCL on the device memory itself when the collective is NCCL and the buffers are on a
+ * GPU, else the collective on a host copy (a CPU "device", or GPUs joined by the TCP ring: the same
+ * arithmetic, tested in CI on DJL's CPU engine). With a communication thread, a group's collective runs
  * while the compute thread does the next group's host work (pulling its gradients, its update);
  * collectives are still issued one at a time and in the same order on every rank (a single thread,
  * first in first out), so the numbers do not depend on it.
@@ -53,12 +56,34 @@ public final class GradSync implements AutoCloseable {
 
     /** Sums every rank's flat gradients of {@code g} into this rank's shard. */
     public Pending reduceScatter(ParamGroup g) {
-        return world() == 1 || g.isEmpty() ? DONE : start(() -> collective.reduceScatter(g.store().hostGrads(), g.shardBounds()));
+        if (world() == 1 || g.isEmpty()) {
+            return DONE;
+        }
+        if (g.store().hostGrads() != null) {
+            return start(() -> collective.reduceScatter(g.store().hostGrads(), g.shardBounds()));
+        }
+        device((DeviceStore) g.store(), g.shardBounds()).reduceScatter();
+        return DONE;
     }
 
     /** Every rank's updated shard of {@code g} into every rank's flat parameters. */
     public Pending allGather(ParamGroup g) {
-        return world() == 1 || g.isEmpty() ? DONE : start(() -> collective.allGather(g.store().hostParams(), g.shardBounds()));
+        if (world() == 1 || g.isEmpty()) {
+            return DONE;
+        }
+        if (g.store().hostParams() != null) {
+            return start(() -> collective.allGather(g.store().hostParams(), g.shardBounds()));
+        }
+        device((DeviceStore) g.store(), g.shardBounds()).allGather();
+        return DONE;
+    }
+
+    private final java.util.Map<DeviceStore, DeviceSync> devices = new java.util.IdentityHashMap<>();
+
+    private DeviceSync device(DeviceStore s, int[] bounds) {
+        return devices.computeIfAbsent(s, k -> collective instanceof dev.dreamcluster.nccl.NcclCollective nccl
+                && !s.deviceGrads().getDevice().equals(ai.djl.Device.cpu()) ? new DeviceSync.Nccl(nccl, s, bounds)
+                : new DeviceSync.Staged(collective, s, bounds));
     }
 
     /**
@@ -106,5 +131,6 @@ public final class GradSync implements AutoCloseable {
         if (thread != null) {
             thread.shutdownNow();
         }
+        devices.values().forEach(DeviceSync::close);
     }
 }

@@ -69,6 +69,30 @@ public final class ParamGroup implements AutoCloseable {
         return new ParamGroup(layout.component(), layout, config, config == null ? null : config.schedule(totalSteps), rank, store);
     }
 
+    /**
+     * The group on the compute device: fp32 masters, gradients and optimizer state live there
+     * ({@link DeviceStore}); the model's trainable tensors become views of the flat parameters.
+     *
+     * @param compute the model's weights on the device; its trainable entries are rebound to the views
+     * @param masters the fp32 values the flat parameters start from (host)
+     */
+    public static ParamGroup onDevice(ParamLayout.Part layout, ModelWeights compute, ModelWeights masters, ComponentConfig config,
+            int totalSteps, int rank, ai.djl.ndarray.NDManager deviceManager) {
+        List<float[]> initial = new ArrayList<>();
+        List<ai.djl.ndarray.types.Shape> shapes = new ArrayList<>();
+        for (ParamSpec p : layout.trainable()) {
+            initial.add(Tensors.read(masters.get(p.name())));
+            shapes.add(new ai.djl.ndarray.types.Shape(p.shape()));
+        }
+        DeviceStore store = new DeviceStore(initial, shapes, layout.offsets(), layout.total(), layout.shardStart(rank),
+                layout.shardStart(rank) + layout.shardLength(rank), config == null ? null : OptimizerHyper.of(config),
+                layout.shards().get(rank), deviceManager);
+        for (int i = 0; i < layout.trainable().size(); i++) {
+            compute.rebind(layout.trainable().get(i).name(), store.tensors().get(i));
+        }
+        return new ParamGroup(layout.component(), layout, config, config == null ? null : config.schedule(totalSteps), rank, store);
+    }
+
     public Component component() {
         return component;
     }

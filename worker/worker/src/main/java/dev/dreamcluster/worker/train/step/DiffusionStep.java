@@ -15,6 +15,7 @@ import dev.dreamcluster.worker.data.ImageLoader;
 import dev.dreamcluster.worker.model.Tensors;
 import dev.dreamcluster.worker.train.ComputeReplica;
 import dev.dreamcluster.worker.train.bundle.ModelBundle;
+import dev.dreamcluster.worker.train.data.BatchSplit;
 import dev.dreamcluster.worker.train.data.DataCursor;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -38,6 +39,8 @@ public final class DiffusionStep {
     /** item path + bucket size to the unscaled latent mean and log-variance, when latent_cache is on. */
     private final Map<String, float[][]> latentCache = new HashMap<>();
     private InputRecorder inputRecorder;
+    /** How each global micro-batch is cut between the ranks (even unless capacities say otherwise). */
+    private BatchSplit split;
 
     /**
      * Sees every micro-batch's model inputs as this rank computes them: the scaled latents, the noise
@@ -48,11 +51,21 @@ public final class DiffusionStep {
         void record(long microStep, float[] latents, float[] noise, int[] timesteps, long[] tokenIds, long[] latentShape);
     }
 
-    public DiffusionStep(TrainConfig cfg, ModelBundle bundle, int rank, int world) {
+    public DiffusionStep(TrainConfig cfg, ModelBundle bundle, int rank, int world, BatchSplit split) {
         this.cfg = cfg;
         this.m = bundle;
         this.rank = rank;
         this.world = world;
+        this.split = split;
+    }
+
+    public BatchSplit split() {
+        return split;
+    }
+
+    /** From the next micro-batch on (a measured split replacing the even one; the same step on every rank). */
+    public void useSplit(BatchSplit s) {
+        this.split = s;
     }
 
     public void recordInputs(InputRecorder recorder) {
@@ -72,8 +85,8 @@ public final class DiffusionStep {
     double microBatch(Batch global, long index) {
         SplittableRandom rnd = new SplittableRandom(mix(cfg.seed(), index));
         int gb = global.items().size();
-        int lo = rank * gb / world;
-        int hi = (rank + 1) * gb / world;
+        int lo = split.lo(rank);
+        int hi = split.hi(rank);
         int h = global.height() / m.latentFactor;
         int w = global.width() / m.latentFactor;
         int per = 4 * h * w;
@@ -102,6 +115,9 @@ public final class DiffusionStep {
                 }
                 NDArray pred = ComputeReplica.fp32(m.unet.forward(m.replica.input(noisy), t, states));
                 NDArray loss = DiffusionLoss.loss(pred, target, t, m.scheduler, cfg.features(), lossScales(batch));
+                if (!split.even()) { // this rank's share of the global mean: counts[rank] * world / batch
+                    loss = loss.mul(Tensors.of(nd, new float[] {split.weight(rank)}, new Shape()));
+                }
                 gc.backward(m.replica.scaler == null ? loss : loss.mul(Tensors.of(nd, new float[] {(float) m.replica.lossScale()}, new Shape())));
                 return loss.getFloat();
             }
@@ -152,14 +168,20 @@ public final class DiffusionStep {
         return Tensors.of(m.manager(), mean, latentShape).add(std.mul(vaeNoise)).mul((float) m.folder.vae().scalingFactor());
     }
 
-    /** Mean loss over the fixed validation set: the validation images, fixed noise and timesteps. */
-    public double validate(List<ImageItem> valItems, dev.dreamcluster.worker.data.AspectBuckets buckets) {
+    /**
+     * Mean loss over the fixed validation set (the validation images, fixed noise and timesteps),
+     * computed over every rank: rank r takes images r, r + world, ..., and one all-reduce sums the
+     * partial sums, so no rank idles while another validates. Each image's loss does not depend on
+     * which rank computes it; the sum travels as float32 (relative rounding below 1e-7).
+     */
+    public double validate(List<ImageItem> valItems, dev.dreamcluster.worker.data.AspectBuckets buckets,
+            dev.dreamcluster.worker.train.grad.GradSync sync) {
         int n = valItems.size();
         if (n == 0) {
             return Double.NaN;
         }
         double sum = 0;
-        for (int i = 0; i < n; i++) {
+        for (int i = rank; i < n; i += world) {
             ImageItem it = valItems.get(i);
             int[] size = buckets.forSize(it.width(), it.height());
             SplittableRandom rnd = new SplittableRandom(mix(cfg.seed() ^ 0x5EEDL, i));
@@ -179,7 +201,9 @@ public final class DiffusionStep {
                 sum += DiffusionLoss.loss(pred, target, t, m.scheduler, cfg.features()).getFloat();
             }
         }
-        return sum / n;
+        double[] total = {sum};
+        sync.allReduce(total);
+        return total[0] / n;
     }
 
     /** sqrt(abar_t) (alpha) or sqrt(1 - abar_t) per sample, shaped [B, 1, 1, 1]. */

@@ -32,12 +32,13 @@ public final class TrainStep {
     private final GradSync sync;
     private final EmaWeights ema;
     private final int maxSkippedSteps;
+    private final SplitTuner tuner;
     private int step;
     private int skippedInARow;
     private int applied;
 
     public TrainStep(TrainConfig cfg, ModelBundle bundle, DiffusionStep diffusion, DataCursor data, List<ParamGroup> groups, GradSync sync,
-            EmaWeights ema, int step) {
+            EmaWeights ema, int step, boolean measureSplit, java.util.function.IntConsumer checkOps) {
         this.cfg = cfg;
         this.bundle = bundle;
         this.diffusion = diffusion;
@@ -47,11 +48,13 @@ public final class TrainStep {
         this.ema = ema;
         this.step = step;
         this.maxSkippedSteps = cfg.maxSkippedSteps() != null ? cfg.maxSkippedSteps() : bundle.replica.scaler != null ? 20 : 3;
+        this.tuner = new SplitTuner(diffusion, sync, cfg.gradAccum(), measureSplit, checkOps);
     }
 
     public StepMetrics run() {
         Phases time = new Phases();
         double loss = time.compute(() -> diffusion.accumulate(data));
+        double forwardBackward = time.computeSeconds();
         float mean = (float) (1.0 / cfg.gradAccum() / bundle.replica.lossScale()); // fp16: the loss scale comes off here
         time.comm(() -> reduceScatter(mean));
         double[] sums = {0, loss};
@@ -78,6 +81,7 @@ public final class TrainStep {
         bundle.replica.afterStep(skipped == null, step);
         step++;
         count(skipped);
+        tuner.afterStep(forwardBackward);
         double samples = (double) cfg.batchSize() * cfg.gradAccum(); // the global batch: every rank reports the same throughput
         return new StepMetrics(step, sums[1] / sync.world() / cfg.gradAccum(), lr(lrs, Component.UNET), lr(lrs, Component.TEXT_ENCODER),
                 gradNorm, samples / time.seconds(), time.computeSeconds(), time.commSeconds(), time.optimizerSeconds(), Double.NaN, skipped);

@@ -7,6 +7,7 @@
 #
 #   build-djl-jni.sh --libtorch DIR --djl-src SRC [--out FILE] [--include DIR] [--jni-include DIR]
 #                    [--jni-header FILE] [--cuda auto|on|off] [--builder auto|cmake|direct] [--jobs N] [--work DIR]
+#   build-djl-jni.sh --libtorch DIR --check FILE      only the symbol check (below) of a JNI built before
 #
 #   --libtorch DIR   the folder holding libtorch.so: torch/lib of a PyTorch wheel, lib/ of a libtorch zip, or a
 #                    folder of libtorch*.so links (a distribution's libtorch); its version comes from ../version.py,
@@ -28,7 +29,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 patch_file="$here/djl-0.36.0-libtorch.patch"
 DJL_VERSION=0.36.0
 
-libdir="" src="" out="" inc="" jniinc="" jnihdr="" cuda=auto builder=auto jobs="$(nproc 2>/dev/null || echo 2)" work="" version=""
+libdir="" src="" out="" check="" inc="" jniinc="" jnihdr="" cuda=auto builder=auto jobs="$(nproc 2>/dev/null || echo 2)" work="" version=""
 bad() { echo "error: $1: $2 is not allowed ($3)" >&2; exit 2; }
 need() { [ $# -ge 2 ] || bad "$1" "(nothing)" "a value"; }
 while [ $# -gt 0 ]; do
@@ -44,14 +45,19 @@ while [ $# -gt 0 ]; do
     --jobs) need "$@"; jobs="$2"; shift 2 ;;
     --work) need "$@"; work="$2"; shift 2 ;;
     --version) need "$@"; version="$2"; shift 2 ;;
-    *) bad "argument" "$1" "--libtorch, --djl-src, --out, --include, --jni-include, --jni-header, --cuda, --builder, --jobs, --work, --version" ;;
+    --check) need "$@"; check="$2"; shift 2 ;;
+    *) bad "argument" "$1" "--libtorch, --djl-src, --out, --include, --jni-include, --jni-header, --cuda, --builder, --jobs, --work, --version, --check" ;;
   esac
 done
 [ -n "$libdir" ] || bad "--libtorch" "(missing)" "the folder holding libtorch.so"
 [ -f "$libdir/libtorch.so" ] || bad "--libtorch" "$libdir" "a folder holding libtorch.so"
 libdir="$(cd "$libdir" && pwd)"
-[ -n "$src" ] || bad "--djl-src" "(missing)" "DJL v$DJL_VERSION's sources: a folder or .tar.gz with engines/pytorch/pytorch-native"
-[ -e "$src" ] || bad "--djl-src" "$src" "an existing folder or .tar.gz"
+if [ -z "$check" ]; then
+  [ -n "$src" ] || bad "--djl-src" "(missing)" "DJL v$DJL_VERSION's sources: a folder or .tar.gz with engines/pytorch/pytorch-native"
+  [ -e "$src" ] || bad "--djl-src" "$src" "an existing folder or .tar.gz"
+else
+  [ -f "$check" ] || bad "--check" "$check" "a built libdjl_torch.so"
+fi
 case "$cuda" in auto|on|off) ;; *) bad "--cuda" "$cuda" "auto, on or off" ;; esac
 case "$builder" in auto|cmake|direct) ;; *) bad "--builder" "$builder" "auto, cmake or direct" ;; esac
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || bad "--jobs" "$jobs" "a count >= 1"
@@ -59,7 +65,7 @@ inc="${inc:-$libdir/../include}"
 [ -f "$inc/ATen/ATen.h" ] || bad "--include" "$inc" "libtorch's header folder (with ATen/ATen.h)"
 inc="$(cd "$inc" && pwd)"
 jniinc="${jniinc:-${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v javac || command -v java || echo /nonexistent/bin/java)")")")}/include}"
-[ -f "$jniinc/jni.h" ] && [ -f "$jniinc/linux/jni_md.h" ] || bad "--jni-include" "$jniinc" "a folder with jni.h and linux/jni_md.h"
+[ -n "$check" ] || [ -f "$jniinc/jni.h" ] && [ -f "$jniinc/linux/jni_md.h" ] || bad "--jni-include" "$jniinc" "a folder with jni.h and linux/jni_md.h"
 
 # --- what libtorch this is
 if [ -z "$version" ]; then
@@ -77,15 +83,40 @@ if [ "$cuda" = on ]; then
   [ -f "$libdir/libtorch_cuda.so" ] || bad "--cuda" "on" "auto or off: $libdir has no libtorch_cuda.so"
   case "$version" in *+cu*) flavor="${version##*+}" ;; *) flavor=cu ;; esac
 fi
+libs=(c10 torch_cpu torch)
+[ "$cuda" = on ] && libs+=(c10_cuda torch_cuda)
 cxx=17
 grep -q 'C++20 or later' "$inc/ATen/ATen.h" 2>/dev/null && cxx=20
 torchcfg="$(ls "$libdir/../share/cmake/Torch/TorchConfig.cmake" "$libdir/cmake/Torch/TorchConfig.cmake" 2>/dev/null | head -1 || true)"
 abi=""
 [ -n "$torchcfg" ] && abi="$(grep -o '_GLIBCXX_USE_CXX11_ABI=[01]' "$torchcfg" | head -1 | cut -d= -f2 || true)"
 if [ -z "$abi" ]; then
-  abi=0; nm -D --defined-only "$libdir/libc10.so" 2>/dev/null | grep -q '__cxx11' && abi=1
+  abi=0  # (grep -c, not grep -q: under pipefail a -q that stops reading fails the pipeline)
+  [ "$(nm -D --defined-only "$libdir/libc10.so" 2>/dev/null | grep -c '__cxx11' || true)" -gt 0 ] && abi=1
 fi
 echo "libtorch $version at $libdir: flavor $flavor, C++$cxx, _GLIBCXX_USE_CXX11_ABI=$abi, TorchConfig ${torchcfg:-none}"
+
+# --- every libtorch symbol the JNI imports must be defined by libtorch's libraries (DJL's published JNI fails this on 2.10+)
+symbol_check() { # symbol_check JNI WORKDIR
+  local jni="$1" w="$2" defined="$2/defined.txt" l missing n_imp n_miss
+  : > "$defined"
+  for l in "${libs[@]}"; do nm -D --defined-only "$(readlink -f "$libdir/lib$l.so")" 2>/dev/null | awk '{print $3}' >> "$defined"; done
+  sort -u -o "$defined" "$defined"
+  nm -D --undefined-only "$jni" | awk '{print $2}' | grep -E '^_Z(T[VIS])?NK?(3c10|2at|5torch|6caffe2)' | sort -u > "$w/imported.txt" || true
+  missing="$(comm -23 "$w/imported.txt" "$defined" | sed 's/@.*//' | comm -23 - "$defined" || true)"
+  n_imp=$(wc -l < "$w/imported.txt"); n_miss=$(printf '%s' "$missing" | grep -c . || true)
+  echo "libtorch symbols imported by $(basename "$jni"): $n_imp, missing from $libdir: $n_miss"
+  if [ "$n_miss" -gt 0 ]; then
+    printf '%s\n' "$missing" | head -10 | c++filt
+    echo "error: the JNI imports symbols this libtorch does not define" >&2
+    return 1
+  fi
+}
+
+if [ -n "$check" ]; then
+  w="$(mktemp -d "${TMPDIR:-/tmp}/djl-jni-check.XXXXXX")"
+  symbol_check "$check" "$w"; rc=$?; rm -rf "$w"; exit $rc
+fi
 
 if [ -z "$out" ]; then
   if [ -w "$libdir" ]; then
@@ -124,8 +155,6 @@ if [ "$cuda" = on ]; then
   for d in "${CUDA_HOME:-}" /usr/local/cuda; do [ -n "$d" ] && [ -f "$d/include/cuda_runtime_api.h" ] && cuda_inc+=("$d/include"); done
   for d in "$libdir"/../../nvidia/*/include; do [ -d "$d" ] && cuda_inc+=("$(cd "$d" && pwd)"); done
 fi
-libs=(c10 torch_cpu torch)
-[ "$cuda" = on ] && libs+=(c10_cuda torch_cuda)
 
 build_cmake() {
   command -v cmake >/dev/null || { echo "cmake: not installed"; return 1; }
@@ -161,19 +190,7 @@ case "$builder" in
 esac
 echo "built in $(( $(date +%s) - t0 )) s: $(du -b "$work/libdjl_torch.so" | cut -f1) bytes"
 
-# --- every libtorch symbol the JNI imports must be defined by libtorch's libraries
-defined="$work/defined.txt"; : > "$defined"
-for l in "${libs[@]}"; do nm -D --defined-only "$(readlink -f "$libdir/lib$l.so")" 2>/dev/null | awk '{print $3}' >> "$defined"; done
-sort -u -o "$defined" "$defined"
-nm -D --undefined-only "$work/libdjl_torch.so" | awk '{print $2}' | grep -E '^_Z(T[VIS])?NK?(3c10|2at|5torch|6caffe2)' | sort -u > "$work/imported.txt" || true
-missing="$(comm -23 "$work/imported.txt" "$defined" | sed 's/@.*//' | comm -23 - "$defined" || true)"
-n_imp=$(wc -l < "$work/imported.txt"); n_miss=$(printf '%s' "$missing" | grep -c . || true)
-echo "libtorch symbols imported: $n_imp, missing from $libdir: $n_miss"
-if [ "$n_miss" -gt 0 ]; then
-  printf '%s\n' "$missing" | head -10 | c++filt
-  echo "error: the JNI imports symbols this libtorch does not define" >&2
-  exit 1
-fi
+symbol_check "$work/libdjl_torch.so" "$work" || exit 1
 cp "$work/libdjl_torch.so" "$out.tmp" && mv "$out.tmp" "$out"
 cpu_size=$(stat -Lc %s "$libdir/libtorch_cpu.so")
 printf 'version=%s\nflavor=%s\nlibtorch_cpu.so=%s\ncxx=%s\nabi=%s\ndjl=%s\npatch_sha256=%s\n' "$version" "$flavor" "$cpu_size" "$cxx" "$abi" \
