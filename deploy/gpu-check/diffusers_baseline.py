@@ -97,7 +97,9 @@ def main():
           f"torch {torch.__version__}" + (f", {torch.cuda.get_device_name(0)}" if cuda else ""), flush=True)
     opt = torch.optim.AdamW(unet.parameters(), lr=1e-6, weight_decay=0.01, fused=True) if cuda else \
         torch.optim.AdamW(unet.parameters(), lr=1e-6, weight_decay=0.01)
-    scaler = torch.cuda.amp.GradScaler() if cuda else None
+    scaler = None
+    if cuda:  # torch.amp.GradScaler("cuda") since torch 2.3; torch.cuda.amp.GradScaler before
+        scaler = torch.amp.GradScaler("cuda") if hasattr(getattr(torch, "amp", None), "GradScaler") else torch.cuda.amp.GradScaler()
     lat = a.res // 8
     for b in [int(x) for x in a.batch.split(",") if x]:
         x = torch.randn(b, 4, lat, lat, device=dev)

@@ -452,28 +452,15 @@ public final class ConfigResolver {
     }
 
     static double number(JsonNode n, String where) {
-        if (!n.isNumber()) {
-            throw ConfigError.invalid(where, n.toString(), "a number");
-        }
-        return n.doubleValue();
+        return JsonFields.valueNumber(n, where);
     }
 
     static int integer(JsonNode n, String where, String allowed) {
-        if (!n.isNumber()) {
-            throw ConfigError.invalid(where, n.toString(), allowed);
-        }
-        double d = n.doubleValue();
-        if (d != Math.rint(d) || Math.abs(d) > Integer.MAX_VALUE) {
-            throw ConfigError.invalid(where, n.toString(), allowed);
-        }
-        return (int) d;
+        return JsonFields.valueInt(n, where, allowed);
     }
 
     static String text(JsonNode n, String where, String allowed) {
-        if (!n.isTextual()) {
-            throw ConfigError.invalid(where, n.toString(), allowed);
-        }
-        return n.textValue();
+        return JsonFields.valueText(n, where, allowed);
     }
 
     private static <T> Val<T> or(Val<T> a, Val<T> b) {

@@ -14,7 +14,8 @@ import java.nio.file.Path;
  */
 public record RunConfig(TrainConfig train, ResolvedTrainingConfig optimizer, ObjectNode compute) {
     /** train.json's device and precision keys that travel as written (the worker's ComputeConfig reads them). */
-    public static final java.util.List<String> COMPUTE_KEYS = java.util.List.of("device", "amp", "disable_amp", "amp_dtype", "collective");
+    public static final java.util.List<String> COMPUTE_KEYS = java.util.List.of("device", "amp", "disable_amp", "amp_dtype", "collective",
+            "gradient_checkpointing");
 
     public RunConfig {
         compute = compute == null ? Json.MAPPER.createObjectNode() : compute.deepCopy();

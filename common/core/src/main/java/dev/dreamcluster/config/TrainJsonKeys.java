@@ -76,7 +76,7 @@ public final class TrainJsonKeys {
                 // DreamCluster additions
                 "max_steps", "out", "val_every_n_steps", "save_every_n_steps", "latent_cache", "val_count",
                 "min_workers", "max_workers", "join_timeout", "rejoin_timeout", "max_skipped_steps", "amp", "disable_amp", "amp_dtype", "collective",
-                "device")) { // the last five: the workers' device and precision (worker --device beats device)
+                "device", "gradient_checkpointing")) { // the last six: how the workers compute (worker --device beats device)
             ok(k);
         }
         for (String k : List.of("logdir", "run_name", "sample_prompts", "sample_steps", "save_single_file", "no_save_ckpt",
@@ -87,7 +87,6 @@ public final class TrainJsonKeys {
         none("attn_type", "attention is DreamCluster's own scaled-dot-product kernel (no xformers or sliced attention)", "sdp");
         none("disable_xformers", "there is no xformers here (EveryDream2 no longer reads it either)");
         none("gpuid", "each worker picks its device (worker --device)", 0);
-        none("gradient_checkpointing", "not implemented: activations are kept (costs memory, results are the same)");
         none("lowvram", "EveryDream2 no longer reads it either");
         none("notebook", "EveryDream2 does not read it either");
         none("scale_lr", "removed from EveryDream2 in 2023 (it was never applied from train.json)");

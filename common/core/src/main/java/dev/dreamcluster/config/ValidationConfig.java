@@ -100,14 +100,7 @@ public record ValidationConfig(boolean validateTraining, String valSplitMode, do
     }
 
     private static String text(JsonNode j, String key, String label) {
-        JsonNode n = j.get(key);
-        if (n == null || n.isNull()) {
-            return null;
-        }
-        if (!n.isTextual()) {
-            throw ConfigError.invalid(label + " at " + key, n.toString(), "a string");
-        }
-        return n.asText();
+        return JsonFields.optionalText(j, key, label);
     }
 
     ObjectNode toJson() {

@@ -21,7 +21,7 @@ public enum Presets {
     TINY_SHAPES(new UNetConfig(4, 4, 8, List.of(32, 64), 1, List.of("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
             List.of("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), List.of(4, 4), 32, false, 8, 1e-5, true, 0),
             new ClipTextConfig(1024, 32, 4, 4, 64, 77, "quick_gelu", 1e-5),
-            new VaeConfig(3, 3, 4, List.of(8, 16, 32, 32), 1, 2, 64, 0.18215)),
+            new VaeConfig(3, 3, 4, List.of(16, 16, 32, 32), 1, 2, 64, 0.75597)),
     /**
      * SD1.5's shape at a fifth of its width: the same four levels, two layers per block, cross-attention
      * in the first three, 8 heads; 192 px images (24x24 latents). 35M UNet parameters, sized so a CPU

@@ -28,7 +28,7 @@ import picocli.CommandLine.Spec;
 
 /** {@code dreamcluster bench}: measured numbers for docs/performance.md. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks that print numbers.",
-        subcommands = {BenchCommand.CollectiveBench.class, StepBench.class})
+        subcommands = {BenchCommand.CollectiveBench.class, StepBench.class, MemoryBench.class})
 final class BenchCommand {
 
     /**

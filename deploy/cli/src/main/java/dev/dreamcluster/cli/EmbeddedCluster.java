@@ -94,6 +94,7 @@ final class EmbeddedCluster {
             }
             System.err.println("coordinator on " + bind.host() + ":" + port + ", " + workers + " workers starting (logs in "
                     + outDir.resolve("worker-*.log") + ")");
+            endWhenEveryWorkerExited(children, settings.runId(), outDir, done);
             TrainingEvent.RunFinished end = done.get(7, TimeUnit.DAYS);
             // The run is over: every rank has written what it owns (RunEnded comes after the final
             // save), so a worker JVM still leaving the cluster after 20 s is stopped. Its exit is
@@ -117,5 +118,20 @@ final class EmbeddedCluster {
             system.terminate();
             Runtime.getRuntime().removeShutdownHook(hook);
         }
+    }
+
+    /**
+     * Ends the run when every local worker JVM has exited and the run has not finished 10 s later
+     * (a worker's RunEnded reaches the coordinator before its JVM exits, so a finished run completes
+     * {@code done} first). Without it, workers that die before joining (a broken class path, a
+     * killed process) left the launcher waiting for join_timeout (30 min by default): seen once.
+     */
+    private static void endWhenEveryWorkerExited(List<Process> children, long runId, Path outDir,
+            CompletableFuture<TrainingEvent.RunFinished> done) {
+        CompletableFuture.allOf(children.stream().map(Process::onExit).toArray(CompletableFuture[]::new))
+                .thenRunAsync(() -> done.complete(new TrainingEvent.RunFinished(runId, false, "every local worker JVM exited"
+                        + " before the run finished (exit statuses " + children.stream().map(p -> Integer.toString(p.exitValue())).toList()
+                        + "; see " + outDir.resolve("worker-*.log") + ")", TrainingEvent.RunFinished.EXIT_HALTED)),
+                        CompletableFuture.delayedExecutor(10, TimeUnit.SECONDS));
     }
 }

@@ -17,11 +17,8 @@ final class MonitorCommand implements Callable<Integer> {
     @Option(names = "--join", required = true, paramLabel = "HOST:PORT", description = "the coordinator's cluster address")
     String join;
 
-    @Option(names = "--bind", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0", description = "where this node's cluster port listens")
-    String bind;
-
-    @Option(names = "--advertise", paramLabel = "HOST:PORT", description = "the cluster address peers dial (default: --bind)")
-    String advertise;
+    @picocli.CommandLine.Mixin
+    NodeAddress address;
 
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
@@ -33,8 +30,8 @@ final class MonitorCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         ClusterKeys.NodeKeys keys = cluster.resolve();
         Nodes.HostPort seed = Nodes.hostPort(join, "--join");
-        Nodes.HostPort b = Nodes.hostPort(bind, "--bind");
-        Nodes.HostPort a = Nodes.hostPort(advertise, "--advertise");
+        Nodes.HostPort b = address.bindAddress();
+        Nodes.HostPort a = address.advertiseAddress();
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
         ActorSystem<Void> system = Nodes.start(Behaviors.<Void>setup(ctx -> {
             var out = spec.commandLine().getOut();

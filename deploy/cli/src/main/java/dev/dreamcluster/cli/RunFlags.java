@@ -194,8 +194,21 @@ final class RunFlags {
                     + " generated with the shapes VAE", model);
         }
         if (!Files.exists(dataRoot) && dataRoot.getFileName().toString().startsWith("shapes")) {
-            SyntheticDataset.write(dataRoot, 48, 64, 0);
+            // 480 pictures (most of the 126 colour, shape and background combinations): a 300-step run then
+            // learns what each colour word means rather than 40 pictures by heart
+            SyntheticDataset.write(dataRoot, 480, 64, 0);
             LOG.info("generated the synthetic dataset in {}", dataRoot);
+        } else if (Files.isDirectory(dataRoot) && dataRoot.getFileName().toString().equals("shapes")
+                && dev.dreamcluster.worker.example.ExampleModel.shippedVae(model) != null) {
+            try (java.util.stream.Stream<Path> files = Files.walk(dataRoot)) {
+                long images = files.filter(f -> f.toString().endsWith(".png")).count();
+                if (images < 480) {
+                    LOG.warn("{} holds {} images, the tiny example's older dataset; delete it to have the example's 480"
+                            + " generated", dataRoot, images);
+                }
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException("cannot list " + dataRoot, e);
+            }
         }
         dev.dreamcluster.model.ldm.LdmCheckpoint.refusePickle(model);
         if (!Files.isDirectory(model) && !Files.isRegularFile(model)) {

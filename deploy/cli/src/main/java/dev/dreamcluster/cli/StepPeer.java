@@ -136,8 +136,10 @@ record StepPeer(String python, Path script, Path diffusers, Path transformers, S
                     + "); use the tags v0.27.2 and v4.38.2: " + HOW_TO_GET);
         }
         JsonNode v = Json.MAPPER.readTree(out.lines().reduce((a, b) -> b).orElse("{}"));
+        String blas = v.path("blas").asText();
         String versions = "torch " + v.path("torch").asText() + ", diffusers " + v.path("diffusers").asText() + ", transformers "
-                + v.path("transformers").asText();
+                + v.path("transformers").asText() + ", BLAS " + blas + (blas.contains("/blas/libblas") ? " = Debian's reference libblas3,"
+                + " far slower than the OpenBLAS Debian's libtorch recommends (apt-get install libopenblas0)" : "");
         return new StepPeer(GlooPeer.PYTHON, script, diffusers, transformers, versions);
     }
 
@@ -220,6 +222,7 @@ record StepPeer(String python, Path script, Path diffusers, Path transformers, S
                 pb.environment().put("OMP_WAIT_POLICY", "PASSIVE");
                 pb.environment().put("OMP_NUM_THREADS", Integer.toString(threads));
                 pb.environment().put("MKL_NUM_THREADS", Integer.toString(threads));
+                pb.environment().put("OPENBLAS_NUM_THREADS", Integer.toString(threads)); // torch 1.13 with a generic BLAS does not set it
                 Path log = logDir.resolve("peer-" + world + "-rank" + r + "-" + System.nanoTime() + ".log");
                 logs.add(log);
                 pb.redirectErrorStream(true).redirectOutput(log.toFile());

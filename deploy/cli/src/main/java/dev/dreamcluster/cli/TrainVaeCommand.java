@@ -29,16 +29,16 @@ final class TrainVaeCommand implements Callable<Integer> {
     @Option(names = "--preset", paramLabel = "P", defaultValue = "tiny_shapes", description = "whose VAE shape (default: ${DEFAULT-VALUE})")
     String preset;
 
-    @Option(names = "--steps", paramLabel = "N", description = "Adam steps (default 1500)")
+    @Option(names = "--steps", paramLabel = "N", description = "Adam steps (default 1200)")
     Integer steps;
 
     @Option(names = "--batch", paramLabel = "N", description = "images per step (default 8)")
     Integer batch;
 
-    @Option(names = "--lr", paramLabel = "X", description = "peak learning rate, cosine to 0 (default 3e-3)")
+    @Option(names = "--lr", paramLabel = "X", description = "peak learning rate, cosine to 0 (default 1e-3)")
     Double lr;
 
-    @Option(names = "--kl", paramLabel = "X", description = "KL weight against the per-pixel MSE (default 1e-4)")
+    @Option(names = "--kl", paramLabel = "X", description = "KL weight against the per-pixel MSE (default 1e-5)")
     Double kl;
 
     @Option(names = "--size", paramLabel = "PX", description = "training image side (default 64)")

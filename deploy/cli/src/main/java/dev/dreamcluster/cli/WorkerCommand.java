@@ -28,11 +28,8 @@ final class WorkerCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin
     ClusterFormation formation;
 
-    @Option(names = "--bind", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:0", description = "where this node's cluster port listens")
-    String bind;
-
-    @Option(names = "--advertise", paramLabel = "HOST:PORT", description = "the cluster address peers dial (default: --bind)")
-    String advertise;
+    @picocli.CommandLine.Mixin
+    NodeAddress address;
 
     @Option(names = "--ring_bind", paramLabel = "HOST:PORT", description = "where the ring (gradient) socket listens (default: bind host, any port)")
     String ringBind;
@@ -72,8 +69,8 @@ final class WorkerCommand implements Callable<Integer> {
         if (joinTimeout < 0 || joinTimeout > 7 * 24 * 3600) {
             throw ConfigError.invalid("--join_timeout", Integer.toString(joinTimeout), "0 (keep trying) or 1..604800 seconds");
         }
-        Nodes.HostPort b = Nodes.hostPort(bind, "--bind");
-        Nodes.HostPort a = Nodes.hostPort(advertise, "--advertise");
+        Nodes.HostPort b = address.bindAddress();
+        Nodes.HostPort a = address.advertiseAddress();
         device.apply(); // gpu:N: the CUDA libtorch 2.7.1+cu128 is checked and set before DJL loads
         dev.dreamcluster.worker.node.WorkerCompute compute = dev.dreamcluster.worker.node.WorkerCompute.probe(device.device, device.collective,
                 device.optimizerThreads, "on".equals(device.overlap), device.capacities(1)[0], device.stateOnDevice());

@@ -198,6 +198,17 @@ def config(model, folder, name):
         return json.load(f)
 
 
+def blas_library():
+    """The BLAS library this process loaded (Debian's libtorch takes libblas.so.3 from the alternatives system:
+    OpenBLAS when libopenblas0 is installed, which libtorch1.13 recommends, else the reference libblas3)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {p for p in (line.split()[-1] for line in f) if "blas" in os.path.basename(p).lower() and ".so" in p}
+    except OSError:
+        return "unknown"
+    return ", ".join(sorted({os.path.realpath(l) for l in libs})) or "none loaded"
+
+
 # ---------------------------------------------------------------- the step
 
 def diffusion_loss(torch, pred, target, t, loss_type, num_train_timesteps):
@@ -242,7 +253,7 @@ def main():
         pass
     libs = import_libraries(args.diffusers, args.transformers)
     versions = {"torch": torch.__version__, "diffusers": libs.diffusers, "transformers": libs.transformers,
-                "threads": torch.get_num_threads(), "gloo": torch.distributed.is_available() and torch.distributed.is_gloo_available()}
+                "threads": torch.get_num_threads(), "blas": blas_library(), "gloo": torch.distributed.is_available() and torch.distributed.is_gloo_available()}
     if args.probe:
         print(json.dumps(versions), flush=True)
         return

@@ -13,13 +13,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The shipped tiny example through the CLI: generated inputs, metrics, checkpoints, final model, resume. */
 class TrainCommandTest {
-    static final Path EXAMPLE = Path.of("..", "..", "examples", "tiny");
-
     @Test
     void shouldTrainTheTinyExampleAndResume(@TempDir Path tmp) throws Exception {
-        Files.copy(EXAMPLE.resolve("train.json"), tmp.resolve("train.json"));
-        Files.copy(EXAMPLE.resolve("optimizer.json"), tmp.resolve("optimizer.json"));
-        Files.copy(EXAMPLE.resolve("sample_prompts.json"), tmp.resolve("sample_prompts.json"));
+        ClusterTrainingTest.example(tmp, false); // the example's files at the settings this test was sized with
         Path out = tmp.resolve("run");
         Cli r = Cli.run("train", "--config", tmp.resolve("train.json").toString(), "--max_steps", "4", "--out", out.toString());
         assertEquals(0, r.status(), r.err());

@@ -71,8 +71,16 @@ public final class Blockwise8bitKernel {
             float max2;
             final int pBase = pOff + base;
             if (vector) {
-                final long maxima = VectorKernels.adam8Block(p, pBase, g, gOff + base, c1, c2, cOff + base, s1, s2, s3, idx,
-                        valid, am1, am2, s, planes);
+                final long maxima;
+                if (planes) {
+                    // the maps held in registers: s1 = SIGNED[c1], s2 = UNSIGNED[c2], then the update from s1, s2
+                    VectorKernels.dequantize(c1, cOff + base, s1, valid, QuantMap.SIGNED_PLANES, q1);
+                    VectorKernels.dequantize(c2, cOff + base, s2, valid, QuantMap.UNSIGNED_PLANES, q2);
+                    maxima = VectorKernels.adam8BlockValues(p, pBase, g, gOff + base, s1, s2, s3, valid, am1, am2, s);
+                } else {
+                    maxima = VectorKernels.adam8Block(p, pBase, g, gOff + base, c1, c2, cOff + base, s1, s2, s3, idx,
+                            valid, am1, am2, s);
+                }
                 max1 = Float.intBitsToFloat((int) (maxima >>> 32));
                 max2 = Float.intBitsToFloat((int) maxima);
             } else {
@@ -211,7 +219,12 @@ public final class Blockwise8bitKernel {
             final int cBase = cOff + base;
             float max1;
             if (vector) {
-                max1 = VectorKernels.lion8Block(p, pOff + base, g, gOff + base, c1, cBase, s1, s2, idx, valid, am1, s, planes);
+                if (planes) {
+                    VectorKernels.dequantize(c1, cBase, s1, valid, QuantMap.SIGNED_PLANES, q1); // s1 = SIGNED[c1]
+                    max1 = VectorKernels.lion8BlockValues(p, pOff + base, g, gOff + base, s1, s2, valid, am1, s);
+                } else {
+                    max1 = VectorKernels.lion8Block(p, pOff + base, g, gOff + base, c1, cBase, s1, s2, idx, valid, am1, s);
+                }
             } else {
                 max1 = 0f;
                 for (int j = 0; j < valid; j++) {

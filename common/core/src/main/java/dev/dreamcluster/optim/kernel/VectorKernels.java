@@ -151,14 +151,9 @@ final class VectorKernels {
      * are scratch of at least 2 * {@link #lanes()} entries (the gathers take their indices from an array).
      */
     static long adam8Block(float[] p, int pBase, float[] g, int gBase, byte[] c1, byte[] c2, int cBase, float[] s1,
-            float[] s2, float[] lanes, int[] idx, int valid, float am1, float am2, BnbScalars s, boolean planes) {
+            float[] s2, float[] lanes, int[] idx, int valid, float am1, float am2, BnbScalars s) {
         final float[] q1 = QuantMap.SIGNED;
         final float[] q2 = QuantMap.UNSIGNED;
-        if (planes) {
-            // the maps' values for the block's codes, looked up in registers: s1 = q1[c1], s2 = q2[c2]
-            dequantize(c1, cBase, s1, valid, QuantMap.SIGNED_PLANES, q1);
-            dequantize(c2, cBase, s2, valid, QuantMap.UNSIGNED_PLANES, q2);
-        }
         final float b1 = s.beta1();
         final float b2 = s.beta2();
         final float omb1 = s.oneMinusBeta1();
@@ -174,9 +169,9 @@ final class VectorKernels {
         for (; j < up; j += L) {
             FloatVector gj = FloatVector.fromArray(S, g, gBase + j);
             VectorMask<Float> finite = gj.abs().compare(VectorOperators.LE, Float.MAX_VALUE);
-            FloatVector v = (planes ? FloatVector.fromArray(S, s2, j) : dequantize(q2, c2, cBase + j, idx)).mul(am2);
+            FloatVector v = dequantize(q2, c2, cBase + j, idx).mul(am2);
             v = v.mul(b2).add(gj.mul(omb2).mul(gj));
-            FloatVector m = (planes ? FloatVector.fromArray(S, s1, j) : dequantize(q1, c1, cBase + j, idx)).mul(am1);
+            FloatVector m = dequantize(q1, c1, cBase + j, idx).mul(am1);
             m = m.mul(b1).add(gj.mul(omb1));
             m = zero.blend(m, finite);
             v = zero.blend(v, finite);
@@ -224,11 +219,8 @@ final class VectorKernels {
      * |m| over the valid lanes.
      */
     static float lion8Block(float[] p, int pBase, float[] g, int gBase, byte[] c1, int cBase, float[] s1, float[] lanes,
-            int[] idx, int valid, float am1, BnbScalars s, boolean planes) {
+            int[] idx, int valid, float am1, BnbScalars s) {
         final float[] q1 = QuantMap.SIGNED;
-        if (planes) {
-            dequantize(c1, cBase, s1, valid, QuantMap.SIGNED_PLANES, q1); // s1 = q1[c1], in registers
-        }
         final float b1 = s.beta1();
         final float b2 = s.beta2();
         final float omb1 = s.oneMinusBeta1();
@@ -241,7 +233,7 @@ final class VectorKernels {
         int j = 0;
         for (; j < up; j += L) {
             FloatVector gj = FloatVector.fromArray(S, g, gBase + j);
-            FloatVector m = (planes ? FloatVector.fromArray(S, s1, j) : dequantize(q1, c1, cBase + j, idx)).mul(am1);
+            FloatVector m = dequantize(q1, c1, cBase + j, idx).mul(am1);
             FloatVector pj = FloatVector.fromArray(S, p, pBase + j);
             if (decay) {
                 pj = pj.mul(wdf);
@@ -255,6 +247,119 @@ final class VectorKernels {
         for (; j < valid; j++) {
             final float gj = g[gBase + j];
             float m = q1[c1[cBase + j] & 0xFF] * am1;
+            float pi = p[pBase + j];
+            if (decay) {
+                pi = pi * wdf;
+            }
+            p[pBase + j] = pi - lr * LionKernel.sign((m * b1) + (omb1 * gj));
+            m = (m * b2) + (omb2 * gj);
+            s1[j] = m;
+            final float a1 = Math.abs(m);
+            m1 = a1 > m1 ? a1 : m1;
+        }
+        m1 = laneMax(lanes, 0, m1);
+        return m1 == m1 ? m1 : absMaxSkipNaN(s1, valid); // NaN m (no guard in Lion8bit)
+    }
+
+    /**
+     * {@link #adam8Block} with the block's map values already in s1 (signed map, m) and s2 (unsigned,
+     * v), as {@link #dequantize} leaves them: the same operations in the same order, the new m and v
+     * written over them. A method of its own so that neither form's compiled loop carries the other's
+     * code (C2 17 inlines a vector method only within a node budget; past it, vectors are boxed).
+     */
+    static long adam8BlockValues(float[] p, int pBase, float[] g, int gBase, float[] s1, float[] s2, float[] lanes,
+            int valid, float am1, float am2, BnbScalars s) {
+        final float b1 = s.beta1();
+        final float b2 = s.beta2();
+        final float omb1 = s.oneMinusBeta1();
+        final float omb2 = s.oneMinusBeta2();
+        final float stepSize = s.stepSize();
+        final float epsC2 = s.epsTimesCorrection2();
+        final float wdf = s.decay() ? s.wdFactor() : 1.0f;
+        java.util.Arrays.fill(lanes, 0, 2 * L, 0f);
+        final FloatVector one = FloatVector.broadcast(S, 1.0f);
+        final FloatVector zero = FloatVector.zero(S);
+        final int up = S.loopBound(valid);
+        int j = 0;
+        for (; j < up; j += L) {
+            FloatVector gj = FloatVector.fromArray(S, g, gBase + j);
+            VectorMask<Float> finite = gj.abs().compare(VectorOperators.LE, Float.MAX_VALUE);
+            FloatVector v = FloatVector.fromArray(S, s2, j).mul(am2);
+            v = v.mul(b2).add(gj.mul(omb2).mul(gj));
+            FloatVector m = FloatVector.fromArray(S, s1, j).mul(am1);
+            m = m.mul(b1).add(gj.mul(omb1));
+            m = zero.blend(m, finite);
+            v = zero.blend(v, finite);
+            m.intoArray(s1, j);
+            v.intoArray(s2, j);
+            foldAbsMax(lanes, 0, m);
+            foldAbsMax(lanes, L, v);
+            FloatVector decay = one.blend(wdf, finite);
+            FloatVector pj = FloatVector.fromArray(S, p, pBase + j);
+            pj.add(m.div(v.sqrt().add(epsC2)).mul(stepSize)).mul(decay).intoArray(p, pBase + j);
+        }
+        float m1 = 0f;
+        float m2 = 0f;
+        for (; j < valid; j++) {
+            final float gj = g[gBase + j];
+            final boolean fin = Math.abs(gj) <= Float.MAX_VALUE;
+            float v = s2[j] * am2;
+            v = (v * b2) + ((omb2 * gj) * gj);
+            float m = s1[j] * am1;
+            m = (m * b1) + (omb1 * gj);
+            m = fin ? m : 0f;
+            v = fin ? v : 0f;
+            s1[j] = m;
+            s2[j] = v;
+            final float a1 = Math.abs(m);
+            final float a2 = Math.abs(v);
+            m1 = a1 > m1 ? a1 : m1;
+            m2 = a2 > m2 ? a2 : m2;
+            p[pBase + j] = (p[pBase + j] + (stepSize * (m / ((float) Math.sqrt(v) + epsC2)))) * (fin ? wdf : 1.0f);
+        }
+        m1 = laneMax(lanes, 0, m1);
+        m2 = laneMax(lanes, L, m2);
+        if (m1 != m1) {
+            m1 = absMaxSkipNaN(s1, valid); // 0 * Inf lanes after an infinite absmax
+        }
+        if (m2 != m2) {
+            m2 = absMaxSkipNaN(s2, valid);
+        }
+        return ((long) Float.floatToRawIntBits(m1) << 32) | (Float.floatToRawIntBits(m2) & 0xFFFFFFFFL);
+    }
+
+    /**
+     * {@link #lion8Block} with the block's map values already in s1, as {@link #dequantize} leaves them;
+     * the new m is written over them.
+     */
+    static float lion8BlockValues(float[] p, int pBase, float[] g, int gBase, float[] s1, float[] lanes, int valid,
+            float am1, BnbScalars s) {
+        final float b1 = s.beta1();
+        final float b2 = s.beta2();
+        final float omb1 = s.oneMinusBeta1();
+        final float omb2 = s.oneMinusBeta2();
+        final float lr = s.lr();
+        final boolean decay = s.decay();
+        final float wdf = s.wdFactor();
+        java.util.Arrays.fill(lanes, 0, L, 0f);
+        final int up = S.loopBound(valid);
+        int j = 0;
+        for (; j < up; j += L) {
+            FloatVector gj = FloatVector.fromArray(S, g, gBase + j);
+            FloatVector m = FloatVector.fromArray(S, s1, j).mul(am1);
+            FloatVector pj = FloatVector.fromArray(S, p, pBase + j);
+            if (decay) {
+                pj = pj.mul(wdf);
+            }
+            pj.sub(sign(m.mul(b1).add(gj.mul(omb1))).mul(lr)).intoArray(p, pBase + j);
+            m = m.mul(b2).add(gj.mul(omb2));
+            m.intoArray(s1, j);
+            foldAbsMax(lanes, 0, m);
+        }
+        float m1 = 0f;
+        for (; j < valid; j++) {
+            final float gj = g[gBase + j];
+            float m = s1[j] * am1;
             float pi = p[pBase + j];
             if (decay) {
                 pi = pi * wdf;

@@ -1,6 +1,7 @@
 package dev.dreamcluster.optim.kernel;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.SplittableRandom;
@@ -175,6 +176,61 @@ class VectorScalarEquivalenceTest {
         }
         assertBits(p1, p2, "lion8bit p" + (planes ? " (map in registers)" : " (map gathered)"));
         assertBytes(c1, c2, "lion8bit codes" + (planes ? " (map in registers)" : " (map gathered)"));
+    }
+
+    /**
+     * Ordinary gradients (Gaussian, one scale per tensor, no special values): the codes then spread over
+     * the whole of both maps (the mixed-magnitude gradients above leave most m codes at 0.0), so a wrong
+     * map entry anywhere shows in p. Both 8-bit kernels, every way the vector form reads the maps.
+     */
+    @Test
+    void eightBitVectorShouldMatchScalarBitsOnOrdinaryGradients() {
+        int blocks = 513;
+        int n = 256 * (blocks - 1) + 129;
+        for (boolean planes : mapPaths()) {
+            float[] p1 = params(n);
+            float[] p2 = p1.clone();
+            float[] q1 = p1.clone();
+            float[] q2 = p1.clone();
+            byte[][] c = new byte[6][n];
+            float[][] am = new float[6][blocks];
+            float[][] scratch = new float[3][256];
+            int[] idx = new int[256];
+            int[] seen = new int[256];
+            for (int t = 1; t <= 12; t++) {
+                SplittableRandom r = new SplittableRandom(t);
+                float[] g = new float[n];
+                for (int i = 0; i < n; i++) {
+                    g[i] = (float) (r.nextGaussian() * 1e-2);
+                }
+                BnbScalars s = BnbScalars.of(1e-3, 0.9, 0.999, 1e-8, 0.01, t);
+                Blockwise8bitKernel.adam(p1, 0, g, 0, c[0], c[1], 0, am[0], am[1], 0, n, 0, blocks, s, scratch[0], scratch[1], scratch[2], idx, false);
+                Blockwise8bitKernel.adam(p2, 0, g, 0, c[2], c[3], 0, am[2], am[3], 0, n, 0, blocks, s, scratch[0], scratch[1], scratch[2], idx, true, planes);
+                BnbScalars l = BnbScalars.of(1e-4, 0.9, 0.99, 0.0, 0.01, t);
+                Blockwise8bitKernel.lion(q1, 0, g, 0, c[4], 0, am[4], 0, n, 0, blocks, l, scratch[0], scratch[1], idx, false);
+                Blockwise8bitKernel.lion(q2, 0, g, 0, c[5], 0, am[5], 0, n, 0, blocks, l, scratch[0], scratch[1], idx, true, planes);
+                for (byte b : c[0]) {
+                    seen[b & 0xFF] |= 1;
+                }
+                for (byte b : c[1]) {
+                    seen[b & 0xFF] |= 2;
+                }
+            }
+            String how = planes ? " (maps in registers)" : " (maps gathered)";
+            assertBits(p1, p2, "adam8bit p" + how);
+            assertBytes(c[0], c[2], "adam8bit m codes" + how);
+            assertBytes(c[1], c[3], "adam8bit v codes" + how);
+            assertBits(q1, q2, "lion8bit p" + how);
+            assertBytes(c[4], c[5], "lion8bit codes" + how);
+            int mCodes = 0;
+            int vCodes = 0;
+            for (int k = 0; k < 256; k++) {
+                mCodes += seen[k] & 1;
+                vCodes += seen[k] >> 1;
+            }
+            // the data must reach most of both maps, or the comparison proves little
+            assertTrue(mCodes > 200 && vCodes > 200, "codes used: m " + mCodes + ", v " + vCodes);
+        }
     }
 
     /**

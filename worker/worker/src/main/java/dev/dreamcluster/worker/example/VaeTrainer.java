@@ -62,8 +62,13 @@ public final class VaeTrainer {
      * @param size training images are {@code size x size} pixels
      */
     public record Options(int steps, int batch, double lr, double klWeight, int size, long seed) {
+        /**
+         * What made examples/tiny/shapes-vae (reconstruction MSE 0.033 on the example's 480 images). At
+         * lr 2e-3 the loss fell to 0.06 by step 800, then jumped back to 0.3 and ended at 0.11 (a VAE
+         * whose reconstructions miss colours); at 1e-3 it falls steadily.
+         */
         public static Options defaults() {
-            return new Options(1200, 8, 2e-3, 1e-4, 64, 0);
+            return new Options(1200, 8, 1e-3, 1e-5, 64, 0);
         }
     }
 

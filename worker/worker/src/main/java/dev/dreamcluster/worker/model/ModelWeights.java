@@ -156,7 +156,7 @@ public final class ModelWeights implements AutoCloseable {
     /** Whether any tensor whose name starts with {@code prefix} records a gradient. */
     public boolean anyTrainable(String prefix) {
         for (Map.Entry<String, NDArray> e : tensors.entrySet()) {
-            if (e.getKey().startsWith(prefix) && e.getValue().hasGradient()) {
+            if (e.getKey().startsWith(prefix) && e.getValue() != null && e.getValue().hasGradient()) {
                 return true;
             }
         }

@@ -24,10 +24,11 @@ import java.util.function.Supplier;
  * become the upstream of the segments that produced them.
  *
  * <p>The tensors a segment reads are of three kinds: values of earlier segments of this session
- * (their gradients are summed over every reader, in reverse order of reading, as autograd sums them:
- * the UNet's skip connections, the time embedding every resnet reads), tensors from outside that
- * record gradients (the text encoder's states feeding the UNet's cross-attention: their gradient is
- * backpropagated into their own graph, once every reader is done), and constants. A segment's
+ * (their gradients are summed over every reader, in reverse order of reading: the UNet's skip
+ * connections, the time embedding every resnet reads), floating-point tensors from outside (the text
+ * encoder's states feeding the UNet's cross-attention: their gradient is backpropagated into their own
+ * graph once every reader is done; one without a graph just receives nothing), and constants (integer
+ * tensors, and what the model declares with {@link #constant}). A segment's
  * outputs are handed to the caller as leaves that record gradients, so code outside the session (the
  * loss, the perturbation of the text states) builds an ordinary graph from them; what that graph
  * sends back to them is the upstream of their segment.
@@ -63,7 +64,7 @@ public final class Recompute implements AutoCloseable {
     private enum Kind {
         /** a value of an earlier segment of this session that depends on something recording gradients */
         PRODUCED,
-        /** a tensor from outside the session that records gradients */
+        /** a floating-point tensor from outside the session, which may carry a graph */
         EXTERNAL,
         /** nothing to differentiate */
         CONSTANT
@@ -261,7 +262,9 @@ public final class Recompute implements AutoCloseable {
     /**
      * Backward of a training step: {@code gc.backward(loss)} (gradients recorded), then, in a
      * recording session, every recorded segment recomputed in reverse with the gradient that reached
-     * its outputs. Every trainable tensor's {@code .grad} then holds what one plain backward gives.
+     * its outputs. Every trainable tensor's {@code .grad} then holds what one plain backward gives, up
+     * to the order in which a value's gradient contributions are added (float32 reassociation; see
+     * GradientCheckpointingTest). Call inside the step's GradientCollector, once.
      */
     public void backward(GradientCollector gc, NDArray loss) {
         gc.backward(loss);

@@ -18,9 +18,14 @@ import java.util.Map;
  * @param ampDtype fp16 (the default, as EveryDream2's autocast: with a GradScaler); bf16 is refused
  *     while the JNI of DJL 0.36 has no bfloat16 (its dtype table stops at complex64, and creating or casting
  *     to one calls std::terminate: the JVM aborts, measured here)
+ * @param gradientCheckpointing train.json's {@code gradient_checkpointing}: the UNet's and text
+ *     encoder's blocks keep only their inputs in the forward and are recomputed in backward (less
+ *     activation memory, about one more forward of compute; the gradients equal the plain ones up to
+ *     float32 summation order, GradientCheckpointingTest)
  */
 public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtype, CollectiveKind collective,
-        boolean gradScalerStepTweaks, int optimizerThreads, boolean overlap, double capacity, Boolean stateOnDevice) {
+        boolean gradScalerStepTweaks, int optimizerThreads, boolean overlap, double capacity, Boolean stateOnDevice,
+        boolean gradientCheckpointing) {
     /** {@link #capacity}: measure each rank's speed on the generation's first steps. */
     public static final double MEASURE = -1;
 
@@ -35,6 +40,7 @@ public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtyp
      * @param stateOnDevice where the fp32 masters, gradients and optimizer state live: true on the
      *     compute device (DJL operations; the GPU default), false in host memory with the Java kernels
      *     (the CPU default: bitsandbytes-exact 8-bit, fastest on a CPU); null: the device's default
+     * @param gradientCheckpointing recompute each block in backward instead of keeping its activations
      */
     public ComputeConfig {
         if (ampDtype == Precision.FP32) {
@@ -50,22 +56,22 @@ public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtyp
 
     /** This node's defaults: one optimizer thread per core, the communication thread on. */
     public ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtype, CollectiveKind collective, boolean gradScalerStepTweaks) {
-        this(device, amp, ampDtype, collective, gradScalerStepTweaks, 0, true, 0, null);
+        this(device, amp, ampDtype, collective, gradScalerStepTweaks, 0, true, 0, null, false);
     }
 
     /** The same with this node's thread and overlap settings (flags of the command that starts it). */
     public ComputeConfig withNodeSettings(int threads, boolean overlapOn) {
-        return new ComputeConfig(device, amp, ampDtype, collective, gradScalerStepTweaks, threads, overlapOn, capacity, stateOnDevice);
+        return new ComputeConfig(device, amp, ampDtype, collective, gradScalerStepTweaks, threads, overlapOn, capacity, stateOnDevice, gradientCheckpointing);
     }
 
     /** The same with this node's --capacity (0: an even cut; MEASURE: measured). */
     public ComputeConfig withCapacity(double c) {
-        return new ComputeConfig(device, amp, ampDtype, collective, gradScalerStepTweaks, optimizerThreads, overlap, c, stateOnDevice);
+        return new ComputeConfig(device, amp, ampDtype, collective, gradScalerStepTweaks, optimizerThreads, overlap, c, stateOnDevice, gradientCheckpointing);
     }
 
     /** The same with --state_on (true: device, false: host, null: the device's default). */
     public ComputeConfig withStateOnDevice(Boolean onDevice) {
-        return new ComputeConfig(device, amp, ampDtype, collective, gradScalerStepTweaks, optimizerThreads, overlap, capacity, onDevice);
+        return new ComputeConfig(device, amp, ampDtype, collective, gradScalerStepTweaks, optimizerThreads, overlap, capacity, onDevice, gradientCheckpointing);
     }
 
     /** The optimizer's thread count on this machine. */
@@ -87,7 +93,7 @@ public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtyp
     }
 
     public ComputeConfig withDevice(ComputeDevice d) {
-        return new ComputeConfig(d, amp, ampDtype, collective, gradScalerStepTweaks, optimizerThreads, overlap, capacity, stateOnDevice);
+        return new ComputeConfig(d, amp, ampDtype, collective, gradScalerStepTweaks, optimizerThreads, overlap, capacity, stateOnDevice, gradientCheckpointing);
     }
 
     /**
@@ -127,7 +133,9 @@ public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtyp
         };
         CollectiveKind collective = CollectiveKind.parse(text(j, overrides, "collective", "auto", label),
                 where(overrides, "collective", label));
-        return new ComputeConfig(device, amp, dtype, collective, stepTweaks);
+        Boolean checkpointing = bool(j, overrides, "gradient_checkpointing", label);
+        return new ComputeConfig(device, amp, dtype, collective, stepTweaks, 0, true, 0, null,
+                checkpointing != null && checkpointing);
     }
 
     private static String where(Map<String, Object> o, String key, String label) {
@@ -139,14 +147,8 @@ public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtyp
         if (v != null) {
             return v.toString();
         }
-        JsonNode n = j.get(key);
-        if (n == null || n.isNull()) {
-            return def;
-        }
-        if (!n.isTextual()) {
-            throw ConfigError.invalid(label + " at " + key, n.toString(), "a string");
-        }
-        return n.asText();
+        String t = dev.dreamcluster.config.JsonFields.optionalText(j, key, label);
+        return t == null ? def : t;
     }
 
     private static Boolean bool(JsonNode j, Map<String, Object> o, String key, String label) {
@@ -154,13 +156,6 @@ public record ComputeConfig(ComputeDevice device, Boolean amp, Precision ampDtyp
         if (v instanceof Boolean b) {
             return b;
         }
-        JsonNode n = j.get(key);
-        if (n == null || n.isNull()) {
-            return null;
-        }
-        if (!n.isBoolean()) {
-            throw ConfigError.invalid(label + " at " + key, n.toString(), "true or false");
-        }
-        return n.booleanValue();
+        return dev.dreamcluster.config.JsonFields.optionalBool(j, key, label);
     }
 }

@@ -38,9 +38,13 @@ public final class ComputeReplica {
     public final GradScaler scaler;
     /** True when the training state lives on the compute device (a device store), false on the host. */
     public final boolean stateOnDevice;
+    /** train.json's gradient_checkpointing: the models' blocks are recomputed in backward. */
+    public final boolean gradientCheckpointing;
 
-    private ComputeReplica(ComputeDevice device, Precision precision, boolean stepTweaks, boolean stateOnDevice) {
+    private ComputeReplica(ComputeDevice device, Precision precision, boolean stepTweaks, boolean stateOnDevice,
+            boolean gradientCheckpointing) {
         this.stateOnDevice = stateOnDevice;
+        this.gradientCheckpointing = gradientCheckpointing;
         this.device = device;
         this.djlDevice = device.isGpu() ? Device.gpu(device.gpuIndex()) : Device.cpu();
         this.precision = precision;
@@ -69,7 +73,7 @@ public final class ComputeReplica {
             LOG.info("device auto: {}", r);
         }
         return new ComputeReplica(r, cfg.precision(r), cfg.gradScalerStepTweaks(),
-                cfg.stateOnDevice() != null ? cfg.stateOnDevice() : r.isGpu());
+                cfg.stateOnDevice() != null ? cfg.stateOnDevice() : r.isGpu(), cfg.gradientCheckpointing());
     }
 
     /**

@@ -52,6 +52,11 @@ public final class Trainer implements AutoCloseable {
     private final Checkpointer checkpointer;
 
     /** @param resume a checkpoint folder written by this class, or null to start from {@code cfg.model()} */
+    /** How the models compute (plain, or recomputing their blocks in backward): for tests of the plumbing. */
+    dev.dreamcluster.worker.model.Ops ops() {
+        return bundle.ops;
+    }
+
     public Trainer(TrainConfig cfg, ResolvedTrainingConfig opt, Path resume, Consumer<String> warn) {
         this(cfg, opt, resume, warn, null);
     }

@@ -58,6 +58,8 @@ class ExampleModelTest {
     void theShippedVaeShouldReconstructTheShapes(@TempDir Path tmp) throws Exception {
         ExampleModel.write(tmp.resolve("tiny-model"), Presets.TINY_SHAPES, SHIPPED, 0, DType.F32);
         DiffusersFolder f = DiffusersFolder.read(tmp.resolve("tiny-model"));
+        // the preset names the shipped VAE's shape and scaling factor, so a model written without the folder has the same config
+        assertEquals(Presets.TINY_SHAPES.vae, f.vae());
         SyntheticDataset.write(tmp.resolve("data"), 24, 64, 11);
         List<ImageItem> items = DatasetScanner.scan(tmp.resolve("data"), w -> {}).stream()
                 .filter(i -> i.width() == i.height()).limit(8).toList();

@@ -63,7 +63,7 @@ class EveryDream2MultiProcessTest {
 
     /** (loss, grad_norm) per step from rank 0's "step N loss L grad_norm G" lines. */
     static double[][] steps(Path log) throws Exception {
-        return Files.readAllLines(log).stream().filter(l -> l.startsWith("step ")).map(l -> l.split(" "))
+        return Files.readAllLines(log).stream().filter(l -> l.startsWith("step ") && l.contains(" grad_norm ")).map(l -> l.split(" "))
                 .map(p -> new double[] {Double.parseDouble(p[3]), Double.parseDouble(p[5])}).toArray(double[][]::new);
     }
 }

@@ -140,7 +140,7 @@ class MixedPrecisionTest {
                 "a CUDA libtorch is configured here");
         ConfigError e = assertThrows(ConfigError.class, () -> ComputeReplica.of(cpu(false).withDevice(ComputeDevice.gpu(0))));
         assertTrue(e.getMessage().startsWith("--device: gpu:0 is not allowed (cpu here"), e.getMessage());
-        assertTrue(e.getMessage().contains("pip install torch==2.7.1"));
+        assertTrue(e.getMessage().contains("pip install torch"));
         assertNull(ComputeReplica.of(cpu(false).withDevice(ComputeDevice.AUTO)).scaler); // auto: the CPU, no scaler
         assertEquals("cpu fp32", ComputeReplica.of(cpu(false).withDevice(ComputeDevice.AUTO)).toString());
     }

@@ -43,7 +43,8 @@ public final class ModelBundle implements AutoCloseable {
     /** The tensors the models compute with (the masters themselves on a CPU in fp32). */
     public final ModelWeights teCompute;
     public final ModelWeights unetCompute;
-    public final Ops ops = new Ops();
+    /** How the models compute: plain, or with their blocks recomputed in backward (gradient_checkpointing). */
+    public final Ops ops;
     public final ClipTextModel textEncoder;
     public final UNetModel unet;
     public final VaeModel vaeModel;
@@ -56,6 +57,7 @@ public final class ModelBundle implements AutoCloseable {
     private ModelBundle(DiffusersFolder folder, TensorSource source, ResolvedTrainingConfig opt, ComputeReplica replica) {
         this.folder = folder;
         this.replica = replica;
+        this.ops = new Ops(replica.gradientCheckpointing);
         JniUtils.setGradMode(false); // autograd records only inside the step's GradientCollector
         this.manager = NDManager.newBaseManager(replica.djlDevice);
         if (folder.textEncoder().numHiddenLayers() != opt.textEncoderFreezing().numLayers()) {

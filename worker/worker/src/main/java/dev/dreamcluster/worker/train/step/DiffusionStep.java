@@ -12,6 +12,7 @@ import dev.dreamcluster.tokenizer.ClipTokenizer;
 import dev.dreamcluster.worker.data.Batch;
 import dev.dreamcluster.worker.data.ImageItem;
 import dev.dreamcluster.worker.data.ImageLoader;
+import dev.dreamcluster.worker.model.Recompute;
 import dev.dreamcluster.worker.model.Tensors;
 import dev.dreamcluster.worker.train.ComputeReplica;
 import dev.dreamcluster.worker.train.bundle.ModelBundle;
@@ -107,18 +108,19 @@ public final class DiffusionStep {
             if (inputRecorder != null) {
                 inputRecorder.record(index, Tensors.read(latents), Tensors.read(noise), t, ids.toLongArray(), latentShape.getShape());
             }
-            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                NDArray states = m.textEncoder.forward(ids, cfg.clipSkip());
+            // gradient_checkpointing: rc records each block's inputs and recomputes the block in backward
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector(); Recompute rc = m.ops.recompute()) {
+                NDArray states = m.textEncoder.forward(ids, cfg.clipSkip(), rc);
                 if (draws.perturbation() != null) {
                     int span = ClipTokenizer.MAX_LENGTH * m.folder.textEncoder().hiddenSize();
                     states = states.add(Tensors.of(nd, Arrays.copyOfRange(draws.perturbation(), lo * span, hi * span), states.getShape()));
                 }
-                NDArray pred = ComputeReplica.fp32(m.unet.forward(m.replica.input(noisy), t, states));
+                NDArray pred = ComputeReplica.fp32(m.unet.forward(m.replica.input(noisy), t, states, rc));
                 NDArray loss = DiffusionLoss.loss(pred, target, t, m.scheduler, cfg.features(), lossScales(batch));
                 if (!split.even()) { // this rank's share of the global mean: counts[rank] * world / batch
                     loss = loss.mul(Tensors.of(nd, new float[] {split.weight(rank)}, new Shape()));
                 }
-                gc.backward(m.replica.scaler == null ? loss : loss.mul(Tensors.of(nd, new float[] {(float) m.replica.lossScale()}, new Shape())));
+                rc.backward(gc, m.replica.scaler == null ? loss : loss.mul(Tensors.of(nd, new float[] {(float) m.replica.lossScale()}, new Shape())));
                 return loss.getFloat();
             }
         }
