@@ -8,7 +8,7 @@ public final class CoordinatorProtocol {
 
     public sealed interface Command extends CborSerializable
             permits WorkerIdentified, PlanAccepted, PlanRefused, StepReported, RunEnded, CheckpointCommitted,
-            GenerationEnded {}
+            GenerationEnded, WorkerLeaving {}
 
     /**
      * @param dataAddress host:port of the worker's data-plane (ring) socket
@@ -66,4 +66,15 @@ public final class CoordinatorProtocol {
             this(runId, generation, rank, message, worker, dataAddress, 0);
         }
     }
+
+    /**
+     * The rank's node is going away (SIGTERM: a spot notice, a deleted pod, a scale-down) and stays up,
+     * for a bounded grace, until the generation ends at the next step boundary with a committed
+     * checkpoint. The coordinator counts the worker as lost from now on (it takes no rank in the next
+     * generation, which starts from that checkpoint with the others), but lets the current generation
+     * run to its boundary: the ranks agree on the step among themselves (an all-reduced flag), and end
+     * it with GenerationEnded.
+     */
+    public record WorkerLeaving(long runId, int generation, int rank, ActorRef<WorkerProtocol.Command> worker, String reason)
+            implements Command {}
 }

@@ -9,7 +9,8 @@ public final class WorkerProtocol {
 
     private WorkerProtocol() {}
 
-    public sealed interface Command extends CborSerializable permits Identify, AssignPlan, StartRun, StopRun, AbortGeneration {}
+    public sealed interface Command extends CborSerializable permits Identify, AssignPlan, StartRun, StopRun, AbortGeneration,
+            CheckpointAndStop {}
 
     /** Asks for the worker's data-plane address; answered with CoordinatorProtocol.WorkerIdentified. */
     public record Identify(ActorRef<CoordinatorProtocol.Command> replyTo) implements Command {}
@@ -28,4 +29,12 @@ public final class WorkerProtocol {
      * answer GenerationEnded and wait for the next generation's plan.
      */
     public record AbortGeneration(long runId, int generation, String reason) implements Command {}
+
+    /**
+     * The run is being stopped (its launcher got SIGTERM): every rank stops after the step in flight,
+     * all at the same step boundary (the ranks agree on it among themselves, with an all-reduced flag),
+     * commits a checkpoint there and ends the generation (GenerationEnded); the coordinator then stops
+     * the run, naming that checkpoint.
+     */
+    public record CheckpointAndStop(long runId, int generation, String reason) implements Command {}
 }

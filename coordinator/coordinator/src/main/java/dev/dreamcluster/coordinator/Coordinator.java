@@ -63,6 +63,17 @@ public final class Coordinator {
     /** Stop the run (the launcher, on this JVM; a remote Stop is dropped when it is deserialized). */
     public record Stop(String reason) implements Command {}
 
+    /**
+     * Stop the run at the next step boundary with a committed checkpoint (the launcher got SIGTERM, on
+     * this JVM): a running generation's ranks all stop after the same step, commit its checkpoint and
+     * end the generation, and the run stops naming it ({@link #LAST_CHECKPOINT}) instead of going on.
+     * In any other phase no step is in flight: the run stops at once, naming the last checkpoint.
+     */
+    public record StopAtCheckpoint(String reason) implements Command {}
+
+    /** What a failed or stopped run's message ends with, before the checkpoint's path ("none" when there is none). */
+    public static final String LAST_CHECKPOINT = "; last committed checkpoint: ";
+
     private record WorkersListed(Receptionist.Listing listing) implements Command {}
 
     private record SubscribersListed(Set<ActorRef<TrainingEvent>> subscribers) implements Command {}
@@ -141,6 +152,7 @@ public final class Coordinator {
                 .onMessage(MemberChanged.class, m -> onMemberChanged(env, s, m, afterLoss))
                 .onMessage(BecameUnreachable.class, m -> onNodeLost(env, s, m.member().address(), "became unreachable", afterLoss))
                 .onMessage(Stop.class, m -> fail(env, s, "stopped: " + m.reason()))
+                .onMessage(StopAtCheckpoint.class, m -> fail(env, s, "stopped: " + m.reason()))
                 .onAnyMessage(m -> Behaviors.same())
                 .build());
     }
@@ -271,7 +283,7 @@ public final class Coordinator {
     static Behavior<Object> fail(Env env, RunState s, String why) {
         stopEveryone(env, s, why);
         return finish(env, s, onDisk -> {
-            String message = why + "; last committed checkpoint: " + s.lastCheckpoint(onDisk);
+            String message = why + LAST_CHECKPOINT + s.lastCheckpoint(onDisk);
             env.log().error("run {} stopped: {}", env.runId(), message);
             return new RunFinished(env.runId(), false, message);
         });

@@ -16,6 +16,7 @@ import dev.dreamcluster.protocol.CoordinatorProtocol.PlanAccepted;
 import dev.dreamcluster.protocol.CoordinatorProtocol.PlanRefused;
 import dev.dreamcluster.protocol.CoordinatorProtocol.RunEnded;
 import dev.dreamcluster.protocol.CoordinatorProtocol.StepReported;
+import dev.dreamcluster.protocol.CoordinatorProtocol.WorkerLeaving;
 import dev.dreamcluster.protocol.DataPlane;
 import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.protocol.TrainingEvent;
@@ -101,6 +102,8 @@ final class Generation {
                 .onMessage(StepReported.class, m -> onStepReported(env, s, m))
                 .onMessage(CheckpointCommitted.class, m -> onCheckpoint(env, s, finished, answered, m))
                 .onMessage(GenerationEnded.class, m -> onGenerationEnded(env, s, answered, m))
+                .onMessage(WorkerLeaving.class, m -> running(env, onLeaving(env, s, m), finished, answered))
+                .onMessage(Coordinator.StopAtCheckpoint.class, m -> onStopAtCheckpoint(env, s, finished, answered, m))
                 .onMessage(RunEnded.class, m -> onRunEnded(env, s, finished, answered, m)),
                 next -> running(env, next, finished, answered),
                 (next, why) -> why == null ? running(env, next, finished, answered) : abort(env, next, why, answered));
@@ -109,6 +112,9 @@ final class Generation {
     private static Behavior<Object> aborting(Env env, RunState s, Set<Integer> answered) {
         return Coordinator.phase(env, s, Behaviors.receive(Object.class)
                 .onMessage(GenerationEnded.class, m -> onAbortAnswered(env, s, answered, m))
+                .onMessage(WorkerLeaving.class, m -> aborting(env, onLeaving(env, s, m), answered))
+                .onMessage(Coordinator.StopAtCheckpoint.class, m -> aborting(env, s.stopAtCheckpoint(m.reason()), answered))
+                .onMessage(CheckpointCommitted.class, m -> aborting(env, onCommittedWhileAborting(env, s, m), answered))
                 .onMessage(RunEnded.class, m -> onFinishedWhileAborting(env, s, answered, m))
                 .onMessageEquals(Timeout.ABORT, () -> onAbortTimeout(env, s, answered)),
                 next -> aborting(env, next, answered), (next, why) -> afterAnswer(env, next, answered));
@@ -188,6 +194,45 @@ final class Generation {
         return running(env, next, finished, answered);
     }
 
+    /**
+     * A rank's node got SIGTERM: it is lost for the next generations from now on, but this generation
+     * goes on to the step boundary where the ranks (an all-reduced flag in the training loop, so every
+     * rank stops after the same step) commit a checkpoint and end it; their GenerationEnded answers
+     * then start the next generation, from that checkpoint, on the others. Telling the ranks to stop
+     * at a step from here could not work as well: the reports reach this actor a step or more late.
+     */
+    private static RunState onLeaving(Env env, RunState s, WorkerLeaving m) {
+        if (m.runId() != env.runId() || m.generation() != s.generation() || m.rank() >= s.ranks().size()) {
+            return s;
+        }
+        return Coordinator.lose(env, s, s.ranks().get(m.rank()), "is leaving (" + m.reason() + "): the generation ends with a"
+                + " checkpoint at the next step boundary");
+    }
+
+    /**
+     * Every rank is told to stop after the step in flight; the ranks agree on that step among themselves
+     * (the same all-reduced flag as a leaving worker's), commit its checkpoint and end the generation,
+     * and its end then stops the run ({@link #afterAbort}) instead of starting the next generation.
+     */
+    private static Behavior<Object> onStopAtCheckpoint(Env env, RunState s, Set<Integer> finished, Set<Integer> answered,
+            Coordinator.StopAtCheckpoint m) {
+        if (!s.stopping().isEmpty()) {
+            return Behaviors.same();
+        }
+        env.log().warn("stopping ({}): every rank commits a checkpoint after the step in flight", m.reason());
+        var stop = new WorkerProtocol.CheckpointAndStop(env.runId(), s.generation(), m.reason());
+        owing(s, answered).forEach(r -> env.tell(s.ranks().get(r), stop));
+        return running(env, s.stopAtCheckpoint(m.reason()), finished, answered);
+    }
+
+    /**
+     * A survivor's GenerationEnded may overtake rank 0's CheckpointCommitted (they come from different
+     * nodes): a checkpoint of this generation committed while it ends is still where the next one starts.
+     */
+    private static RunState onCommittedWhileAborting(Env env, RunState s, CheckpointCommitted k) {
+        return k.runId() != env.runId() || k.generation() != s.generation() ? s : s.committed(k.path(), k.step());
+    }
+
     private static Behavior<Object> onGenerationEnded(Env env, RunState s, Set<Integer> answered, GenerationEnded e) {
         if (e.runId() != env.runId() || e.generation() != s.generation()) {
             return Behaviors.same();
@@ -263,6 +308,9 @@ final class Generation {
     /** After an abort: the next generation if enough workers remain, else wait for new ones. */
     private static Behavior<Object> afterAbort(Env env, RunState s) {
         env.timers().cancel(Timeout.ABORT);
+        if (!s.stopping().isEmpty()) {
+            return Coordinator.fail(env, s, "stopped (" + s.stopping() + ") at a checkpoint"); // the launcher's SIGTERM
+        }
         if (!s.growing() && s.ranks().stream().noneMatch(s.workers().lost()::contains)) {
             return Coordinator.fail(env, s, s.reason()); // every rank is alive: the failure is in the run itself, not the cluster
         }

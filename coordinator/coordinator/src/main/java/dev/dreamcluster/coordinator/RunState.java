@@ -30,42 +30,49 @@ import java.util.Set;
  * @param growing the generation ends to admit waiting workers, not because a rank was lost
  * @param checkpoint the last checkpoint this run committed, else the one it resumed ("" for none)
  * @param checkpointStep the step of {@code checkpoint} once this run committed one, 0 before
+ * @param stopping why the run stops once the current generation has ended at a checkpoint (the launcher
+ *     got SIGTERM), "" while it is not stopping: the generation's end then stops the run instead of
+ *     starting the next one
  */
 record RunState(Workers workers, Set<ActorRef<TrainingEvent>> subscribers, int generation, List<ActorRef<WorkerProtocol.Command>> ranks,
-        String planHash, String reason, boolean growing, String checkpoint, int checkpointStep) {
+        String planHash, String reason, boolean growing, String checkpoint, int checkpointStep, String stopping) {
 
     /** Before any worker is known: the run resumes {@code resume} ("" for none). */
     static RunState start(String resume) {
-        return new RunState(Workers.NONE, Set.of(), -1, List.of(), "", "", false, resume, 0);
+        return new RunState(Workers.NONE, Set.of(), -1, List.of(), "", "", false, resume, 0, "");
     }
 
     RunState withWorkers(Workers w) {
-        return new RunState(w, subscribers, generation, ranks, planHash, reason, growing, checkpoint, checkpointStep);
+        return new RunState(w, subscribers, generation, ranks, planHash, reason, growing, checkpoint, checkpointStep, stopping);
     }
 
     RunState withSubscribers(Set<ActorRef<TrainingEvent>> s) {
-        return new RunState(workers, Set.copyOf(s), generation, ranks, planHash, reason, growing, checkpoint, checkpointStep);
+        return new RunState(workers, Set.copyOf(s), generation, ranks, planHash, reason, growing, checkpoint, checkpointStep, stopping);
     }
 
     /** The next generation is being planned, for {@code why}; its ranks are assigned once the plan is there. */
     RunState nextGeneration(String why) {
-        return new RunState(workers, subscribers, generation + 1, ranks, planHash, why, growing, checkpoint, checkpointStep);
+        return new RunState(workers, subscribers, generation + 1, ranks, planHash, why, growing, checkpoint, checkpointStep, stopping);
     }
 
     RunState assigned(List<ActorRef<WorkerProtocol.Command>> r, String hash) {
-        return new RunState(workers, subscribers, generation, List.copyOf(r), hash, reason, growing, checkpoint, checkpointStep);
+        return new RunState(workers, subscribers, generation, List.copyOf(r), hash, reason, growing, checkpoint, checkpointStep, stopping);
     }
 
     RunState endingFor(String why) {
-        return new RunState(workers, subscribers, generation, ranks, planHash, why, growing, checkpoint, checkpointStep);
+        return new RunState(workers, subscribers, generation, ranks, planHash, why, growing, checkpoint, checkpointStep, stopping);
     }
 
     RunState growing(boolean g) {
-        return new RunState(workers, subscribers, generation, ranks, planHash, reason, g, checkpoint, checkpointStep);
+        return new RunState(workers, subscribers, generation, ranks, planHash, reason, g, checkpoint, checkpointStep, stopping);
+    }
+
+    RunState stopAtCheckpoint(String why) {
+        return new RunState(workers, subscribers, generation, ranks, planHash, reason, growing, checkpoint, checkpointStep, why);
     }
 
     RunState committed(String path, int step) {
-        return new RunState(workers, subscribers, generation, ranks, planHash, reason, growing, path, step);
+        return new RunState(workers, subscribers, generation, ranks, planHash, reason, growing, path, step, stopping);
     }
 
     /**
@@ -103,6 +110,9 @@ record RunState(Workers workers, Set<ActorRef<TrainingEvent>> subscribers, int g
 
         /** A rank that ended its generation is available again, at its new ring address. */
         Workers back(ActorRef<WorkerProtocol.Command> w, String dataAddress) {
+            if (lost.contains(w)) {
+                return this; // a leaving worker (SIGTERM) still answers its generation's end: it must not take a rank again
+            }
             return new Workers(asked, put(available, w, dataAddress), offers, lost);
         }
 

@@ -46,6 +46,7 @@ final class WorkerGate extends BehaviorInterceptor<Object, Object> {
             rank(CoordinatorProtocol.StepReported.class, CoordinatorProtocol.StepReported::rank),
             rank(CoordinatorProtocol.RunEnded.class, CoordinatorProtocol.RunEnded::rank),
             rank(CoordinatorProtocol.GenerationEnded.class, CoordinatorProtocol.GenerationEnded::rank),
+            rank(CoordinatorProtocol.WorkerLeaving.class, CoordinatorProtocol.WorkerLeaving::rank),
             rank(CoordinatorProtocol.CheckpointCommitted.class, c -> 0)); // only rank 0 commits checkpoints
 
     private final List<ActorRef<WorkerProtocol.Command>> ranks;

@@ -280,6 +280,105 @@ class CoordinatorTest {
         assertTrue(g1.reason().contains("failed"), g1.reason());
     }
 
+    /**
+     * Spot-safe: rank 2 says it is leaving (SIGTERM); the ranks stop at a step boundary with a checkpoint
+     * (step 7: no periodic one before it) and end the generation, a survivor's end arriving before rank
+     * 0's commit; the next generation runs on the 2 others from that checkpoint. Then the launcher's
+     * SIGTERM: every rank is told to checkpoint and stop, and the run ends naming the new checkpoint.
+     */
+    @Test
+    void shouldGoOnWithoutALeavingWorkerFromTheCheckpointItsGenerationEndedWith(@TempDir Path tmp) throws Exception {
+        dev.dreamcluster.model.DiffusersFolder.writeRandom(tmp.resolve("model"), dev.dreamcluster.model.Presets.TINY, 0,
+                dev.dreamcluster.safetensors.DType.F32);
+        Path ckpt = tmp.resolve("checkpoints").resolve("step-000007");
+        dev.dreamcluster.model.DiffusersFolder.writeRandom(ckpt.resolve("model"), dev.dreamcluster.model.Presets.TINY, 1,
+                dev.dreamcluster.safetensors.DType.F32);
+        Files.writeString(ckpt.resolve("trainer_state.json"), "{}");
+        Files.createDirectories(tmp.resolve("data"));
+        Files.writeString(tmp.resolve("data").resolve("a.txt"), "a caption");
+        Files.writeString(tmp.resolve("train.json"), "{\"data_root\": \"data\", \"resume_ckpt\": \"model\"}");
+        var run = new dev.dreamcluster.config.RunConfig(dev.dreamcluster.config.TrainConfig.load(tmp.resolve("train.json"), java.util.Map.of()),
+                dev.dreamcluster.config.ConfigResolver.load(tmp.resolve("train.json"), dev.dreamcluster.config.CliFlags.NONE, 4));
+        var gen0 = dev.dreamcluster.plan.PlanManifest.compute(run, 3, null);
+        CoordinatorSettings s = new CoordinatorSettings(2, 3, 3, 304, gen0.hash(), gen0.lines(), run.toJson(), "", tmp.resolve("out"),
+                new CoordinatorSettings.Timeouts(Duration.ofMinutes(1), Duration.ofMinutes(1), Duration.ofMinutes(1), Duration.ofSeconds(20)));
+        List<TestProbe<WorkerProtocol.Command>> ws = List.of(worker(), worker(), worker());
+        ActorRef<Coordinator.Command> coord = kit.spawn(Coordinator.create(s), "coordinator-304");
+        try {
+            for (TestProbe<WorkerProtocol.Command> w : ws) {
+                w.fishForMessage(Duration.ofSeconds(15), m -> m instanceof WorkerProtocol.Identify id && from(id, "coordinator-304")
+                        ? respond(id, w) : ignore());
+            }
+            WorkerProtocol.AssignPlan[] plans = new WorkerProtocol.AssignPlan[3];
+            for (TestProbe<WorkerProtocol.Command> w : ws) {
+                WorkerProtocol.AssignPlan a = w.expectMessageClass(WorkerProtocol.AssignPlan.class, Duration.ofSeconds(15));
+                plans[a.rank()] = a;
+                SenderGate.tell(a.replyTo(), new CoordinatorProtocol.PlanAccepted(304, a.rank()), w.getRef());
+            }
+            for (TestProbe<WorkerProtocol.Command> w : ws) {
+                w.expectMessageClass(WorkerProtocol.StartRun.class);
+            }
+            assertEquals(3, nextEvent(TrainingEvent.GenerationStarted.class).world());
+            var reply = plans[0].replyTo();
+            List<TestProbe<WorkerProtocol.Command>> byRank = new java.util.ArrayList<>();
+            for (int r = 0; r < 3; r++) {
+                final int rank = r;
+                byRank.add(ws.stream().filter(w -> plans[rank].plan().peers().get(rank).equals(addressOf(w))).findFirst().orElseThrow());
+            }
+            SenderGate.tell(reply, new CoordinatorProtocol.WorkerLeaving(304, 0, 2, byRank.get(2).getRef(), "SIGTERM"),
+                    byRank.get(2).getRef());
+            assertTrue(nextEvent(TrainingEvent.WorkerLost.class).address() != null, "counted out of the next generation at once");
+            String stopped = "generation stopped after step 7 (a worker is leaving)";
+            // rank 1's end overtakes rank 0's commit; the leaving rank 2 answers too
+            SenderGate.tell(reply, new CoordinatorProtocol.GenerationEnded(304, 0, 1, stopped, byRank.get(1).getRef(), "127.0.0.1:7301"),
+                    byRank.get(1).getRef());
+            SenderGate.tell(reply, new CoordinatorProtocol.CheckpointCommitted(304, 0, 7, 20, ckpt.toString()), byRank.get(0).getRef());
+            SenderGate.tell(reply, new CoordinatorProtocol.GenerationEnded(304, 0, 0, stopped, byRank.get(0).getRef(), "127.0.0.1:7300"),
+                    byRank.get(0).getRef());
+            SenderGate.tell(reply, new CoordinatorProtocol.GenerationEnded(304, 0, 2, stopped, byRank.get(2).getRef(), "127.0.0.1:7302"),
+                    byRank.get(2).getRef());
+            WorkerProtocol.AssignPlan[] next = new WorkerProtocol.AssignPlan[2];
+            for (int r = 0; r < 2; r++) {
+                next[r] = (WorkerProtocol.AssignPlan) byRank.get(r).fishForMessage(Duration.ofSeconds(30),
+                        m -> m instanceof WorkerProtocol.AssignPlan ? akka.actor.testkit.typed.javadsl.FishingOutcomes.complete() : ignore())
+                        .get(0);
+                assertEquals(1, next[r].plan().generation());
+                assertEquals(2, next[r].plan().worldSize(), "the others only");
+                assertEquals(ckpt.toString(), next[r].plan().resume(), "from the checkpoint the generation ended with");
+                assertTrue(!next[r].plan().peers().contains("127.0.0.1:7302"), "not the leaving worker");
+                SenderGate.tell(next[r].replyTo(), new CoordinatorProtocol.PlanAccepted(304, next[r].rank()), byRank.get(r).getRef());
+            }
+            TrainingEvent.GenerationStarted g1 = nextEvent(TrainingEvent.GenerationStarted.class);
+            assertEquals(2, g1.world());
+            assertEquals(7, g1.fromStep());
+            byRank.get(2).expectNoMessage(Duration.ofMillis(300));
+
+            // the launcher's SIGTERM: every rank checkpoints after the step in flight, then the run stops naming it
+            coord.tell(new Coordinator.StopAtCheckpoint("SIGTERM"));
+            Path ckpt9 = tmp.resolve("checkpoints").resolve("step-000009");
+            for (int r = 0; r < 2; r++) {
+                TestProbe<WorkerProtocol.Command> w = byRank.get(r);
+                w.fishForMessage(Duration.ofSeconds(15), m -> m instanceof WorkerProtocol.CheckpointAndStop k && k.generation() == 1
+                        ? akka.actor.testkit.typed.javadsl.FishingOutcomes.complete() : ignore());
+            }
+            int rank0 = next[0].rank() == 0 ? 0 : 1; // which survivor is rank 0 now
+            var reply1 = next[0].replyTo();
+            SenderGate.tell(reply1, new CoordinatorProtocol.CheckpointCommitted(304, 1, 9, 20, ckpt9.toString()), byRank.get(rank0).getRef());
+            for (int r = 0; r < 2; r++) {
+                SenderGate.tell(reply1, new CoordinatorProtocol.GenerationEnded(304, 1, next[r].rank(), "generation stopped after step 9",
+                        byRank.get(r).getRef(), "127.0.0.1:740" + r), byRank.get(r).getRef());
+            }
+            TrainingEvent.RunFinished end = nextEvent(TrainingEvent.RunFinished.class);
+            assertTrue(!end.ok() && end.message().endsWith(Coordinator.LAST_CHECKPOINT + ckpt9), end.message());
+        } finally {
+            coord.tell(new Coordinator.Stop("test over"));
+            for (TestProbe<WorkerProtocol.Command> w : ws) {
+                kit.system().receptionist().tell(Receptionist.deregister(WorkerProtocol.SERVICE, w.getRef()));
+            }
+            kit.stop(coord);
+        }
+    }
+
     static boolean from(WorkerProtocol.Identify id, String coordinator) {
         return id.replyTo().path().toString().contains(coordinator);
     }

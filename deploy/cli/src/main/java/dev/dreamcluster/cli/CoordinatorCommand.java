@@ -44,8 +44,20 @@ final class CoordinatorCommand implements Callable<Integer> {
     @Option(names = "--collective", paramLabel = "K", description = "auto (NCCL when every worker offers it, else the ring), ring or nccl")
     String collective;
 
+    @Option(names = "--preemption_grace", paramLabel = "S", defaultValue = "25",
+            description = "on SIGTERM, seconds to wait while every worker commits a checkpoint after the step in flight, before"
+                    + " the run stops and the resume command is printed (default 25; 0: stop at once)")
+    int preemptionGrace;
+
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
     @Override
     public Integer call() throws Exception {
+        if (preemptionGrace < 0 || preemptionGrace > WorkerCommand.MAX_GRACE) {
+            throw dev.dreamcluster.config.ConfigError.invalid("--preemption_grace", Integer.toString(preemptionGrace),
+                    "0 (stop at once) or 1.." + WorkerCommand.MAX_GRACE + " seconds");
+        }
         ClusterKeys.NodeKeys keys = cluster.resolve();
         Nodes.HostPort b = Nodes.hostPort(bind, "--bind");
         Nodes.HostPort a = Nodes.hostPort(advertise, "--advertise");
@@ -67,9 +79,11 @@ final class CoordinatorCommand implements Callable<Integer> {
                 dev.dreamcluster.worker.train.ComputeConfig.fromRun(cfg.compute(), flags).collective());
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
         ActorSystem<Void> system = Nodes.startCoordinator(settings, b, a, new MonitoringSettings(h.host(), h.port(), cfg.train().out()),
-                done, new java.io.PrintWriter(System.err, true), keys, formation.bootstrap(), formation.config((a != null ? a : b).host()));
+                done, new java.io.PrintWriter(System.err, true), keys, formation.bootstrap(), formation.config((a != null ? a : b).host()) + WorkerCommand.graceConfig(preemptionGrace));
         formation.start(system);
         Nodes.endWhenTerminated(system, settings.runId(), done); // a downed or quarantined coordinator node never hangs this command
+        Nodes.stopAtCheckpointOnSigterm(system, settings, done, preemptionGrace,
+                end -> ResumeLine.of("coordinator", spec.commandLine().getParseResult().originalArgs(), end));
         try {
             String seed = (a != null ? a : b).toString();
             System.err.println("coordinator on " + seed + ": waiting for " + settings.minWorkers() + " workers (dreamcluster worker --join "

@@ -26,6 +26,8 @@ final class EmbeddedCluster {
     private final Path keysDir;
     private DeviceOptions device = new DeviceOptions();
     private boolean pinned;
+    private int preemptionGrace = 25;
+    private java.util.function.Function<TrainingEvent.RunFinished, String> resumeLine = end -> "resume: " + end.message();
 
     /**
      * @param workers local worker JVMs to start (at least the settings' min_workers)
@@ -45,6 +47,18 @@ final class EmbeddedCluster {
     /** Pin local worker r to core r mod cores with taskset (Linux), so a benchmark can slow one worker by loading its core. */
     EmbeddedCluster withPinning(boolean pin) {
         this.pinned = pin;
+        return this;
+    }
+
+    /** The workers' --preemption_grace: how long a worker given SIGTERM stays while the run commits a checkpoint. */
+    EmbeddedCluster withPreemptionGrace(int seconds) {
+        this.preemptionGrace = seconds;
+        return this;
+    }
+
+    /** What a SIGTERM'd launcher prints once the run stopped at a checkpoint ({@link ResumeLine}). */
+    EmbeddedCluster withResumeLine(java.util.function.Function<TrainingEvent.RunFinished, String> line) {
+        this.resumeLine = line;
         return this;
     }
 
@@ -68,11 +82,25 @@ final class EmbeddedCluster {
     private int run(ClusterKeys.NodeKeys keys, java.io.PrintWriter out, java.io.PrintWriter err) throws Exception {
         Path outDir = run.train().out();
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
-        ActorSystem<Void> system = Nodes.startCoordinator(settings, bind, null, http, done, err, keys);
+        ActorSystem<Void> system = Nodes.startCoordinator(settings, bind, null, http, done, err, keys, false,
+                WorkerCommand.graceConfig(preemptionGrace));
         Nodes.endWhenTerminated(system, settings.runId(), done); // a downed or quarantined coordinator node never hangs the launcher
+        Nodes.stopAtCheckpointOnSigterm(system, settings, done, preemptionGrace, resumeLine);
         int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
         List<Process> children = new ArrayList<>();
-        Thread hook = new Thread(() -> children.forEach(Process::destroyForcibly));
+        Thread hook = new Thread(() -> {
+            // SIGTERM or Ctrl-C: the coordinator's shutdown task stops the run at a checkpoint first (the
+            // workers commit it); only then, or past the grace, are the workers stopped
+            try {
+                done.get(preemptionGrace + 5L, TimeUnit.SECONDS);
+                for (Process p : children) {
+                    p.waitFor(10, TimeUnit.SECONDS); // told to stop by the run's end: they leave the cluster on their own
+                }
+            } catch (Exception timedOutOrInterrupted) {
+                // stop them now
+            }
+            children.forEach(Process::destroyForcibly);
+        });
         Runtime.getRuntime().addShutdownHook(hook); // Ctrl-C stops the workers too
         try {
             // local workers share this machine's cores: give each its share, or libtorch's and the
@@ -86,7 +114,8 @@ final class EmbeddedCluster {
                         Integer.toString(r % Runtime.getRuntime().availableProcessors())) : List.of());
                 cmd.addAll(ChildJvm.command(jvm.toArray(String[]::new)));
                 cmd.addAll(List.of(Main.class.getName(), "worker", "--join", bind.host() + ":" + port, "--bind", bind.host() + ":0",
-                        "--keys", keys.dir().toString(), "--optimizer_threads", Integer.toString(threads)));
+                        "--keys", keys.dir().toString(), "--optimizer_threads", Integer.toString(threads),
+                        "--preemption_grace", Integer.toString(preemptionGrace)));
                 cmd.addAll(device.workerFlags(r, workers)); // gpu:N becomes gpu:(N + r): one GPU per worker
                 ProcessBuilder pb = ChildJvm.builder(cmd).redirectErrorStream(true).redirectOutput(outDir.resolve("worker-" + r + ".log").toFile());
                 pb.environment().putIfAbsent("DREAMCLUSTER_LOG_LEVEL", "INFO"); // a worker's log file shows its INFO lines
@@ -116,7 +145,11 @@ final class EmbeddedCluster {
         } finally {
             children.forEach(Process::destroyForcibly);
             system.terminate();
-            Runtime.getRuntime().removeShutdownHook(hook);
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // SIGTERM: the hook is running, and waits for this run's end
+            }
         }
     }
 

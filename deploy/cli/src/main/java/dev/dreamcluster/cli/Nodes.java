@@ -140,6 +140,39 @@ final class Nodes {
         }
     }
 
+    /**
+     * SIGTERM (or Ctrl-C) to a coordinator's JVM runs Akka's coordinated shutdown from its JVM hook; its
+     * first phase (given the grace by {@link WorkerCommand#graceConfig}) asks the coordinator to stop the
+     * run at the next step boundary with a committed checkpoint ({@link Coordinator.StopAtCheckpoint}),
+     * waits for the run's end, at most {@code graceSeconds}, and prints the command that resumes it
+     * ({@code resumeLine}) on stderr. Past the bound the node goes as before (the workers find their
+     * coordinator lost). A shutdown for any other reason goes at once; a second SIGTERM changes nothing.
+     */
+    static void stopAtCheckpointOnSigterm(ActorSystem<?> system, CoordinatorSettings settings,
+            CompletableFuture<TrainingEvent.RunFinished> done, int graceSeconds,
+            java.util.function.Function<TrainingEvent.RunFinished, String> resumeLine) {
+        akka.actor.CoordinatedShutdown cs = akka.actor.CoordinatedShutdown.get(system);
+        cs.addTask(akka.actor.CoordinatedShutdown.PhaseBeforeServiceUnbind(), "stop-run-at-checkpoint", () -> {
+            boolean sigterm = cs.getShutdownReason().filter(r -> r.equals(akka.actor.CoordinatedShutdown.jvmExitReason())).isPresent();
+            if (!sigterm || graceSeconds == 0 || done.isDone()) {
+                return CompletableFuture.completedFuture(akka.Done.getInstance());
+            }
+            System.err.println("SIGTERM: the run commits a checkpoint after the step in flight, then stops (at most " + graceSeconds
+                    + " s, --preemption_grace)");
+            // the singleton's proxy on this node (init again returns the one already started)
+            ClusterSingleton.get(system).init(SingletonActor.of(Coordinator.create(settings), "coordinator")
+                    .withSettings(ClusterSingletonSettings.create(system).withRole("coordinator")))
+                    .tell(new Coordinator.StopAtCheckpoint("SIGTERM"));
+            // a copy: the launcher's own wait must see the real end, never the timeout's null
+            return done.copy().completeOnTimeout(null, graceSeconds, TimeUnit.SECONDS).thenApply(end -> {
+                System.err.println(end == null ? "SIGTERM: no checkpoint was committed within " + graceSeconds + " s (--preemption_grace);"
+                        + " the last committed one under checkpoints/ resumes the run" : resumeLine.apply(end));
+                System.err.flush();
+                return akka.Done.getInstance();
+            });
+        });
+    }
+
     /** HOST:PORT from a flag (null stays null), or a one-line error naming it. */
     static HostPort hostPort(String value, String flag) {
         if (value == null) {

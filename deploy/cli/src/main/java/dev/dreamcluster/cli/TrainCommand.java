@@ -46,6 +46,11 @@ final class TrainCommand implements Callable<Integer> {
             description = "cluster keys of the embedded cluster (with --workers > 1; default: a throwaway CA made for this run)")
     Path keys;
 
+    @Option(names = "--preemption_grace", paramLabel = "S", defaultValue = "25",
+            description = "with --workers > 1: passed to each local worker (SIGTERM to a worker: seconds it stays while the run"
+                    + " commits a checkpoint after the step in flight; 0: it exits at once)")
+    int preemptionGrace;
+
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
@@ -53,6 +58,10 @@ final class TrainCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (workers < 1 || workers > 64) {
             throw ConfigError.invalid("--workers", Integer.toString(workers), "1..64 local worker processes");
+        }
+        if (preemptionGrace < 0 || preemptionGrace > WorkerCommand.MAX_GRACE) {
+            throw ConfigError.invalid("--preemption_grace", Integer.toString(preemptionGrace), "0 (exit at once) or 1.."
+                    + WorkerCommand.MAX_GRACE + " seconds");
         }
         Nodes.HostPort bind = Nodes.hostPort(coordinatorBind, "--coordinator_bind");
         device.apply(); // before DJL loads: a GPU needs the CUDA libtorch
@@ -73,6 +82,8 @@ final class TrainCommand implements Callable<Integer> {
             ComputeConfig compute = ComputeConfig.fromRun(cfg.compute(), device.overrides());
             return new EmbeddedCluster(cfg, run.coordinatorSettings(cfg, workers, compute.collective()), workers, bind,
                     new dev.dreamcluster.monitoring.MonitoringSettings(h.host(), h.port(), cfg.train().out()), keys).withDevice(device).withPinning(pinWorkers)
+                    .withPreemptionGrace(preemptionGrace)
+                    .withResumeLine(end -> ResumeLine.of("train", spec.commandLine().getParseResult().originalArgs(), end))
                     .run(spec.commandLine().getOut(), spec.commandLine().getErr());
         }
         StepMetrics last;

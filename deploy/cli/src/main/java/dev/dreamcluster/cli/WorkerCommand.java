@@ -53,11 +53,19 @@ final class WorkerCommand implements Callable<Integer> {
             description = "seconds to reach the cluster at --join before giving up with exit 3 (default 1800; 0: keep trying)")
     int joinTimeout;
 
+    @Option(names = "--preemption_grace", paramLabel = "S", defaultValue = "25",
+            description = "on SIGTERM, seconds this node stays up while the run commits a checkpoint after the step in flight"
+                    + " and goes on without it (default 25; 0: exit at once, the run restarts from its last checkpoint)")
+    int preemptionGrace;
+
     @picocli.CommandLine.Mixin
     DeviceOptions device = new DeviceOptions();
 
     @picocli.CommandLine.Mixin
     ClusterKeyFlags cluster;
+
+    /** A spot notice gives 30 s to 2 min; a bound beyond an hour would only hide a hung node. */
+    static final int MAX_GRACE = 3600;
 
     @Override
     public Integer call() throws Exception {
@@ -68,6 +76,10 @@ final class WorkerCommand implements Callable<Integer> {
         Nodes.HostPort seed = formation.bootstrap() ? null : Nodes.hostPort(join, "--join");
         if (joinTimeout < 0 || joinTimeout > 7 * 24 * 3600) {
             throw ConfigError.invalid("--join_timeout", Integer.toString(joinTimeout), "0 (keep trying) or 1..604800 seconds");
+        }
+        if (preemptionGrace < 0 || preemptionGrace > MAX_GRACE) {
+            throw ConfigError.invalid("--preemption_grace", Integer.toString(preemptionGrace), "0 (exit at once) or 1.."
+                    + MAX_GRACE + " seconds");
         }
         Nodes.HostPort b = address.bindAddress();
         Nodes.HostPort a = address.advertiseAddress();
@@ -92,7 +104,8 @@ final class WorkerCommand implements Callable<Integer> {
         String giveUp = seed != null && joinTimeout > 0
                 ? "\nakka.cluster.shutdown-after-unsuccessful-join-seed-nodes = " + joinTimeout + "s\n" : "";
         ActorSystem<Worker.Command> system = Nodes.start(Worker.create(endpoint, new LocalPaths(data, model, out, resume), ended, compute),
-                "worker", b, a, seed, keys, formation.config((a != null ? a : b).host()) + giveUp);
+                "worker", b, a, seed, keys, formation.config((a != null ? a : b).host()) + giveUp + graceConfig(preemptionGrace));
+        leaveWithCheckpointOnSigterm(system, ended, preemptionGrace);
         formation.start(system);
         system.getWhenTerminated().toCompletableFuture().get(7, TimeUnit.DAYS);
         Worker.ComputeEnded end = ended.getNow(null);
@@ -108,5 +121,44 @@ final class WorkerCommand implements Callable<Integer> {
             return 3;
         }
         return 0;
+    }
+
+    /**
+     * The first phase of Akka's coordinated shutdown gets the grace (plus time for the step in flight
+     * to be reported): Akka's own JVM shutdown hook runs the phases in order and waits for them, so the
+     * node stays a cluster member, with its ring open, until the task below is done or the phase times out.
+     */
+    static String graceConfig(int graceSeconds) {
+        return graceSeconds == 0 ? "" : "\nakka.coordinated-shutdown.phases.before-service-unbind.timeout = " + (graceSeconds + 5) + "s\n";
+    }
+
+    /**
+     * SIGTERM (a spot notice, kubectl delete pod, a scale-down) runs Akka's coordinated shutdown from its
+     * JVM hook; its first phase asks the worker actor to leave the run at the next step boundary with a
+     * committed checkpoint ({@link Worker.Leave}) and waits, at most {@code graceSeconds}, before the
+     * node leaves the cluster. Past the bound the node goes as before, and the run restarts from its last
+     * checkpoint. A shutdown for any other reason (the run ended, the coordinator was lost) goes at once.
+     * A second SIGTERM changes nothing: the JVM runs its hooks once (and a checkpoint is written under a
+     * temporary name and renamed, so even a SIGKILL never leaves a half one under its real name).
+     */
+    static void leaveWithCheckpointOnSigterm(ActorSystem<Worker.Command> system, CompletableFuture<Worker.ComputeEnded> ended,
+            int graceSeconds) {
+        akka.actor.CoordinatedShutdown cs = akka.actor.CoordinatedShutdown.get(system);
+        cs.addTask(akka.actor.CoordinatedShutdown.PhaseBeforeServiceUnbind(), "leave-run-with-checkpoint", () -> {
+            boolean sigterm = cs.getShutdownReason().filter(r -> r.equals(akka.actor.CoordinatedShutdown.jvmExitReason())).isPresent();
+            if (!sigterm || graceSeconds == 0 || ended.isDone()) {
+                return CompletableFuture.completedFuture(akka.Done.getInstance());
+            }
+            System.err.println("worker: SIGTERM: leaving the run after the step in flight, once its checkpoint is committed"
+                    + " (at most " + graceSeconds + " s, --preemption_grace)");
+            CompletableFuture<Void> left = new CompletableFuture<>();
+            system.tell(new Worker.Leave("SIGTERM", left));
+            return CompletableFuture.anyOf(left, ended).completeOnTimeout(null, graceSeconds, TimeUnit.SECONDS)
+                    .thenApply(v -> {
+                        System.err.println(left.isDone() ? "worker: left the run; its checkpoint is committed"
+                                : "worker: --preemption_grace " + graceSeconds + " s passed before a checkpoint was committed; leaving");
+                        return akka.Done.getInstance();
+                    });
+        });
     }
 }

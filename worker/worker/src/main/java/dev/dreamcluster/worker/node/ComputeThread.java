@@ -32,6 +32,8 @@ final class ComputeThread extends Thread {
     private volatile Collective ring;
     /** Set by {@link #abort} before it interrupts: errors after it are the abort's, not the input's. */
     private volatile boolean aborted;
+    /** Set by {@link #stopAtNextStep}: this node is leaving; read by the loop once per step. */
+    private volatile boolean stopRequested;
 
     ComputeThread(RunPlan plan, int rank, RunConfig run, Path resume, ServerSocketChannel server,
             ActorRef<CoordinatorProtocol.Command> coordinator, ActorRef<Worker.Command> worker, WorkerCompute workerCompute) {
@@ -49,6 +51,14 @@ final class ComputeThread extends Thread {
 
     int rank() {
         return rank;
+    }
+
+    /**
+     * Asks every rank to stop after the step in flight, with a checkpoint (this node got SIGTERM): the
+     * loop all-reduces the request at the next step boundary, so the whole generation stops there.
+     */
+    void stopAtNextStep() {
+        stopRequested = true;
     }
 
     void abort() {
@@ -73,6 +83,8 @@ final class ComputeThread extends Thread {
             }
             ok = true;
             message = "done";
+        } catch (dev.dreamcluster.worker.train.GenerationStopped e) {
+            message = e.getMessage(); // the checkpoint is committed: the next generation starts from it
         } catch (dev.dreamcluster.config.ConfigError e) {
             message = e.getMessage(); // one line naming the file or value, as a single-process run prints it
             // an abort interrupts this thread, and an image read that is interrupted fails as if the file
@@ -101,6 +113,11 @@ final class ComputeThread extends Thread {
             @Override
             public void stepCompleted(StepMetrics m, int totalSteps) {
                 report(m);
+            }
+
+            @Override
+            public boolean stopRequested() {
+                return stopRequested;
             }
 
             @Override

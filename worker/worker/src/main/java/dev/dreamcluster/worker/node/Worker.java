@@ -46,6 +46,15 @@ public final class Worker {
 
     private record MemberChanged(ClusterEvent.MemberEvent event) implements Command {}
 
+    /**
+     * This node is going away (its JVM got SIGTERM; sent by the node's shutdown task, on this JVM only).
+     * A running rank asks every rank to stop after the step in flight with a checkpoint, tells the
+     * coordinator it is leaving, and completes {@code done} once its part of the generation is over
+     * (the checkpoint committed, or the generation ended otherwise); in any other phase there is
+     * nothing in flight to save, and {@code done} completes at once.
+     */
+    public record Leave(String reason, CompletableFuture<Void> done) implements Command, akka.actor.NoSerializationVerificationNeeded {}
+
     private record ReachabilityChanged(ClusterEvent.ReachabilityEvent event) implements Command {}
 
     /** The compute thread ended (normally or not). */
@@ -112,6 +121,7 @@ public final class Worker {
         return Behaviors.receive(Command.class)
                 .onMessage(Remote.class, this::onIdleRemote)
                 .onMessage(PlanChecked.class, this::onPlanChecked)
+                .onMessage(Leave.class, Worker::leaveAtOnce)
                 .onMessage(MemberChanged.class, this::onMember)
                 .onMessage(ReachabilityChanged.class, this::onReachability)
                 .build();
@@ -188,6 +198,7 @@ public final class Worker {
             return Behaviors.receive(Command.class)
                     .onMessage(Remote.class, this::onRemote)
                     .onMessage(PlanChecked.class, m -> Behaviors.same())
+                    .onMessage(Leave.class, Worker::leaveAtOnce)
                     .onMessage(MemberChanged.class, Worker.this::onMember)
                     .onMessage(ReachabilityChanged.class, Worker.this::onReachability)
                     .build();
@@ -224,6 +235,8 @@ public final class Worker {
         final int rank;
         final ComputeThread compute;
         boolean stopping;
+        /** Completed once this rank's part of the generation is over, when the node is leaving (null: it is not). */
+        CompletableFuture<Void> leaving;
 
         Running(RunPlan plan, int rank, ComputeThread compute) {
             this.plan = plan;
@@ -235,6 +248,7 @@ public final class Worker {
             return Behaviors.receive(Command.class)
                     .onMessage(Remote.class, this::onRemote)
                     .onMessage(ComputeEnded.class, this::onComputeEnded)
+                    .onMessage(Leave.class, this::onLeave)
                     .onMessage(PlanChecked.class, m -> Behaviors.same())
                     .onMessage(MemberChanged.class, m -> lostCoordinator(m.event()) ? stopForLostCoordinator() : Behaviors.same())
                     .onMessage(ReachabilityChanged.class, m -> lostCoordinator(m.event()) ? stopForLostCoordinator() : Behaviors.same())
@@ -249,6 +263,10 @@ public final class Worker {
             if (c instanceof WorkerProtocol.AbortGeneration a && a.runId() == plan.runId() && a.generation() == plan.generation()) {
                 ctx.getLog().warn("generation {} aborted by the coordinator: {}", a.generation(), a.reason());
                 compute.abort();
+            } else if (c instanceof WorkerProtocol.CheckpointAndStop k && k.runId() == plan.runId()
+                    && k.generation() == plan.generation()) {
+                ctx.getLog().warn("the coordinator stops the run after the step in flight, with a checkpoint: {}", k.reason());
+                compute.stopAtNextStep();
             } else if (c instanceof WorkerProtocol.StopRun s && s.runId() == plan.runId()) {
                 ctx.getLog().warn("run {} stopped by the coordinator: {}", s.runId(), s.reason());
                 stopping = true;
@@ -266,13 +284,38 @@ public final class Worker {
             return Behaviors.same();
         }
 
+        /**
+         * The coordinator is told first, so it counts this worker out of the next generation before any
+         * rank's GenerationEnded (this node's own comes after it, in order; a peer's may overtake it,
+         * and the coordinator waits for every rank's answer either way).
+         */
+        Behavior<Command> onLeave(Leave m) {
+            if (leaving != null) {
+                leaving.whenComplete((v, e) -> m.done().complete(null)); // a second SIGTERM waits for the same commit
+                return Behaviors.same();
+            }
+            leaving = m.done();
+            ctx.getLog().warn("leaving ({}): rank {} asks every rank to stop after the step in flight, with a checkpoint", m.reason(),
+                    rank);
+            SenderGate.tell(coordinator, new CoordinatorProtocol.WorkerLeaving(plan.runId(), plan.generation(), rank, self, m.reason()),
+                    ctx.getSelf());
+            compute.stopAtNextStep();
+            return Behaviors.same();
+        }
+
         /** Finished: the node ends. Failed or aborted: it reports and waits for the next generation (or the stop). */
         Behavior<Command> onComputeEnded(ComputeEnded m) {
-            if (m.ok() || stopping) {
-                return end(m.ok() ? m : new ComputeEnded(false, m.message()));
+            try {
+                if (m.ok() || stopping) {
+                    return end(m.ok() ? m : new ComputeEnded(false, m.message()));
+                }
+                ctx.getLog().warn("generation {} ended on rank {}: {}", plan.generation(), rank, m.message());
+                return generationEnded(plan, rank, m.message(), m.stopStatus());
+            } finally {
+                if (leaving != null) {
+                    leaving.complete(null); // the node's shutdown goes on: it leaves the cluster
+                }
             }
-            ctx.getLog().warn("generation {} ended on rank {}: {}", plan.generation(), rank, m.message());
-            return generationEnded(plan, rank, m.message(), m.stopStatus());
         }
     }
 
@@ -304,6 +347,12 @@ public final class Worker {
         ctx.getLog().warn("ignoring {} from {}: only the coordinator's node {} may send it", c.getClass().getSimpleName(),
                 from == null ? "an unknown sender" : from, expected == null ? "(none up)" : expected);
         return false;
+    }
+
+    /** Not running: nothing in flight to save, the node may go at once. */
+    private static Behavior<Command> leaveAtOnce(Leave m) {
+        m.done().complete(null);
+        return Behaviors.same();
     }
 
     // ---- membership (every phase) ----

@@ -29,6 +29,14 @@ public final class TrainLoop {
 
         /** Rank 0: the checkpoint of {@code step} is complete under its real name (a restart point). */
         default void checkpointCommitted(int step, int totalSteps, Path dir) {}
+
+        /**
+         * Whether this rank asks the run to stop at this step boundary (its node is leaving): read once
+         * per step, on the loop's thread, and agreed on by every rank ({@link #stopAgreed}).
+         */
+        default boolean stopRequested() {
+            return false;
+        }
     }
 
     /**
@@ -108,13 +116,18 @@ public final class TrainLoop {
                     bound(stepBound(stepSeconds), "a step (" + STEP_FACTOR + " x the median step time, at least "
                             + STEP_FLOOR.toSeconds() + " s)");
                 }
-                if (end || checkpointDue(cfg, t, lastCheckpoint)) {
+                boolean stop = !end && stopAgreed(listener.stopRequested());
+                if (end || stop || checkpointDue(cfg, t, lastCheckpoint)) {
                     Path dir = cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", t.step()));
                     bound(CHECKPOINT_BOUND, "the checkpoint of step " + t.step());
                     t.checkpoint(dir);
                     lastCheckpoint = System.nanoTime();
                     if (rank0) {
                         listener.checkpointCommitted(t.step(), t.totalSteps(), dir.toAbsolutePath());
+                    }
+                    if (stop) {
+                        // every rank is past the checkpoint's barrier: the commit is done; the generation ends here
+                        throw new GenerationStopped(t.step(), dir.toAbsolutePath());
                     }
                 }
                 last = m;
@@ -151,6 +164,22 @@ public final class TrainLoop {
         double[] s = seconds.stream().mapToDouble(Double::doubleValue).sorted().toArray();
         double median = s[s.length / 2];
         return java.time.Duration.ofMillis(Math.max(STEP_FLOOR.toMillis(), (long) (STEP_FACTOR * median * 1000)));
+    }
+
+    /**
+     * A stop asked for by any rank, agreed on by all: one all-reduce of one float per step, at the same
+     * point of every rank's loop, so every rank sees the same sum and stops after the same step (the
+     * checkpoint is collective). A request made while the coordinator relays it would reach the ranks
+     * at different steps (step reports arrive late); the flag costs one small collective a step instead.
+     * The checkpoint written then is the same as a periodic one at that step.
+     */
+    private boolean stopAgreed(boolean mine) {
+        if (collective == null || collective.worldSize() < 2) {
+            return mine;
+        }
+        float[] flag = {mine ? 1f : 0f};
+        collective.allReduce(flag, 1);
+        return flag[0] > 0f;
     }
 
     /**

@@ -99,6 +99,39 @@ class MultiProcessTrainingTest {
     }
 
     /**
+     * A step skipped on one rank is skipped on every rank, and the ranks stay identical: one picture
+     * carries loss_scale 1e38 (EveryDream2's per-folder loss_scale.txt), so the rank whose slice holds
+     * it gets non-finite gradients, the all-reduced norm is non-finite everywhere, and every rank skips
+     * that update. The checkpoints at steps 5 and 10 compare every rank's weights (RankAgreement:
+     * a difference halts the run), and both ranks name the same skipped steps.
+     */
+    @Test
+    void aStepSkippedOnOneRankIsSkippedOnEveryRank(@TempDir Path tmp) throws Exception {
+        Path trainJson = TinyRun.write(tmp, TinyRun.optimizer("adamw"), 11, "");
+        Path poison = Files.createDirectories(tmp.resolve("data").resolve("poison"));
+        try (java.util.stream.Stream<Path> files = Files.list(tmp.resolve("data"))) {
+            Path png = files.filter(f -> f.toString().endsWith(".png")).sorted().findFirst().orElseThrow();
+            String stem = png.getFileName().toString().replace(".png", "");
+            Files.move(png, poison.resolve(png.getFileName()));
+            Files.move(png.resolveSibling(stem + ".txt"), poison.resolve(stem + ".txt"));
+        }
+        Files.writeString(poison.resolve("loss_scale.txt"), "1e38");
+        Path out = tmp.resolve("two");
+        assertEquals(0, waitAll(start(trainJson, 2, out, 51, STEPS, STEPS / 2, java.util.Map.of("DREAMCLUSTER_LOG_LEVEL", "INFO")), out, 2));
+        List<String> skipped0 = skippedSteps(tmp.resolve("rank0-two.log"));
+        List<String> skipped1 = skippedSteps(tmp.resolve("rank1-two.log"));
+        System.out.println("a poisoned picture on one rank's slice: steps skipped on rank 0 " + skipped0 + ", rank 1 " + skipped1);
+        assertTrue(!skipped0.isEmpty() && skipped0.size() < STEPS, "some steps, not all, are skipped: " + skipped0);
+        assertEquals(skipped0, skipped1, "every rank skips the same steps");
+    }
+
+    /** The step numbers of "step N: update skipped" lines in a rank's log. */
+    static List<String> skippedSteps(Path log) throws Exception {
+        return Files.readAllLines(log).stream().filter(l -> l.contains(": update skipped:"))
+                .map(l -> l.substring(l.indexOf("step "), l.indexOf(": update skipped:"))).toList();
+    }
+
+    /**
      * AdamW8bit: the 2-rank gradient sum rounds differently, which can move an 8-bit code by one step
      * (spec section 7's loose tolerance); the bound here is 2e-5 relative plus one lr.
      */
