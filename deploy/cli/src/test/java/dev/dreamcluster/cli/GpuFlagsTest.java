@@ -13,7 +13,7 @@ class GpuFlagsTest {
     void gpuWithoutCudaLibtorchIsAOneLineError(@TempDir Path tmp) throws Exception {
         assumeTrue(System.getenv("PYTORCH_LIBRARY_PATH") == null, "PYTORCH_LIBRARY_PATH is set here");
         Cli.run("worker", "--join", "127.0.0.1:1", "--insecure", "--device", "gpu:0")
-                .assertUsageError("--device: gpu:0 is not allowed (cpu here", "pip install torch==2.7.1 --index-url https://download.pytorch.org/whl/cu128");
+                .assertUsageError("--device: gpu:0 is not allowed (cpu here", "pip install torch", "bin/gpu-check jni --libtorch");
         Cli.run("worker", "--join", "127.0.0.1:1", "--insecure", "--device", "gpu:0", "--libtorch", tmp.toString())
                 .assertUsageError("--libtorch: " + tmp, "libtorch.so");
         Files.writeString(tmp.resolve("libtorch.so"), "");

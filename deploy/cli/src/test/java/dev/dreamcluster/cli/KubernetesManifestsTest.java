@@ -55,6 +55,7 @@ class KubernetesManifestsTest {
             JsonNode pod = set.at("/spec/template");
             assertEquals("dreamcluster", pod.at("/metadata/labels/app").asText(), name + ": discovery selects app=dreamcluster");
             assertEquals("dreamcluster", pod.at("/spec/serviceAccountName").asText(), name);
+            assertTrue(pod.at("/spec/terminationGracePeriodSeconds").asInt() > 25, name + ": SIGTERM's grace outlasts --preemption_grace");
             JsonNode c = pod.at("/spec/containers/0");
             String args = c.get("args").toString();
             assertTrue(args.contains("--discovery=kubernetes-api"), name + " " + args);

@@ -37,8 +37,9 @@ final class MonitoredRun {
     static MonitoredRun start(Path tmp, int maxSteps, int saveEvery) throws Exception {
         Path trainJson = ClusterTrainingTest.example(tmp);
         if (saveEvery > 0) {
-            String text = Files.readString(trainJson);
-            Files.writeString(trainJson, text.replace("\"save_every_n_steps\": 150", "\"save_every_n_steps\": " + saveEvery));
+            com.fasterxml.jackson.databind.node.ObjectNode train = (com.fasterxml.jackson.databind.node.ObjectNode)
+                    dev.dreamcluster.config.Json.MAPPER.readTree(trainJson.toFile());
+            Files.writeString(trainJson, train.put("save_every_n_steps", saveEvery).toPrettyString());
         }
         Path out = tmp.resolve("run");
         int port = ClusterTrainingTest.freePort();
