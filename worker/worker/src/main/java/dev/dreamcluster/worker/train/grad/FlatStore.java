@@ -34,6 +34,19 @@ public interface FlatStore extends AutoCloseable {
     /** The first trainable tensor (index) whose .grad holds a non-finite value, or -1. */
     int firstNonFiniteGrad();
 
+    /** {@link #firstNonFiniteGrad} over the model's trainable tensors (one check per tensor, on its device). */
+    static int firstNonFiniteGrad(java.util.List<ai.djl.ndarray.NDArray> tensors) {
+        for (int i = 0; i < tensors.size(); i++) {
+            try (ai.djl.ndarray.NDArray g = tensors.get(i).getGradient();
+                    ai.djl.ndarray.NDArray bad = g.isInfinite().logicalOr(g.isNaN()).any()) {
+                if (bad.getBoolean()) {
+                    return i;
+                }
+            }
+        }
+        return -1;
+    }
+
     /** The host's flat parameters, complete (every rank's segment); null where they live on a device. */
     float[] hostParams();
 

@@ -135,14 +135,7 @@ public final class HostStore implements FlatStore {
 
     @Override
     public int firstNonFiniteGrad() {
-        for (int i = 0; i < tensors.size(); i++) {
-            try (NDArray g = tensors.get(i).getGradient(); NDArray bad = g.isInfinite().logicalOr(g.isNaN()).any()) {
-                if (bad.getBoolean()) {
-                    return i;
-                }
-            }
-        }
-        return -1;
+        return FlatStore.firstNonFiniteGrad(tensors);
     }
 
     @Override
