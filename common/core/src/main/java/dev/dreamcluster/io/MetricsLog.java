@@ -45,6 +45,27 @@ public final class MetricsLog implements AutoCloseable {
         }
     }
 
+    /**
+     * A control action's line ({@code {"step": S, "control": "pause", "seq": N, ...}}), kept and trimmed
+     * with the step lines: a reader tells it from a step's line by its "control" key.
+     */
+    public void appendControl(int step, long seq, String action, String detail, String source) {
+        var line = Json.MAPPER.createObjectNode().put("step", step).put("control", action).put("seq", seq).put("detail", detail);
+        if (source != null) {
+            line.put("source", source);
+        }
+        try {
+            if (writer == null) {
+                writer = continueAfter(out, step);
+            }
+            writer.write(Json.MAPPER.writeValueAsString(line));
+            writer.write('\n');
+            writer.flush();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot append to " + out.resolve(FILE), e);
+        }
+    }
+
     /** The next line starts a new history: the file is reopened (and trimmed) at the next append. */
     public void restart() {
         close();

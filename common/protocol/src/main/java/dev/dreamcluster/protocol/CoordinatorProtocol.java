@@ -8,7 +8,7 @@ public final class CoordinatorProtocol {
 
     public sealed interface Command extends CborSerializable
             permits WorkerIdentified, PlanAccepted, PlanRefused, StepReported, RunEnded, CheckpointCommitted,
-            GenerationEnded, WorkerLeaving {}
+            GenerationEnded, WorkerLeaving, ControlApplied {}
 
     /**
      * @param dataAddress host:port of the worker's data-plane (ring) socket
@@ -76,5 +76,12 @@ public final class CoordinatorProtocol {
      * it with GenerationEnded.
      */
     public record WorkerLeaving(long runId, int generation, int rank, ActorRef<WorkerProtocol.Command> worker, String reason)
+            implements Command {}
+
+    /**
+     * Rank 0 applied control request {@code seq} (with every other rank) after {@code step}; {@code
+     * detail} says what it did (the checkpoint's path, "paused", the prompts' count).
+     */
+    public record ControlApplied(long runId, int generation, long seq, RunControl.Action action, int step, String detail)
             implements Command {}
 }

@@ -62,4 +62,14 @@ public sealed interface TrainingEvent extends CborSerializable {
             return exitStatus == EXIT_INPUT;
         }
     }
+
+    /**
+     * A user asked for a control action ({@link RunControl}); it is applied at the next step boundary.
+     *
+     * @param action the action's wire name
+     */
+    record ControlRequested(long runId, long seq, String action, String source) implements TrainingEvent {}
+
+    /** Every rank applied control request {@code seq} after {@code step}. */
+    record ControlApplied(long runId, long seq, String action, int step, String detail) implements TrainingEvent {}
 }

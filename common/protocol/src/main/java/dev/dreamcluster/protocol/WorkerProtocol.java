@@ -10,7 +10,7 @@ public final class WorkerProtocol {
     private WorkerProtocol() {}
 
     public sealed interface Command extends CborSerializable permits Identify, AssignPlan, StartRun, StopRun, AbortGeneration,
-            CheckpointAndStop {}
+            CheckpointAndStop, Control {}
 
     /** Asks for the worker's data-plane address; answered with CoordinatorProtocol.WorkerIdentified. */
     public record Identify(ActorRef<CoordinatorProtocol.Command> replyTo) implements Command {}
@@ -37,4 +37,15 @@ public final class WorkerProtocol {
      * the run, naming that checkpoint.
      */
     public record CheckpointAndStop(long runId, int generation, String reason) implements Command {}
+
+    /**
+     * A user's control request (see {@link RunControl}), the {@code index}-th of this generation
+     * (0, 1, 2, ... in the order sent; Akka keeps one sender's order to one receiver). Every rank
+     * counts what it has received; the ranks apply requests 0..k-1 together at the first step
+     * boundary where every rank has received k.
+     *
+     * @param seq the request's number within the run (events and logs name it)
+     */
+    public record Control(long runId, int generation, int index, long seq, RunControl.Action action, String prompts,
+            String promptsFormat) implements Command {}
 }

@@ -22,6 +22,7 @@ import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.CoordinatorProtocol.GenerationEnded;
 import dev.dreamcluster.protocol.CoordinatorProtocol.WorkerIdentified;
 import dev.dreamcluster.protocol.EventSubscribers;
+import dev.dreamcluster.protocol.RunControl;
 import dev.dreamcluster.protocol.TrainingEvent;
 import dev.dreamcluster.protocol.TrainingEvent.RunFinished;
 import dev.dreamcluster.protocol.WorkerProtocol;
@@ -70,6 +71,12 @@ public final class Coordinator {
      * In any other phase no step is in flight: the run stops at once, naming the last checkpoint.
      */
     public record StopAtCheckpoint(String reason) implements Command {}
+
+    /**
+     * A user's control request (the monitoring server's authenticated routes, on this node), answered
+     * at once: accepted (applied by every rank at the next step boundary) or refused with why.
+     */
+    public record Control(RunControl.Request request, ActorRef<RunControl.Reply> replyTo) implements Command {}
 
     /** What a failed or stopped run's message ends with, before the checkpoint's path ("none" when there is none). */
     public static final String LAST_CHECKPOINT = "; last committed checkpoint: ";
@@ -153,6 +160,8 @@ public final class Coordinator {
                 .onMessage(BecameUnreachable.class, m -> onNodeLost(env, s, m.member().address(), "became unreachable", afterLoss))
                 .onMessage(Stop.class, m -> fail(env, s, "stopped: " + m.reason()))
                 .onMessage(StopAtCheckpoint.class, m -> fail(env, s, "stopped: " + m.reason()))
+                .onMessage(Control.class, m -> stay.apply(onControl(env, s, m, false)))
+                .onMessage(CoordinatorProtocol.ControlApplied.class, m -> stay.apply(onControlApplied(env, s, m)))
                 .onAnyMessage(m -> Behaviors.same())
                 .build());
     }
@@ -163,6 +172,10 @@ public final class Coordinator {
                 .onMessage(FolderClosed.class, m -> onFolderClosed(env, s, end, m))
                 .onMessage(MemberChanged.class, m -> publishMember(env, s, m))
                 .onMessage(SubscribersListed.class, m -> finished(env, s.withSubscribers(m.subscribers()), end))
+                .onMessage(Control.class, m -> {
+                    m.replyTo().tell(new RunControl.Reply(409, 0, "the run has ended"));
+                    return Behaviors.same();
+                })
                 .onAnyMessage(m -> Behaviors.same())
                 .build());
     }
@@ -235,6 +248,79 @@ public final class Coordinator {
                     err == null ? null : String.valueOf(err)));
         }
         return planning(env, s);
+    }
+
+    // ---- live control ----
+
+    /**
+     * A user's request: refused (409) when it cannot apply (the run stops already; a pause of a paused
+     * run, a resume of a running one, counting the requests still pending), else numbered, published,
+     * kept pending and, while a generation runs ({@code running}), sent to every rank, the leaving ones
+     * included: each rank counts what it received and the ranks apply a request only once all have it.
+     */
+    static RunState onControl(Env env, RunState s, Control m, boolean running) {
+        RunControl.Request r = m.request();
+        RunState.Controls c = s.controls();
+        String refused = !s.stopping().isEmpty() || c.stopPending() || c.stopStep() >= 0 ? "the run is stopping already"
+                : r.action() == RunControl.Action.PAUSE && c.pausedAfterPending() ? "the run is paused already"
+                : r.action() == RunControl.Action.RESUME && !c.pausedAfterPending() ? "the run is not paused"
+                : null;
+        if (refused != null) {
+            m.replyTo().tell(new RunControl.Reply(409, 0, r.action().wireName() + " refused: " + refused));
+            return s;
+        }
+        var p = new RunState.Controls.Pending(c.lastSeq() + 1, r.action(), r.prompts(), r.promptsFormat());
+        RunState next = s.withControls(c.requested(p));
+        env.log().info("control #{}: {} requested ({})", p.seq(), r.action().wireName(), r.source());
+        env.publish(next, new TrainingEvent.ControlRequested(env.runId(), p.seq(), r.action().wireName(), r.source()));
+        if (running) {
+            next = sendControl(env, next, p);
+        }
+        m.replyTo().tell(new RunControl.Reply(202, p.seq(), r.action().wireName() + " accepted as #" + p.seq()
+                + (running ? ": every rank applies it at the next step boundary" : ": applied once the next generation runs")));
+        return next;
+    }
+
+    /** Sends {@code p} to every rank of the running generation as its next request. */
+    static RunState sendControl(Env env, RunState s, RunState.Controls.Pending p) {
+        var msg = new WorkerProtocol.Control(env.runId(), s.generation(), s.controls().sent(), p.seq(), p.action(), p.prompts(),
+                p.promptsFormat());
+        s.ranks().forEach(w -> env.tell(w, msg));
+        return s.withControls(s.controls().sentOne());
+    }
+
+    /**
+     * A generation starts: every request still pending is sent again (a generation that ended first
+     * never applied it), after a PAUSE of its own when the run was paused (a worker lost while paused
+     * leaves the run paused).
+     */
+    static RunState resendControls(Env env, RunState s) {
+        RunState next = s.withControls(s.controls().newGeneration());
+        if (next.controls().paused()) {
+            var pause = new RunState.Controls.Pending(next.controls().lastSeq() + 1, RunControl.Action.PAUSE, null, null);
+            var kept = next.controls().pending();
+            var c = new RunState.Controls(pause.seq(), java.util.stream.Stream.concat(java.util.stream.Stream.of(pause), kept.stream())
+                    .toList(), 0, false, next.controls().stopStep());
+            next = next.withControls(c);
+            env.publish(next, new TrainingEvent.ControlRequested(env.runId(), pause.seq(), "pause",
+                    "the coordinator: generation " + s.generation() + " starts paused, as the run was"));
+        }
+        for (RunState.Controls.Pending p : next.controls().pending()) {
+            next = sendControl(env, next, p);
+        }
+        return next;
+    }
+
+    /** Rank 0 reports a request applied by every rank: published, logged in metrics.jsonl, no longer pending. */
+    static RunState onControlApplied(Env env, RunState s, CoordinatorProtocol.ControlApplied m) {
+        if (m.runId() != env.runId()) {
+            return s;
+        }
+        RunState next = s.withControls(s.controls().applied(m.seq(), m.action(), m.step()));
+        env.log().info("control #{}: {} applied after step {} {}", m.seq(), m.action().wireName(), m.step(), m.detail());
+        env.publish(next, new TrainingEvent.ControlApplied(env.runId(), m.seq(), m.action().wireName(), m.step(), m.detail()));
+        env.folder().tell(new RunFolder.AppendControl(m.step(), m.seq(), m.action().wireName(), m.detail()));
+        return next;
     }
 
     // ---- membership ----

@@ -104,6 +104,7 @@ final class Generation {
                 .onMessage(GenerationEnded.class, m -> onGenerationEnded(env, s, answered, m))
                 .onMessage(WorkerLeaving.class, m -> running(env, onLeaving(env, s, m), finished, answered))
                 .onMessage(Coordinator.StopAtCheckpoint.class, m -> onStopAtCheckpoint(env, s, finished, answered, m))
+                .onMessage(Coordinator.Control.class, m -> running(env, Coordinator.onControl(env, s, m, true), finished, answered))
                 .onMessage(RunEnded.class, m -> onRunEnded(env, s, finished, answered, m)),
                 next -> running(env, next, finished, answered),
                 (next, why) -> why == null ? running(env, next, finished, answered) : abort(env, next, why, answered));
@@ -140,7 +141,7 @@ final class Generation {
                 s.reason()));
         env.log().info("generation {} started: {} workers from step {} ({})", s.generation(), s.ranks().size(), s.checkpointStep(),
                 s.reason());
-        return running(env, s, Set.of(), Set.of());
+        return running(env, Coordinator.resendControls(env, s), Set.of(), Set.of());
     }
 
     private static Behavior<Object> onAcceptTimeout(Env env, RunState s, Set<Integer> accepted) {
@@ -253,7 +254,11 @@ final class Generation {
         if (now.size() < s.ranks().size()) {
             return running(env, s, now, answered);
         }
-        String message = "finished; model in " + env.settings().out().resolve("final") + " (on rank 0's node)";
+        int stopStep = s.controls().stopStep();
+        String message = stopStep >= 0
+                ? "stopped by a control request after step " + stopStep + " of " + env.totalSteps() + "; model in "
+                        + env.settings().out().resolve("final") + ", checkpoint " + s.checkpoint() + " (on rank 0's node) resumes it"
+                : "finished; model in " + env.settings().out().resolve("final") + " (on rank 0's node)";
         return Coordinator.finish(env, s, onDisk -> new TrainingEvent.RunFinished(env.runId(), true, message));
     }
 

@@ -29,6 +29,9 @@ final class RunFolder {
     /** Append one step's line. */
     record AppendStep(StepMetrics step) implements Command {}
 
+    /** Append a control action's line (see {@link MetricsLog#appendControl}). */
+    record AppendControl(int step, long seq, String action, String detail) implements Command {}
+
     /**
      * Restart the history: a generation starts from a checkpoint and trains the steps after it again,
      * so the next line drops the old lines of those steps.
@@ -65,6 +68,7 @@ final class RunFolder {
     private Behavior<Command> receive() {
         return Behaviors.receive(Command.class)
                 .onMessage(AppendStep.class, m -> write(() -> metrics.append(m.step())))
+                .onMessage(AppendControl.class, m -> write(() -> metrics.appendControl(m.step(), m.seq(), m.action(), m.detail(), null)))
                 .onMessageEquals(RestartHistory.INSTANCE, () -> write(metrics::restart))
                 .onMessage(Close.class, this::onClose)
                 .onSignal(PostStop.class, s -> write(metrics::close))

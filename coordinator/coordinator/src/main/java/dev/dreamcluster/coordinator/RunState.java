@@ -33,46 +33,109 @@ import java.util.Set;
  * @param stopping why the run stops once the current generation has ended at a checkpoint (the launcher
  *     got SIGTERM), "" while it is not stopping: the generation's end then stops the run instead of
  *     starting the next one
+ * @param controls the users' control requests: numbered, not yet applied, and what the applied ones left
  */
 record RunState(Workers workers, Set<ActorRef<TrainingEvent>> subscribers, int generation, List<ActorRef<WorkerProtocol.Command>> ranks,
-        String planHash, String reason, boolean growing, String checkpoint, int checkpointStep, String stopping) {
+        String planHash, String reason, boolean growing, String checkpoint, int checkpointStep, String stopping, Controls controls) {
 
     /** Before any worker is known: the run resumes {@code resume} ("" for none). */
     static RunState start(String resume) {
-        return new RunState(Workers.NONE, Set.of(), -1, List.of(), "", "", false, resume, 0, "");
+        return new RunState(Workers.NONE, Set.of(), -1, List.of(), "", "", false, resume, 0, "", Controls.NONE);
     }
 
     RunState withWorkers(Workers w) {
-        return new RunState(w, subscribers, generation, ranks, planHash, reason, growing, checkpoint, checkpointStep, stopping);
+        return new RunState(w, subscribers, generation, ranks, planHash, reason, growing, checkpoint, checkpointStep, stopping, controls);
     }
 
     RunState withSubscribers(Set<ActorRef<TrainingEvent>> s) {
-        return new RunState(workers, Set.copyOf(s), generation, ranks, planHash, reason, growing, checkpoint, checkpointStep, stopping);
+        return new RunState(workers, Set.copyOf(s), generation, ranks, planHash, reason, growing, checkpoint, checkpointStep, stopping, controls);
     }
 
     /** The next generation is being planned, for {@code why}; its ranks are assigned once the plan is there. */
     RunState nextGeneration(String why) {
-        return new RunState(workers, subscribers, generation + 1, ranks, planHash, why, growing, checkpoint, checkpointStep, stopping);
+        return new RunState(workers, subscribers, generation + 1, ranks, planHash, why, growing, checkpoint, checkpointStep, stopping, controls);
     }
 
     RunState assigned(List<ActorRef<WorkerProtocol.Command>> r, String hash) {
-        return new RunState(workers, subscribers, generation, List.copyOf(r), hash, reason, growing, checkpoint, checkpointStep, stopping);
+        return new RunState(workers, subscribers, generation, List.copyOf(r), hash, reason, growing, checkpoint, checkpointStep, stopping, controls);
     }
 
     RunState endingFor(String why) {
-        return new RunState(workers, subscribers, generation, ranks, planHash, why, growing, checkpoint, checkpointStep, stopping);
+        return new RunState(workers, subscribers, generation, ranks, planHash, why, growing, checkpoint, checkpointStep, stopping, controls);
     }
 
     RunState growing(boolean g) {
-        return new RunState(workers, subscribers, generation, ranks, planHash, reason, g, checkpoint, checkpointStep, stopping);
+        return new RunState(workers, subscribers, generation, ranks, planHash, reason, g, checkpoint, checkpointStep, stopping, controls);
     }
 
     RunState stopAtCheckpoint(String why) {
-        return new RunState(workers, subscribers, generation, ranks, planHash, reason, growing, checkpoint, checkpointStep, why);
+        return new RunState(workers, subscribers, generation, ranks, planHash, reason, growing, checkpoint, checkpointStep, why, controls);
     }
 
     RunState committed(String path, int step) {
-        return new RunState(workers, subscribers, generation, ranks, planHash, reason, growing, path, step, stopping);
+        return new RunState(workers, subscribers, generation, ranks, planHash, reason, growing, path, step, stopping, controls);
+    }
+
+    RunState withControls(Controls c) {
+        return new RunState(workers, subscribers, generation, ranks, planHash, reason, growing, checkpoint, checkpointStep, stopping, c);
+    }
+
+    /**
+     * The users' control requests ({@link dev.dreamcluster.protocol.RunControl}) as the coordinator
+     * tracks them. A request stays pending until rank 0 reports it applied; a generation that ends
+     * first leaves it pending, and the next generation is sent every pending request again, from
+     * index 0 (a paused run's next generation is paused again first).
+     *
+     * @param lastSeq the number of the newest request (requests are numbered 1, 2, ... within the run)
+     * @param pending requested, not applied yet, in request order
+     * @param sent how many requests the current generation was sent (its next request's index)
+     * @param paused a PAUSE was applied and no RESUME since
+     * @param stopStep the step after which a STOP request ended the run, -1 while none did
+     */
+    record Controls(long lastSeq, List<Pending> pending, int sent, boolean paused, int stopStep) {
+        static final Controls NONE = new Controls(0, List.of(), 0, false, -1);
+
+        record Pending(long seq, dev.dreamcluster.protocol.RunControl.Action action, String prompts, String promptsFormat) {}
+
+        boolean stopPending() {
+            return pending.stream().anyMatch(p -> p.action() == dev.dreamcluster.protocol.RunControl.Action.STOP);
+        }
+
+        /** Whether the run will be paused once its pending requests are applied. */
+        boolean pausedAfterPending() {
+            boolean p = paused;
+            for (Pending q : pending) {
+                if (q.action() == dev.dreamcluster.protocol.RunControl.Action.PAUSE) {
+                    p = true;
+                } else if (q.action() == dev.dreamcluster.protocol.RunControl.Action.RESUME) {
+                    p = false;
+                }
+            }
+            return p;
+        }
+
+        Controls requested(Pending p) {
+            List<Pending> next = new java.util.ArrayList<>(pending);
+            next.add(p);
+            return new Controls(p.seq(), List.copyOf(next), sent, paused, stopStep);
+        }
+
+        Controls sentOne() {
+            return new Controls(lastSeq, pending, sent + 1, paused, stopStep);
+        }
+
+        /** A new generation: nothing sent to it yet. */
+        Controls newGeneration() {
+            return new Controls(lastSeq, pending, 0, paused, stopStep);
+        }
+
+        /** Request {@code seq} was applied after {@code step}: it and every earlier one leave the pending list. */
+        Controls applied(long seq, dev.dreamcluster.protocol.RunControl.Action a, int step) {
+            List<Pending> next = pending.stream().filter(p -> p.seq() > seq).toList();
+            boolean nowPaused = a == dev.dreamcluster.protocol.RunControl.Action.PAUSE ? true
+                    : a == dev.dreamcluster.protocol.RunControl.Action.RESUME ? false : paused;
+            return new Controls(lastSeq, next, sent, nowPaused, a == dev.dreamcluster.protocol.RunControl.Action.STOP ? step : stopStep);
+        }
     }
 
     /**

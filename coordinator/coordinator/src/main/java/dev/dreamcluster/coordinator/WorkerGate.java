@@ -47,7 +47,8 @@ final class WorkerGate extends BehaviorInterceptor<Object, Object> {
             rank(CoordinatorProtocol.RunEnded.class, CoordinatorProtocol.RunEnded::rank),
             rank(CoordinatorProtocol.GenerationEnded.class, CoordinatorProtocol.GenerationEnded::rank),
             rank(CoordinatorProtocol.WorkerLeaving.class, CoordinatorProtocol.WorkerLeaving::rank),
-            rank(CoordinatorProtocol.CheckpointCommitted.class, c -> 0)); // only rank 0 commits checkpoints
+            rank(CoordinatorProtocol.CheckpointCommitted.class, c -> 0), // only rank 0 commits checkpoints
+            rank(CoordinatorProtocol.ControlApplied.class, c -> 0)); // and reports the controls every rank applied
 
     private final List<ActorRef<WorkerProtocol.Command>> ranks;
 

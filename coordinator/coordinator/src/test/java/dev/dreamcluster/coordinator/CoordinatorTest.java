@@ -152,6 +152,86 @@ class CoordinatorTest {
         kit.system().receptionist().tell(Receptionist.deregister(WorkerProtocol.SERVICE, w1.getRef()));
     }
 
+    /**
+     * Users' control requests: numbered, sent to every rank in order (index 0, 1, ...), refused with
+     * 409 when they cannot apply (counting the pending ones), published when requested and when rank 0
+     * reports them applied, logged in metrics.jsonl; a STOP applied makes the run's end a finished one
+     * that names the step; after the end every request is refused.
+     */
+    @Test
+    void liveControlShouldReachEveryRankInOrderAndBeRefusedWhenItCannotApply(@TempDir Path out) throws Exception {
+        TestProbe<WorkerProtocol.Command> w0 = worker();
+        TestProbe<WorkerProtocol.Command> w1 = worker();
+        CoordinatorSettings s = new CoordinatorSettings(2, 2, 2, 505, "hash-c", List.of("world\t2"), "{\"train_config\":{\"max_steps\":50}}",
+                "", out, CoordinatorSettings.Timeouts.DEFAULT);
+        ActorRef<Coordinator.Command> coord = kit.spawn(Coordinator.create(s), "coordinator-505");
+        for (TestProbe<WorkerProtocol.Command> w : List.of(w0, w1)) {
+            w.fishForMessage(Duration.ofSeconds(15), m -> m instanceof WorkerProtocol.Identify id && from(id, "coordinator-505") ? reply(id,
+                    new CoordinatorProtocol.WorkerIdentified(w.getRef(), "127.0.0.1:" + (w == w0 ? 7500 : 7501)), w) : ignore());
+        }
+        WorkerProtocol.AssignPlan a0 = w0.expectMessageClass(WorkerProtocol.AssignPlan.class);
+        WorkerProtocol.AssignPlan a1 = w1.expectMessageClass(WorkerProtocol.AssignPlan.class);
+        TestProbe<WorkerProtocol.Command> rank0 = a0.rank() == 0 ? w0 : w1;
+        var replyTo0 = (a0.rank() == 0 ? a0 : a1).replyTo();
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.PlanAccepted(505, a0.rank()), w0.getRef());
+        SenderGate.tell(a1.replyTo(), new CoordinatorProtocol.PlanAccepted(505, a1.rank()), w1.getRef());
+        w0.expectMessageClass(WorkerProtocol.StartRun.class);
+        w1.expectMessageClass(WorkerProtocol.StartRun.class);
+
+        TestProbe<dev.dreamcluster.protocol.RunControl.Reply> replies = kit.createTestProbe();
+        java.util.function.Function<dev.dreamcluster.protocol.RunControl.Action, dev.dreamcluster.protocol.RunControl.Reply> ask = a -> {
+            coord.tell(new Coordinator.Control(new dev.dreamcluster.protocol.RunControl.Request(a, null, null, "test"), replies.getRef()));
+            return replies.receiveMessage(Duration.ofSeconds(10));
+        };
+        var pause = ask.apply(dev.dreamcluster.protocol.RunControl.Action.PAUSE);
+        assertEquals(202, pause.status(), pause.message());
+        assertEquals(1, pause.seq());
+        assertEquals("pause", nextEvent(TrainingEvent.ControlRequested.class).action());
+        for (TestProbe<WorkerProtocol.Command> w : List.of(w0, w1)) {
+            WorkerProtocol.Control c = w.expectMessageClass(WorkerProtocol.Control.class);
+            assertEquals(List.of(0, 1L, dev.dreamcluster.protocol.RunControl.Action.PAUSE), List.of(c.index(), c.seq(), c.action()));
+        }
+        var again = ask.apply(dev.dreamcluster.protocol.RunControl.Action.PAUSE);
+        assertEquals(409, again.status());
+        assertTrue(again.message().contains("paused already"), again.message());
+        var resume = ask.apply(dev.dreamcluster.protocol.RunControl.Action.RESUME);
+        assertEquals(202, resume.status(), resume.message());
+        assertEquals(2, resume.seq());
+        for (TestProbe<WorkerProtocol.Command> w : List.of(w0, w1)) {
+            WorkerProtocol.Control c = w.expectMessageClass(WorkerProtocol.Control.class);
+            assertEquals(List.of(1, 2L), List.of(c.index(), c.seq()));
+        }
+        SenderGate.tell(replyTo0, new CoordinatorProtocol.ControlApplied(505, 0, 1, dev.dreamcluster.protocol.RunControl.Action.PAUSE, 4,
+                ""), rank0.getRef());
+        SenderGate.tell(replyTo0, new CoordinatorProtocol.ControlApplied(505, 0, 2, dev.dreamcluster.protocol.RunControl.Action.RESUME, 4,
+                ""), rank0.getRef());
+        TrainingEvent.ControlApplied applied = nextEvent(TrainingEvent.ControlApplied.class);
+        assertEquals(List.of(1L, "pause", 4), List.of(applied.seq(), applied.action(), applied.step()));
+        assertEquals(2, nextEvent(TrainingEvent.ControlApplied.class).seq());
+        var notPaused = ask.apply(dev.dreamcluster.protocol.RunControl.Action.RESUME);
+        assertEquals(409, notPaused.status());
+        assertTrue(notPaused.message().contains("not paused"), notPaused.message());
+        var stop = ask.apply(dev.dreamcluster.protocol.RunControl.Action.STOP);
+        assertEquals(202, stop.status(), stop.message());
+        assertEquals(3, stop.seq(), "refused requests take no number");
+        assertEquals(409, ask.apply(dev.dreamcluster.protocol.RunControl.Action.CHECKPOINT).status(), "the run is stopping");
+        SenderGate.tell(replyTo0, new CoordinatorProtocol.ControlApplied(505, 0, 3, dev.dreamcluster.protocol.RunControl.Action.STOP, 6,
+                "final model in final"), rank0.getRef());
+        SenderGate.tell(a0.replyTo(), new CoordinatorProtocol.RunEnded(505, a0.rank(), true, "done"), w0.getRef());
+        SenderGate.tell(a1.replyTo(), new CoordinatorProtocol.RunEnded(505, a1.rank(), true, "done"), w1.getRef());
+        TrainingEvent.RunFinished fin = nextEvent(TrainingEvent.RunFinished.class);
+        assertTrue(fin.ok(), fin.message());
+        assertTrue(fin.message().startsWith("stopped by a control request after step 6 of 50"), fin.message());
+        var late = ask.apply(dev.dreamcluster.protocol.RunControl.Action.CHECKPOINT);
+        assertEquals(409, late.status());
+        assertEquals("the run has ended", late.message());
+        List<String> lines = Files.readAllLines(out.resolve("metrics.jsonl"));
+        assertEquals(List.of("pause", "resume", "stop"), lines.stream().map(l -> l.replaceAll(".*\"control\":\"([a-z_]+)\".*", "$1"))
+                .toList(), lines.toString());
+        kit.system().receptionist().tell(Receptionist.deregister(WorkerProtocol.SERVICE, w0.getRef()));
+        kit.system().receptionist().tell(Receptionist.deregister(WorkerProtocol.SERVICE, w1.getRef()));
+    }
+
     @Test
     void shouldStopTheRunWhenAWorkerRefusesThePlan(@TempDir Path out) throws Exception {
         TestProbe<WorkerProtocol.Command> w0 = worker();

@@ -33,6 +33,7 @@ import akka.management.javadsl.HealthChecks;
 import akka.stream.OverflowStrategy;
 import akka.stream.javadsl.Source;
 import com.fasterxml.jackson.databind.node.ArrayNode;
+import dev.dreamcluster.protocol.RunControl;
 import dev.dreamcluster.protocol.TrainingEvent;
 import java.io.IOException;
 import java.io.InputStream;
@@ -58,7 +59,10 @@ import java.util.stream.StreamSupport;
  * {@code /api/status}, {@code /api/metrics?since=STEP}, {@code /api/events} as server-sent events,
  * {@code /metrics} for Prometheus, {@code /samples/...}) on one akka-http binding. It learns about
  * the run only from the TrainingEvent topic and the run's files: the Coordinator does not know it
- * exists. Only GET (and HEAD) is answered.
+ * exists. GET (and HEAD) routes are open to read; the control routes ({@code POST /api/checkpoint},
+ * {@code /api/stop}, {@code /api/pause}, {@code /api/resume}, {@code PUT /api/sample_prompts}) need the
+ * run's bearer token ({@link Control}) and hand the request to the coordinator on this node: 401
+ * without a token, 403 with a wrong one, nothing changed either way.
  */
 public final class MonitoringServer extends AllDirectives {
     private static final Duration ASK_TIMEOUT = Duration.ofSeconds(5);
@@ -71,8 +75,26 @@ public final class MonitoringServer extends AllDirectives {
     private final RunFiles files;
     private final Executor blocking;
     private final HealthChecks health;
+    private final Control control;
 
-    private MonitoringServer(ActorSystem<?> system, MonitoringSettings settings) {
+    /**
+     * The control routes' credential and where they hand requests.
+     *
+     * @param token the bearer token a request must carry (derived from the node key by the launcher)
+     */
+    public record Control(String token, RunControl.Handler handler) {
+        public Control {
+            if (token == null || token.length() < 32) {
+                throw new IllegalArgumentException("a control token must have at least 32 characters");
+            }
+        }
+    }
+
+    /** The largest sample prompts text a PUT may carry. */
+    static final int MAX_PROMPTS_BYTES = 64 * 1024;
+
+    private MonitoringServer(ActorSystem<?> system, MonitoringSettings settings, Control control) {
+        this.control = control;
         this.system = system;
         this.topic = system.systemActorOf(Topic.create(TrainingEvent.class, TrainingEvent.TOPIC), "monitoring-events", Props.empty());
         this.monitor = system.systemActorOf(RunMonitor.create(topic), "monitoring-status", Props.empty());
@@ -87,7 +109,12 @@ public final class MonitoringServer extends AllDirectives {
      * settings asked for 0), or fails with the bind error.
      */
     public static CompletionStage<URI> start(ActorSystem<?> system, MonitoringSettings settings) {
-        MonitoringServer server = new MonitoringServer(system, settings);
+        return start(system, settings, null);
+    }
+
+    /** As above, with the control routes ({@code control} null: they answer 403, control is off on this node). */
+    public static CompletionStage<URI> start(ActorSystem<?> system, MonitoringSettings settings, Control control) {
+        MonitoringServer server = new MonitoringServer(system, settings, control);
         return Http.get(system).newServerAt(settings.host(), settings.port()).bind(server.routes())
                 .thenApply(MonitoringServer::baseUrl);
     }
@@ -109,6 +136,15 @@ public final class MonitoringServer extends AllDirectives {
                         path(PathMatchers.segment("api").slash("events"), this::events),
                         path("metrics", this::prometheus),
                         pathPrefix("samples", () -> extractUri(uri -> sample(uri.pathSegments()))))),
+                post(() -> concat(
+                        path(PathMatchers.segment("api").slash("checkpoint"), () -> authorized(() -> request(RunControl.Action.CHECKPOINT, null,
+                                null))),
+                        path(PathMatchers.segment("api").slash("stop"), () -> authorized(() -> request(RunControl.Action.STOP, null, null))),
+                        path(PathMatchers.segment("api").slash("pause"), () -> authorized(() -> request(RunControl.Action.PAUSE, null, null))),
+                        path(PathMatchers.segment("api").slash("resume"), () -> authorized(() -> request(RunControl.Action.RESUME, null,
+                                null))))),
+                put(() -> path(PathMatchers.segment("api").slash("sample_prompts"), () -> authorized(() -> extractRequest(req ->
+                        extractStrictEntity(scala.concurrent.duration.FiniteDuration.create(10, java.util.concurrent.TimeUnit.SECONDS), entity -> prompts(req.entity().getContentType(), entity.getData())))))),
                 // Not AkkaManagement.getRoutes(): that prepares every route provider, and Cluster
                 // Bootstrap's may be prepared only once (AkkaManagement.start does it when the node
                 // forms its cluster by bootstrap). The same checks, the same answers: 200 "OK" or 500.
@@ -116,6 +152,60 @@ public final class MonitoringServer extends AllDirectives {
                         path("ready", () -> health(health.readyResult())),
                         path("alive", () -> health(health.aliveResult())))),
                 ClusterHttpManagementRoutes.readOnly(akka.cluster.Cluster.get(Adapter.toClassic(system))));
+    }
+
+    // ---- control ----
+
+    /**
+     * The inner route only with the run's token: 401 (with a Bearer challenge) when the request has no
+     * bearer credential, 403 when it is not the token (compared in constant time) or control is off.
+     */
+    private Route authorized(java.util.function.Supplier<Route> inner) {
+        return optionalHeaderValueByName("Authorization", header -> {
+            if (header.isEmpty() || !header.get().startsWith("Bearer ")) {
+                return respondWithHeader(akka.http.javadsl.model.HttpHeader.parse("WWW-Authenticate", "Bearer realm=\"dreamcluster\""),
+                        () -> answer(401, 0, "control needs the run's token: Authorization: Bearer TOKEN (the URL the launcher printed,"
+                                + " or dreamcluster ctl --keys DIR)"));
+            }
+            if (control == null) {
+                return answer(403, 0, "control is off on this node");
+            }
+            byte[] given = header.get().substring("Bearer ".length()).trim().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            if (!java.security.MessageDigest.isEqual(given, control.token().getBytes(java.nio.charset.StandardCharsets.UTF_8))) {
+                return answer(403, 0, "the token is not this run's");
+            }
+            return inner.get();
+        });
+    }
+
+    private Route request(RunControl.Action action, String prompts, String format) {
+        CompletionStage<RunControl.Reply> reply = control.handler().request(new RunControl.Request(action, prompts, format, "http"));
+        return onComplete(reply, r -> r.isSuccess() ? answer(r.get().status(), r.get().seq(), r.get().message())
+                : answer(503, 0, "the coordinator did not answer: " + r.failed().get().getMessage()));
+    }
+
+    /** PUT /api/sample_prompts: the body is a sample prompts file, JSON (EveryDream2's format) by its content type, else a prompt a line. */
+    private Route prompts(ContentType type, akka.util.ByteString body) {
+        if (body.size() > MAX_PROMPTS_BYTES) {
+            return answer(400, 0, "sample_prompts: " + body.size() + " bytes; at most " + MAX_PROMPTS_BYTES + " allowed");
+        }
+        String text = body.utf8String();
+        if (text.isBlank()) {
+            return answer(400, 0, "sample_prompts: the body is empty; allowed: the text of a sample prompts file (.txt lines or .json)");
+        }
+        String format = type.mediaType().equals(MediaTypes.APPLICATION_JSON) ? "json" : "txt";
+        try {
+            // the syntax now (an answer the user reads); sizes against the model when every rank applies it
+            dev.dreamcluster.sample.SamplePrompts.parse("sample_prompts." + format, text, 512, 1, 1, w -> { });
+        } catch (dev.dreamcluster.config.ConfigError e) {
+            return answer(400, 0, e.getMessage());
+        }
+        return request(RunControl.Action.SAMPLE_PROMPTS, text, format);
+    }
+
+    private Route answer(int status, long seq, String message) {
+        String json = JsonOut.write(JsonOut.object().put("status", status).put("seq", seq).put("message", message));
+        return complete(StatusCodes.get(status), HttpEntities.create(ContentTypes.APPLICATION_JSON, json));
     }
 
     private Route health(CompletionStage<CheckResult> check) {

@@ -85,6 +85,18 @@ public final class RunStatus {
                     w.commSeconds(), w.optimizerSeconds()));
         } else if (event instanceof TrainingEvent.WorkerLost w) {
             message = "worker lost: " + w.address();
+        } else if (event instanceof TrainingEvent.ControlRequested c) {
+            message = c.action() + " requested (#" + c.seq() + ", " + c.source() + "): applied at the next step boundary";
+        } else if (event instanceof TrainingEvent.ControlApplied c) {
+            adopt(c.runId());
+            if ("pause".equals(c.action())) {
+                phase = "paused";
+            } else if ("resume".equals(c.action()) && "paused".equals(phase)) {
+                phase = "running";
+                arrivals.clear(); // the pause is not the step rate
+            }
+            message = c.action() + " applied after step " + c.step() + " (#" + c.seq() + ")" + (c.detail().isEmpty() ? "" : ": "
+                    + c.detail());
         } else if (event instanceof TrainingEvent.RunFinished f) {
             adopt(f.runId());
             phase = f.ok() ? "finished" : "failed";

@@ -165,6 +165,15 @@ class MonitoringServerTest {
         HttpResponse<String> post = http.send(HttpRequest.newBuilder(base.resolve("api/status")).POST(HttpRequest.BodyPublishers.noBody())
                 .build(), HttpResponse.BodyHandlers.ofString());
         assertEquals(405, post.statusCode(), "read-only");
+        // a server started without control (no token): the control routes refuse, with and without a credential
+        HttpResponse<String> noToken = http.send(HttpRequest.newBuilder(base.resolve("api/pause")).POST(HttpRequest.BodyPublishers
+                .noBody()).build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals(401, noToken.statusCode(), noToken.body());
+        assertTrue(noToken.headers().firstValue("WWW-Authenticate").orElse("").startsWith("Bearer"), noToken.headers().toString());
+        HttpResponse<String> off = http.send(HttpRequest.newBuilder(base.resolve("api/stop")).header("Authorization", "Bearer "
+                + "x".repeat(43)).POST(HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals(403, off.statusCode(), off.body());
+        assertTrue(off.body().contains("control is off"), off.body());
         assertEquals(200, get(base, "alive").statusCode());
         assertEquals(200, get(base, "ready").statusCode());
         assertTrue(get(base, "cluster/members").body().contains("\"status\":\"Up\""));

@@ -171,6 +171,25 @@ final class ClusterKeys {
     }
 
     /**
+     * The bearer token of the coordinator's control routes: HMAC-SHA256, keyed with the node's private
+     * key (its PKCS#8 bytes), of a fixed label, base64url without padding (43 characters). Whoever can
+     * read the node's key folder can derive it ({@code dreamcluster ctl --keys DIR}); the HTTP port
+     * never gives it out, and a new key (a new throwaway CA each embedded run) makes a new token.
+     */
+    static String controlToken(NodeKeys k) {
+        try {
+            KeyStore ks = openStore(k.keyStore(), k.password(), "--keys");
+            PrivateKey key = (PrivateKey) ks.getKey("node", k.password().toCharArray());
+            javax.crypto.Mac mac = javax.crypto.Mac.getInstance("HmacSHA256");
+            mac.init(new javax.crypto.spec.SecretKeySpec(key.getEncoded(), "HmacSHA256"));
+            byte[] t = mac.doFinal("dreamcluster run control v1".getBytes(StandardCharsets.UTF_8));
+            return Base64.getUrlEncoder().withoutPadding().encodeToString(t);
+        } catch (GeneralSecurityException e) {
+            throw new ConfigError("--keys: cannot derive the control token from " + k.keyStore() + " (" + e.getMessage() + ")");
+        }
+    }
+
+    /**
      * Artery over TLS 1.3 with mutual authentication: every connection, in both directions, must show a
      * certificate the cluster CA signed. Host names are not checked: the certificates name the cluster
      * (its CA), not hosts, so nodes may move and be renamed freely.

@@ -63,6 +63,11 @@ final class EventPrinter {
                     Double.isNaN(m.valLoss()) ? "" : String.format(Locale.ROOT, " val_loss %.4f", m.valLoss()));
         } else if (event instanceof TrainingEvent.WorkerLost m) {
             return "worker lost: " + m.address();
+        } else if (event instanceof TrainingEvent.ControlRequested m) {
+            return "control #" + m.seq() + ": " + m.action() + " requested (" + m.source() + "), at the next step boundary";
+        } else if (event instanceof TrainingEvent.ControlApplied m) {
+            return "control #" + m.seq() + ": " + m.action() + " applied after step " + m.step() + (m.detail().isEmpty() ? ""
+                    : " (" + m.detail() + ")");
         } else if (event instanceof TrainingEvent.RunFinished m) {
             // bad input: the launcher prints the one "error:" line and exits 2
             return m.exitStatus() == TrainingEvent.RunFinished.EXIT_INPUT ? null : (m.ok() ? "run finished: " : "run failed: ") + m.message();

@@ -14,7 +14,7 @@ import picocli.CommandLine.Command;
         subcommands = {TrainCommand.class, ResolveCommand.class, OptimReplayCommand.class, InitModelCommand.class,
             ModelInfoCommand.class, TokenizeCommand.class, DoctorCommand.class, MakeDatasetCommand.class, BenchCommand.class,
             CoordinatorCommand.class, WorkerCommand.class, MonitorCommand.class, LaunchCommand.class, KeysCommand.class,
-            TrainVaeCommand.class, CheckSamplesCommand.class, CommandLine.HelpCommand.class})
+            TrainVaeCommand.class, CheckSamplesCommand.class, CtlCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
     /** User errors (bad flags, files, values): one line, exit 2. */
     public static final int EXIT_USAGE = 2;

@@ -94,14 +94,16 @@ final class MemoryBench implements Callable<Integer> {
             long vae = ParamManifest.count(f.manifest(Component.VAE));
             out.printf(Locale.ROOT, "memory benchmark: %s preset (unet %,d, text encoder %,d, vae %,d parameters), %d px, batch %d, %s,"
                     + " state on the device (DJL's CPU engine), %d steps%n", p.key(), unet, te, vae, resolution, batch, optimizer, steps);
-            out.printf(Locale.ROOT, "%-8s %14s %14s %14s %14s %14s %16s%n", "workers", "weights MB", "flat grads MB", ".grad MB",
-                    "optim MB", "sum MB", "peak RSS/rank MB");
+            out.printf(Locale.ROOT, "%-8s %14s %14s %14s %14s %14s %16s %12s %12s%n", "workers", "weights MB", "flat grads MB", ".grad MB",
+                    "optim MB", "sum MB", "peak RSS/rank MB", "commit GB", "commit s");
             for (int w : workers) {
                 Arithmetic a = Arithmetic.of(unet + te + vae, unet + te, w, optimizer);
                 for (boolean gc : checkpointing ? new boolean[] {false, true} : new boolean[] {false}) {
                     double peak = run(dir, w, gc);
-                    out.printf(Locale.ROOT, "%-8s %14.0f %14.0f %14.0f %14.0f %14.0f %16.0f%n", w + (gc ? " gc" : ""), a.weights() / 1e6,
-                            a.flatGrads() / 1e6, a.tensorGrads() / 1e6, a.optimizer() / 1e6, a.total() / 1e6, peak / 1e6);
+                    double[] commit = commit(dir.resolve("run-" + w + (gc ? "-gc" : "")));
+                    out.printf(Locale.ROOT, "%-8s %14.0f %14.0f %14.0f %14.0f %14.0f %16.0f %12.2f %12.1f%n", w + (gc ? " gc" : ""),
+                            a.weights() / 1e6, a.flatGrads() / 1e6, a.tensorGrads() / 1e6, a.optimizer() / 1e6, a.total() / 1e6, peak / 1e6,
+                            commit[0] / 1e9, commit[1]);
                     out.flush();
                 }
             }
@@ -109,7 +111,9 @@ final class MemoryBench implements Callable<Integer> {
                     + " the fp32 gradient buffer of the trainable ones; .grad: libtorch's per-tensor gradients (DJL cannot alias them to"
                     + " the flat buffer); optim: this rank's shard of the optimizer state (8-bit: 2 bytes per parameter plus one fp32"
                     + " absmax per 256; fp32 Adam: 8 bytes). The peak adds activations, the JVM and the host copy the model was loaded"
-                    + " from; \"gc\" rows ran with gradient_checkpointing (the blocks recomputed in backward).");
+                    + " from; \"gc\" rows ran with gradient_checkpointing (the blocks recomputed in backward). commit: the last"
+                    + " checkpoint's size and the seconds its commit took (rank 0 gathers the optimizer state and writes it all, temp"
+                    + " name, fsync, rename), against a spot-safe stop's --preemption_grace (default 25 s).");
             out.flush();
             return 0;
         } finally {
@@ -162,6 +166,26 @@ final class MemoryBench implements Callable<Integer> {
         }
         // one process: the train JVM trains; a cluster: the worker JVMs do (the launcher holds the coordinator only)
         return peaks.entrySet().stream().filter(e -> w == 1 || e.getKey() != proc.pid()).mapToLong(Map.Entry::getValue).max().orElse(0);
+    }
+
+    /** {bytes, seconds} of the last "checkpoint ... committed in S s (B bytes)" line of a run's logs (train.log, worker-0.log); NaN when none. */
+    static double[] commit(Path runOut) throws IOException {
+        double[] r = {Double.NaN, Double.NaN};
+        var m = java.util.regex.Pattern.compile("committed in ([0-9.]+) s \\((-?[0-9]+) bytes\\)");
+        List<String> lines = new ArrayList<>();
+        for (String name : new String[] {"train.log", "worker-0.log"}) {
+            if (Files.exists(runOut.resolve(name))) {
+                lines.addAll(Files.readAllLines(runOut.resolve(name)));
+            }
+        }
+        for (String line : lines) {
+            var x = m.matcher(line);
+            if (x.find()) {
+                r[0] = Double.parseDouble(x.group(2));
+                r[1] = Double.parseDouble(x.group(1));
+            }
+        }
+        return r;
     }
 
     /** The process's peak resident set in bytes (Linux /proc), or 0 when it is gone or unreadable. */

@@ -21,6 +21,8 @@ import dev.dreamcluster.protocol.TrainingEvent;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import dev.dreamcluster.monitoring.MonitoringServer;
+import dev.dreamcluster.protocol.RunControl;
+import akka.actor.typed.javadsl.AskPattern;
 import dev.dreamcluster.monitoring.MonitoringSettings;
 import dev.dreamcluster.monitoring.TerminalView;
 import java.net.URI;
@@ -114,8 +116,21 @@ final class Nodes {
             return Behaviors.empty();
         }), "coordinator", bind, advertise, null, keys, extra);
         try {
-            URI url = MonitoringServer.start(system, http).toCompletableFuture().get(60, TimeUnit.SECONDS);
+            MonitoringServer.Control control = null;
+            if (keys != null) { // control needs a credential: the token derived from this node's key
+                var coordinator = ClusterSingleton.get(system).init(SingletonActor.of(Coordinator.create(settings), "coordinator")
+                        .withSettings(ClusterSingletonSettings.create(system).withRole("coordinator")));
+                control = new MonitoringServer.Control(ClusterKeys.controlToken(keys), r -> AskPattern.ask(coordinator,
+                        (akka.actor.typed.ActorRef<RunControl.Reply> replyTo) -> new Coordinator.Control(r, replyTo),
+                        java.time.Duration.ofSeconds(5), system.scheduler()));
+            }
+            URI url = MonitoringServer.start(system, http, control).toCompletableFuture().get(60, TimeUnit.SECONDS);
             events.println("monitoring on " + url + " (dashboard; api/status, api/metrics, api/events, metrics, ready)");
+            if (control != null) {
+                // the credential travels in the fragment: a browser never sends it to a server, the page reads it
+                events.println("control: " + url + "#token=" + control.token() + " (the dashboard with its buttons; from a terminal:"
+                        + " dreamcluster ctl checkpoint|stop|pause|resume|prompts --url " + url + " --keys " + keys.dir() + ")");
+            }
             events.flush();
         } catch (ExecutionException | TimeoutException | InterruptedException e) {
             system.terminate();

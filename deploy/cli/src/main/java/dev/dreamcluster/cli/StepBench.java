@@ -84,13 +84,24 @@ final class StepBench implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
+    /** {all parameters, trainable ones} of the bench's model. */
+    private long[] counts;
+
     /**
      * Medians over a run's timed steps, in seconds; {@code overlapped} false: --overlap off; {@code
      * cut}: "" (even, unloaded), "even" or "auto" under a pinned load; {@code validation}: median seconds
      * of a validation (NaN when not timed).
      */
     record Run(int workers, boolean loaded, boolean overlapped, double step, double compute, double comm, double optimizer, String cut,
-            double validation) {}
+            double validation, Startup startup) {}
+
+    /**
+     * How a cluster run started and what its ranks held: seconds from the launch to the last worker
+     * identified (formation: JVM starts, joins, model loads and the op check), from there to generation
+     * 0 started (the plan handshake: every rank hashes its copies against the plan and accepts), and
+     * the largest peak resident set of a process that trained, in bytes (NaN where not known).
+     */
+    record Startup(double formation, double handshake, double peakRss) {}
 
     @Override
     public Integer call() throws Exception {
@@ -130,6 +141,7 @@ final class StepBench implements Callable<Integer> {
         Path dir = Files.createTempDirectory("dreamcluster-bench-step");
         try {
             Path trainJson = inputs(dir, p, px);
+            counts = paramCounts(dir.resolve("model"));
             StepPeer.Inputs peerInputs = torch == null ? null : StepPeer.writeInputs(dir.resolve("peer"), trainJson, warmup + steps, LR,
                     WEIGHT_DECAY);
             List<Run> runs = new ArrayList<>();
@@ -236,11 +248,26 @@ final class StepBench implements Callable<Integer> {
             spinner.start();
         }
         int status;
+        java.time.LocalTime launched = java.time.LocalTime.now();
+        java.util.Map<Long, Long> peaks = new java.util.HashMap<>();
+        long parent;
         try {
             Process proc = pb.start();
-            if (!proc.waitFor(3600, TimeUnit.SECONDS)) {
-                proc.destroyForcibly();
-                throw new IllegalStateException("bench step: a train run took over an hour; log " + dir.resolve("run-" + index + ".log"));
+            parent = proc.pid();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(3600);
+            while (!proc.waitFor(200, TimeUnit.MILLISECONDS)) { // the ranks' peak memory, polled as bench memory does
+                if (System.nanoTime() > deadline) {
+                    proc.destroyForcibly();
+                    throw new IllegalStateException("bench step: a train run took over an hour; log " + dir.resolve("run-" + index + ".log"));
+                }
+                List<ProcessHandle> all = new ArrayList<>(proc.descendants().toList());
+                all.add(proc.toHandle());
+                for (ProcessHandle h : all) {
+                    long v = MemoryBench.vmHwm(h.pid());
+                    if (v > 0) {
+                        peaks.merge(h.pid(), v, Math::max);
+                    }
+                }
             }
             status = proc.exitValue();
         } finally {
@@ -268,7 +295,39 @@ final class StepBench implements Callable<Integer> {
             final int c = k;
             med[k] = BenchCommand.CollectiveBench.median(rows.stream().mapToDouble(x -> x[c]).toArray());
         }
-        return new Run(w, loaded, overlapped, med[0], med[1], med[2], med[3], cut, timeValidation ? validationSeconds(out, w) : Double.NaN);
+        // one process trains in the train JVM; a cluster in its worker JVMs (the launcher holds the coordinator only)
+        double peak = peaks.entrySet().stream().filter(e -> w == 1 || e.getKey() != parent).mapToLong(java.util.Map.Entry::getValue).max()
+                .orElse(0);
+        Startup startup = w > 1 ? startup(out.resolve("train.log"), launched, w, peak) : new Startup(Double.NaN, Double.NaN, peak);
+        return new Run(w, loaded, overlapped, med[0], med[1], med[2], med[3], cut, timeValidation ? validationSeconds(out, w) : Double.NaN,
+                startup);
+    }
+
+    /**
+     * Formation and handshake seconds from the coordinator's train.log (HH:mm:ss.SSS lines): the
+     * {@code w}-th "worker ... at ... (N available" line, then "generation 0 started". A run that
+     * crosses midnight is not timed (NaN).
+     */
+    static Startup startup(Path trainLog, java.time.LocalTime launched, int w, double peak) throws IOException {
+        java.time.LocalTime identified = null;
+        java.time.LocalTime started = null;
+        java.util.regex.Pattern worker = java.util.regex.Pattern.compile("^(\\d\\d:\\d\\d:\\d\\d\\.\\d{3}) .* worker \\S+ at \\S+ \\((\\d+) available");
+        java.util.regex.Pattern gen0 = java.util.regex.Pattern.compile("^(\\d\\d:\\d\\d:\\d\\d\\.\\d{3}) .* generation 0 started");
+        for (String line : Files.readAllLines(trainLog)) {
+            java.util.regex.Matcher m = worker.matcher(line);
+            if (identified == null && m.find() && Integer.parseInt(m.group(2)) >= w) {
+                identified = java.time.LocalTime.parse(m.group(1));
+            }
+            java.util.regex.Matcher g = gen0.matcher(line);
+            if (started == null && g.find()) {
+                started = java.time.LocalTime.parse(g.group(1));
+            }
+        }
+        if (identified == null || started == null || identified.isBefore(launched) || started.isBefore(identified)) {
+            return new Startup(Double.NaN, Double.NaN, peak);
+        }
+        return new Startup(java.time.Duration.between(launched, identified).toMillis() / 1e3,
+                java.time.Duration.between(identified, started).toMillis() / 1e3, peak);
     }
 
     /** train.json with a validation after every step (16 images, the first of the dataset). */
@@ -326,6 +385,7 @@ final class StepBench implements Callable<Integer> {
                 }
             }
         }
+        startupTable(out, runs);
         if (load) {
             for (int w : workers) {
                 double idle = median(runs.stream().filter(r -> r.workers() == w && !r.loaded() && r.overlapped() && r.cut().isEmpty()
@@ -365,6 +425,36 @@ final class StepBench implements Callable<Integer> {
             }
         }
         out.flush();
+    }
+
+    /**
+     * Per world size: formation and plan-handshake seconds, and each rank's peak resident memory beside
+     * what ZeRO-1 says a rank holds (state on the host: fp32 weights, the flat gradients, the model's
+     * .grad tensors and this rank's 1/N of the optimizer state; the peak adds activations, the JVM and
+     * libtorch). Medians over the rounds' unloaded runs.
+     */
+    private void startupTable(PrintWriter out, List<Run> runs) {
+        out.printf(Locale.ROOT, "%-8s %14s %14s %20s %22s%n", "workers", "formation (s)", "handshake (s)", "peak RSS/rank (MB)",
+                "ZeRO-1 state/rank (MB)");
+        for (int w : workers) {
+            List<Run> mine = runs.stream().filter(r -> r.workers() == w && !r.loaded() && r.overlapped() && r.cut().isEmpty()
+                    && Double.isNaN(r.validation())).toList();
+            MemoryBench.Arithmetic a = MemoryBench.Arithmetic.of(counts[0], counts[1], w, optimizer);
+            out.printf(Locale.ROOT, "%-8d %14s %14s %20.0f %22.0f%n", w, w == 1 ? "-" : String.format(Locale.ROOT, "%.1f",
+                    median(mine, r -> r.startup().formation())), w == 1 ? "-" : String.format(Locale.ROOT, "%.2f",
+                    median(mine, r -> r.startup().handshake())), median(mine, r -> r.startup().peakRss()) / 1e6, a.total() / 1e6);
+        }
+        out.println("formation: launch to the last worker identified to the coordinator (JVM start, cluster join, model load, op check);"
+                + " handshake: from there to generation 0 started (every rank checked the plan hash against its copies and accepted).");
+    }
+
+    /** {all parameters, trainable ones} of the model folder (UNet + text encoder + VAE; UNet + text encoder). */
+    private static long[] paramCounts(Path model) {
+        DiffusersFolder f = DiffusersFolder.read(model);
+        long unet = dev.dreamcluster.model.ParamManifest.count(f.manifest(dev.dreamcluster.freeze.Component.UNET));
+        long te = dev.dreamcluster.model.ParamManifest.count(f.manifest(dev.dreamcluster.freeze.Component.TEXT_ENCODER));
+        long vae = dev.dreamcluster.model.ParamManifest.count(f.manifest(dev.dreamcluster.freeze.Component.VAE));
+        return new long[] {unet + te + vae, unet + te};
     }
 
     /**

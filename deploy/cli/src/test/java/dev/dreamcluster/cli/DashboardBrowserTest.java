@@ -40,18 +40,22 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code target/dashboard.png}. Skipped where chromium is not installed.
  */
 class DashboardBrowserTest {
-    static final int STEPS = 20;
+    static final int STEPS = 30;
     static final Path CHROMIUM = Path.of("/usr/bin/chromium");
     static final Pattern DEVTOOLS = Pattern.compile("DevTools listening on (ws://\\S+)");
 
     @Test
     void theDashboardShouldFollowTheRunLive(@TempDir Path tmp) throws Exception {
         assumeTrue(Files.isExecutable(CHROMIUM), "chromium is not installed (" + CHROMIUM + "; Debian package chromium)");
-        MonitoredRun run = MonitoredRun.start(tmp, STEPS, 0);
+        Path keys = tmp.resolve("keys");
+        assertEquals(0, Cli.run("keys", "--out", keys.toString()).status());
+        MonitoredRun run = MonitoredRun.start(tmp, STEPS, t -> { }, "--keys", keys.resolve("node").toString());
+        // the control URL the launcher prints: the token in the fragment, which the page reads and never sends
+        String token = ClusterKeys.controlToken(ClusterKeys.load(keys.resolve("node"), "--keys"));
         Process browser = new ProcessBuilder(CHROMIUM.toString(), "--headless", "--no-sandbox", "--disable-gpu",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
                 "--user-data-dir=" + Files.createDirectories(tmp.resolve("chromium-profile")), "--window-size=1280,1400",
-                "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", run.base.toString())
+                "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", run.base + "#token=" + token)
                 .redirectErrorStream(true).start();
         try {
             URI devtools = devtoolsUrl(browser);
@@ -79,6 +83,7 @@ class DashboardBrowserTest {
                     assertTrue(seen.get(i) > seen.get(i - 1), "steps only go forward: " + seen);
                 }
                 assertTrue(points >= 3, "the loss chart has points: " + points);
+                pressPauseThenResume(page, run);
                 JsonNode status = run.json("api/status");
                 assertTrue(seen.get(seen.size() - 1) <= status.get("step").asInt(), "the page shows a step the server reported");
                 assertEquals("live", page.evaluate("document.getElementById('live').textContent"));
@@ -98,6 +103,39 @@ class DashboardBrowserTest {
         }
         List<JsonNode> rows = run.finish();
         assertEquals(STEPS, rows.get(rows.size() - 1).get("step").asInt(), rows.toString());
+    }
+
+    /**
+     * The Pause button, pressed in the page: the run pauses (the page's badge and the server agree, and
+     * the step stands still); then Resume: it trains on. The page took its token from the URL's fragment
+     * and dropped it from the address bar.
+     */
+    static void pressPauseThenResume(DevTools page, MonitoredRun run) throws Exception {
+        assertEquals("false", page.evaluate("String(location.href.includes('token'))"), "the token left the address bar");
+        assertEquals("false", page.evaluate("String(document.getElementById('btn-pause').disabled)"), "control is on");
+        page.evaluate("document.getElementById('btn-pause').click(), 'clicked'");
+        awaitPage(page, "document.getElementById('phase').textContent", "paused");
+        int pausedAt = run.awaitStatus(s -> s.path("phase").asText().equals("paused"), "phase paused").path("step").asInt();
+        Thread.sleep(1500);
+        assertEquals(pausedAt, run.json("api/status").path("step").asInt(), "no step while paused");
+        page.evaluate("document.getElementById('btn-resume').click(), 'clicked'");
+        awaitPage(page, "document.getElementById('phase').textContent", "running");
+        run.awaitStatus(s -> s.path("step").asInt() > pausedAt, "a step after Resume");
+        String log = page.evaluate("document.getElementById('control-log').textContent");
+        assertTrue(log.contains("pause applied after step " + pausedAt) && log.contains("resume applied"), log);
+        System.out.printf("dashboard buttons: Pause pressed, paused after step %d, Resume pressed, training on%n", pausedAt);
+    }
+
+    static void awaitPage(DevTools page, String expression, String value) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        String seen = page.evaluate(expression);
+        while (!seen.equals(value)) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError(expression + ": never " + value + ", last " + seen);
+            }
+            Thread.sleep(100);
+            seen = page.evaluate(expression);
+        }
     }
 
     /** Chromium prints its DevTools WebSocket address on stderr once it listens. */

@@ -35,16 +35,27 @@ final class MonitoredRun {
 
     /** Starts the run ({@code saveEvery} > 0 overrides save_every_n_steps) and waits until /alive answers. */
     static MonitoredRun start(Path tmp, int maxSteps, int saveEvery) throws Exception {
+        return start(tmp, maxSteps, t -> {
+            if (saveEvery > 0) {
+                t.put("save_every_n_steps", saveEvery);
+            }
+        });
+    }
+
+    /** As above, with {@code edit} applied to the example's train.json and {@code extraArgs} after train's own. */
+    static MonitoredRun start(Path tmp, int maxSteps, java.util.function.Consumer<com.fasterxml.jackson.databind.node.ObjectNode> edit,
+            String... extraArgs) throws Exception {
         Path trainJson = ClusterTrainingTest.example(tmp);
-        if (saveEvery > 0) {
-            com.fasterxml.jackson.databind.node.ObjectNode train = (com.fasterxml.jackson.databind.node.ObjectNode)
-                    dev.dreamcluster.config.Json.MAPPER.readTree(trainJson.toFile());
-            Files.writeString(trainJson, train.put("save_every_n_steps", saveEvery).toPrettyString());
-        }
+        com.fasterxml.jackson.databind.node.ObjectNode cfg = (com.fasterxml.jackson.databind.node.ObjectNode)
+                dev.dreamcluster.config.Json.MAPPER.readTree(trainJson.toFile());
+        edit.accept(cfg);
+        Files.writeString(trainJson, cfg.toPrettyString());
         Path out = tmp.resolve("run");
         int port = ClusterTrainingTest.freePort();
-        CompletableFuture<Cli> train = CompletableFuture.supplyAsync(() -> Cli.run("train", "--config", trainJson.toString(),
-                "--workers", "2", "--max_steps", Integer.toString(maxSteps), "--out", out.toString(), "--http", "127.0.0.1:" + port));
+        List<String> args = new ArrayList<>(List.of("train", "--config", trainJson.toString(), "--workers", "2", "--max_steps",
+                Integer.toString(maxSteps), "--out", out.toString(), "--http", "127.0.0.1:" + port));
+        args.addAll(List.of(extraArgs));
+        CompletableFuture<Cli> train = CompletableFuture.supplyAsync(() -> Cli.run(args.toArray(String[]::new)));
         MonitoredRun run = new MonitoredRun(out, URI.create("http://127.0.0.1:" + port + "/"), train);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
         while (true) {

@@ -217,6 +217,16 @@ function connect() {
     split.clear(); // a new world renumbers the ranks
     loadStatus();
   });
+  es.addEventListener('ControlRequested', (e) => {
+    const d = JSON.parse(e.data);
+    logControl('#' + d.seq + ' ' + d.action + ' requested (' + d.source + ')');
+    loadStatus();
+  });
+  es.addEventListener('ControlApplied', (e) => {
+    const d = JSON.parse(e.data);
+    logControl('#' + d.seq + ' ' + d.action + ' applied after step ' + d.step + (d.detail ? ': ' + d.detail : ''));
+    loadStatus();
+  });
   es.addEventListener('RunFinished', () => {
     es.close(); // the server ends the stream after the run; nothing more will come
     $('live').textContent = 'run over';
@@ -224,12 +234,68 @@ function connect() {
   });
 }
 
+// ---- control ----
+// The credential comes from the terminal: the launcher prints the dashboard's URL with #token=... (a fragment, which
+// a browser never sends to a server). It is kept for this tab (sessionStorage) and taken out of the address bar.
+let token = null;
+
+function readToken() {
+  const m = /(?:^#|&)token=([A-Za-z0-9_-]+)/.exec(location.hash);
+  if (m) {
+    token = m[1];
+    try { sessionStorage.setItem('dreamcluster-token', token); } catch (e) { /* private mode: memory only */ }
+    history.replaceState(null, '', location.pathname + location.search);
+  } else {
+    try { token = sessionStorage.getItem('dreamcluster-token'); } catch (e) { token = null; }
+  }
+  const off = !token;
+  for (const id of ['btn-checkpoint', 'btn-pause', 'btn-resume', 'btn-stop', 'btn-prompts', 'prompts']) $(id).disabled = off;
+  if (off) $('control-result').textContent = 'read-only: open the control URL the launcher printed (.../#token=...) to act on the run';
+}
+
+function logControl(line) {
+  const li = document.createElement('li');
+  li.textContent = line;
+  $('control-log').prepend(li);
+}
+
+async function control(method, path, body, type) {
+  const headers = {Authorization: 'Bearer ' + token};
+  if (type) headers['Content-Type'] = type;
+  try {
+    const r = await fetch(path, {method, headers, body});
+    const d = await r.json();
+    $('control-result').textContent = (r.status === 202 ? '' : r.status + ': ') + d.message;
+  } catch (e) {
+    $('control-result').textContent = 'the coordinator did not answer: ' + e;
+  }
+}
+
+function wireControls() {
+  readToken();
+  $('btn-checkpoint').onclick = () => control('POST', 'api/checkpoint');
+  $('btn-pause').onclick = () => control('POST', 'api/pause');
+  $('btn-resume').onclick = () => control('POST', 'api/resume');
+  $('btn-stop').onclick = () => {
+    if (confirm('Stop the run after the step in flight (checkpoint, then the final model)?')) control('POST', 'api/stop');
+  };
+  $('btn-prompts').onclick = () => {
+    const text = $('prompts').value;
+    control('PUT', 'api/sample_prompts', text, text.trim().startsWith('{') || text.trim().startsWith('[') ? 'application/json'
+      : 'text/plain; charset=utf-8');
+  };
+}
+
 async function start() {
+  wireControls();
   connect(); // before the history, so that no step falls between the two
   await loadStatus();
   try {
     const history = await (await fetch('api/metrics?since=0', {cache: 'no-store'})).json();
-    for (const r of history) if (!rows.has(r.step)) rows.set(r.step, r);
+    for (const r of history) {
+      if (r.control) logControl('#' + r.seq + ' ' + r.control + ' applied after step ' + r.step + (r.detail ? ': ' + r.detail : ''));
+      else if (!rows.has(r.step)) rows.set(r.step, r);
+    }
     const last = [...rows.values()].sort((a, b) => b.step - a.step)[0];
     if (last) showStep(last);
   } catch (e) { /* the stream still fills the charts */ }

@@ -8,6 +8,7 @@ import dev.dreamcluster.io.StepMetrics;
 import dev.dreamcluster.protocol.CoordinatorProtocol;
 import dev.dreamcluster.protocol.RunPlan;
 import dev.dreamcluster.protocol.SenderGate;
+import dev.dreamcluster.protocol.WorkerProtocol;
 import dev.dreamcluster.worker.train.ComputeConfig;
 import dev.dreamcluster.worker.train.TrainLoop;
 import java.nio.channels.ServerSocketChannel;
@@ -34,6 +35,11 @@ final class ComputeThread extends Thread {
     private volatile boolean aborted;
     /** Set by {@link #stopAtNextStep}: this node is leaving; read by the loop once per step. */
     private volatile boolean stopRequested;
+    /**
+     * The control requests of this generation received so far, by index (the worker actor appends,
+     * the loop reads; guarded by itself, which the loop also waits on while paused).
+     */
+    private final java.util.List<WorkerProtocol.Control> controls = new java.util.ArrayList<>();
 
     ComputeThread(RunPlan plan, int rank, RunConfig run, Path resume, ServerSocketChannel server,
             ActorRef<CoordinatorProtocol.Command> coordinator, ActorRef<Worker.Command> worker, WorkerCompute workerCompute) {
@@ -59,10 +65,30 @@ final class ComputeThread extends Thread {
      */
     void stopAtNextStep() {
         stopRequested = true;
+        synchronized (controls) {
+            controls.notifyAll(); // a paused loop must reach its next boundary
+        }
+    }
+
+    /** A user's control request (from the worker actor's thread): kept in index order, and wakes a paused loop. */
+    void control(WorkerProtocol.Control c) {
+        synchronized (controls) {
+            if (c.index() != controls.size()) {
+                // Akka keeps one sender's order: a gap means a lost message, and the loop would wait for it forever
+                System.err.println("rank " + rank + " warning: control #" + c.seq() + " arrived as index " + c.index() + ", expected "
+                        + controls.size() + "; ignored");
+                return;
+            }
+            controls.add(c);
+            controls.notifyAll();
+        }
     }
 
     void abort() {
         aborted = true;
+        synchronized (controls) {
+            controls.notifyAll();
+        }
         Collective r = ring;
         if (r != null) {
             r.close();
@@ -118,6 +144,37 @@ final class ComputeThread extends Thread {
             @Override
             public boolean stopRequested() {
                 return stopRequested;
+            }
+
+            @Override
+            public int controlsReceived() {
+                synchronized (controls) {
+                    return controls.size();
+                }
+            }
+
+            @Override
+            public TrainLoop.Control control(int index) {
+                WorkerProtocol.Control c;
+                synchronized (controls) {
+                    c = controls.get(index);
+                }
+                return new TrainLoop.Control(c.seq(), c.action(), c.prompts(), c.promptsFormat());
+            }
+
+            @Override
+            public void awaitControl(int received) throws InterruptedException {
+                synchronized (controls) {
+                    while (controls.size() <= received && !stopRequested && !aborted) {
+                        controls.wait();
+                    }
+                }
+            }
+
+            @Override
+            public void controlApplied(TrainLoop.Control c, int step, String detail) {
+                SenderGate.tell(coordinator, new CoordinatorProtocol.ControlApplied(plan.runId(), plan.generation(), c.seq(), c.action(),
+                        step, detail), worker);
             }
 
             @Override

@@ -267,6 +267,9 @@ public final class Worker {
                     && k.generation() == plan.generation()) {
                 ctx.getLog().warn("the coordinator stops the run after the step in flight, with a checkpoint: {}", k.reason());
                 compute.stopAtNextStep();
+            } else if (c instanceof WorkerProtocol.Control k && k.runId() == plan.runId() && k.generation() == plan.generation()) {
+                ctx.getLog().info("control #{} ({}) received", k.seq(), k.action().wireName());
+                compute.control(k);
             } else if (c instanceof WorkerProtocol.StopRun s && s.runId() == plan.runId()) {
                 ctx.getLog().warn("run {} stopped by the coordinator: {}", s.runId(), s.reason());
                 stopping = true;

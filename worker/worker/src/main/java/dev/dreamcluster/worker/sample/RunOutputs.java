@@ -60,6 +60,8 @@ public final class RunOutputs implements AutoCloseable {
     private String promptsName;
     private String promptsText;
     private SamplePrompts prompts;
+    /** The prompts came from a control request (every rank the same): the file is no longer re-read. */
+    private boolean promptsReplaced;
 
     private RunOutputs(TrainConfig cfg, Consumer<String> warn, EventFileWriter events, dev.dreamcluster.collective.Collective collective) {
         this.cfg = cfg;
@@ -129,6 +131,33 @@ public final class RunOutputs implements AutoCloseable {
         }
     }
 
+    /**
+     * Replaces the sample prompts with {@code text} (a control request's; every rank calls it with the
+     * same text at the same step boundary, so every rank parses and checks the same); from then on the
+     * sample_prompts file is no longer re-read. Samples are drawn at sample_steps (or the prompts'
+     * own cadence), from the next one on.
+     *
+     * @param format "txt" (a prompt a line) or "json" (EveryDream2's sample_prompts.json)
+     * @return "N prompts", or "refused: why" (the previous prompts are kept)
+     */
+    public String usePrompts(String format, String text, Trainer trainer) {
+        String name = "sample prompts of a control request." + format;
+        try {
+            SamplePrompts p = checked(SamplePrompts.parse(name, text, cfg.resolution(), cfg.seed(), cfg.batchSize(), warn), trainer,
+                    Path.of("sample_prompts." + format));
+            if (p.requests().isEmpty()) {
+                return "refused: no prompt in the text";
+            }
+            prompts = p;
+            promptsName = name;
+            promptsText = text;
+            promptsReplaced = true;
+            return p.requests().size() + " prompt(s)";
+        } catch (ConfigError e) {
+            return "refused: " + e.getMessage();
+        }
+    }
+
     private static SamplePrompts checked(SamplePrompts p, Trainer trainer, Path file) {
         int multiple = trainer.samplingModels().sizeMultiple();
         for (int i = 0; i < p.requests().size(); i++) {
@@ -154,7 +183,9 @@ public final class RunOutputs implements AutoCloseable {
         if (prompts != null) {
             int every = prompts.everyNSteps() != null ? prompts.everyNSteps() : cfg.outputs().sampleSteps();
             if (r.step() % every == 0) {
-                loadPrompts(trainer, false);
+                if (!promptsReplaced) {
+                    loadPrompts(trainer, false);
+                }
                 sample(r.step(), trainer.samplingModels(), "", trainer.captions());
             }
         }

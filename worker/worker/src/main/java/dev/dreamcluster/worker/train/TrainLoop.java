@@ -5,6 +5,7 @@ import dev.dreamcluster.config.RunConfig;
 import dev.dreamcluster.config.TrainConfig;
 import dev.dreamcluster.io.AtomicFiles;
 import dev.dreamcluster.io.StepMetrics;
+import dev.dreamcluster.protocol.RunControl;
 import dev.dreamcluster.safetensors.DType;
 import dev.dreamcluster.worker.sample.RunOutputs;
 import java.io.IOException;
@@ -32,12 +33,43 @@ public final class TrainLoop {
 
         /**
          * Whether this rank asks the run to stop at this step boundary (its node is leaving): read once
-         * per step, on the loop's thread, and agreed on by every rank ({@link #stopAgreed}).
+         * per step, on the loop's thread, and agreed on by every rank ({@link #boundary}).
          */
         default boolean stopRequested() {
             return false;
         }
+
+        /** How many users' control requests this rank has received in this generation (none in one process). */
+        default int controlsReceived() {
+            return 0;
+        }
+
+        /** The {@code index}-th control request of this generation ({@code index < controlsReceived()}). */
+        default Control control(int index) {
+            throw new IndexOutOfBoundsException("no control request " + index);
+        }
+
+        /**
+         * While paused: returns when more than {@code received} requests are here, this node is leaving,
+         * the generation is aborted, or {@code PAUSE_POLL} has passed.
+         */
+        default void awaitControl(int received) throws InterruptedException {
+            Thread.sleep(PAUSE_POLL.toMillis());
+        }
+
+        /** Rank 0: every rank applied {@code c} after {@code step}; {@code detail} says what it did. */
+        default void controlApplied(Control c, int step, String detail) {}
     }
+
+    /** A user's control request as the loop applies it ({@link RunControl}). */
+    public record Control(long seq, RunControl.Action action, String prompts, String promptsFormat) {}
+
+    /**
+     * How often paused ranks agree on the requests they have (one all-reduce of world + 1 floats):
+     * a request, or a node leaving, reaches every rank within this, without any rank waiting on a
+     * collective that a peer never enters.
+     */
+    static final java.time.Duration PAUSE_POLL = java.time.Duration.ofSeconds(1);
 
     /**
      * How long a rank waits for its peers: the first step waits for every rank's model load (and rank
@@ -57,6 +89,8 @@ public final class TrainLoop {
     private final StepListener listener;
     private final Consumer<String> warn;
     private final ComputeConfig compute;
+    /** What the users' control requests have set so far (paused, the sample prompts); written into every checkpoint. */
+    private RunControls controls;
 
     /**
      * @param resume a checkpoint to continue from exactly (any worker count), or null
@@ -93,6 +127,7 @@ public final class TrainLoop {
                 listener.stepCompleted(new StepMetrics(0, Double.NaN, 0, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN,
                         Double.NaN, startVal), t.totalSteps());
             }
+            controls = RunControls.resumed(resume, outputs, t, warn);
             StepMetrics last = null;
             long lastCheckpoint = System.nanoTime();
             java.util.List<Double> stepSeconds = new java.util.ArrayList<>();
@@ -116,21 +151,37 @@ public final class TrainLoop {
                     bound(stepBound(stepSeconds), "a step (" + STEP_FACTOR + " x the median step time, at least "
                             + STEP_FLOOR.toSeconds() + " s)");
                 }
-                boolean stop = !end && stopAgreed(listener.stopRequested());
-                if (end || stop || checkpointDue(cfg, t, lastCheckpoint)) {
-                    Path dir = cfg.out().resolve("checkpoints").resolve(String.format("step-%06d", t.step()));
-                    bound(CHECKPOINT_BOUND, "the checkpoint of step " + t.step());
-                    t.checkpoint(dir);
+                last = m;
+                if (end) {
+                    checkpoint(t, rank0);
+                    break;
+                }
+                Boundary b = boundary(t, outputs, rank0);
+                if (b.stop() || b.leave() || b.checkpoint() || checkpointDue(cfg, t, lastCheckpoint)) {
+                    Path dir = checkpoint(t, rank0);
                     lastCheckpoint = System.nanoTime();
-                    if (rank0) {
-                        listener.checkpointCommitted(t.step(), t.totalSteps(), dir.toAbsolutePath());
-                    }
-                    if (stop) {
+                    b.report(dir);
+                    if (b.leave()) {
                         // every rank is past the checkpoint's barrier: the commit is done; the generation ends here
                         throw new GenerationStopped(t.step(), dir.toAbsolutePath());
                     }
+                } else {
+                    b.report(null);
                 }
-                last = m;
+                while (controls.paused() && !b.stop()) { // every rank is here together: paused is agreed
+                    awaitControl();
+                    bound(STEP_FLOOR, "every rank's control requests while paused");
+                    b = boundary(t, outputs, rank0);
+                    Path dir = b.stop() || b.leave() || b.checkpoint() ? checkpoint(t, rank0) : null;
+                    b.report(dir);
+                    if (b.leave()) {
+                        throw new GenerationStopped(t.step(), dir.toAbsolutePath());
+                    }
+                }
+                if (b.stop()) {
+                    LOG.info("stopped by a control request after step {} of {}", t.step(), t.totalSteps());
+                    break; // the final model is written below, as at the end
+                }
             }
             if (last != null && t.appliedSteps() == 0) { // the same on every rank: skips are decided on all-reduced norms
                 throw new dev.dreamcluster.run.TrainingHalted("no step of this run changed the weights: all " + last.step() + " steps were "
@@ -166,20 +217,91 @@ public final class TrainLoop {
         return java.time.Duration.ofMillis(Math.max(STEP_FLOOR.toMillis(), (long) (STEP_FACTOR * median * 1000)));
     }
 
-    /**
-     * A stop asked for by any rank, agreed on by all: one all-reduce of one float per step, at the same
-     * point of every rank's loop, so every rank sees the same sum and stops after the same step (the
-     * checkpoint is collective). A request made while the coordinator relays it would reach the ranks
-     * at different steps (step reports arrive late); the flag costs one small collective a step instead.
-     * The checkpoint written then is the same as a periodic one at that step.
-     */
-    private boolean stopAgreed(boolean mine) {
-        if (collective == null || collective.worldSize() < 2) {
-            return mine;
+    private void awaitControl() {
+        try {
+            listener.awaitControl(listener.controlsReceived());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while paused", e); // an abort: the generation ends
         }
-        float[] flag = {mine ? 1f : 0f};
-        collective.allReduce(flag, 1);
-        return flag[0] > 0f;
+    }
+
+    private static long bytesUnder(Path dir) {
+        try (java.util.stream.Stream<Path> all = Files.walk(dir)) {
+            return all.filter(Files::isRegularFile).mapToLong(f -> f.toFile().length()).sum();
+        } catch (IOException | UncheckedIOException e) {
+            return -1; // pruned or moved meanwhile: the size is only for the log
+        }
+    }
+
+    /** The commit of this step's checkpoint on every rank (rank 0 writes it, with the run's control state). */
+    private Path checkpoint(Trainer t, boolean rank0) {
+        Path dir = run.train().out().resolve("checkpoints").resolve(String.format("step-%06d", t.step()));
+        bound(CHECKPOINT_BOUND, "the checkpoint of step " + t.step());
+        long t0 = System.nanoTime();
+        t.checkpoint(dir, controls.toJson());
+        if (rank0) {
+            // the commit's cost against a preemption grace: bench memory reads this line
+            LOG.info("checkpoint {} committed in {} s ({} bytes)", dir.getFileName(), String.format(java.util.Locale.ROOT, "%.2f",
+                    (System.nanoTime() - t0) / 1e9), bytesUnder(dir));
+            listener.checkpointCommitted(t.step(), t.totalSteps(), dir.toAbsolutePath());
+        }
+        return dir;
+    }
+
+    /**
+     * What every rank does at this step boundary, agreed on by all: leave (a rank's node is leaving),
+     * and the control requests every rank has received, applied in order.
+     *
+     * @param report rank 0 reports each applied request, naming the checkpoint when one was committed
+     */
+    private record Boundary(boolean leave, boolean stop, boolean checkpoint, java.util.function.Consumer<Path> report) {
+        void report(Path dir) {
+            report.accept(dir);
+        }
+    }
+
+    /**
+     * One all-reduce of world + 1 floats at the same point of every rank's loop: slot 0 sums the ranks
+     * that ask to leave (a SIGTERM), slot 1 + r holds rank r's count of received control requests, so
+     * every rank sees the same minimum and applies the same requests, and all stop, pause or
+     * checkpoint after the same step. A request relayed by the coordinator as a step number could not
+     * do this: reports reach it a step or more late. Counts are exact in float32 up to 2^24 requests.
+     */
+    private Boundary boundary(Trainer t, RunOutputs outputs, boolean rank0) {
+        boolean leave = listener.stopRequested();
+        int received = listener.controlsReceived();
+        int agreed = received;
+        if (collective != null && collective.worldSize() > 1) {
+            int world = collective.worldSize();
+            float[] v = new float[world + 1];
+            v[0] = leave ? 1f : 0f;
+            v[1 + collective.rank()] = received;
+            collective.allReduce(v, v.length);
+            leave = v[0] > 0f;
+            for (int r = 0; r < world; r++) {
+                agreed = Math.min(agreed, (int) v[1 + r]);
+            }
+        }
+        java.util.List<Control> applied = new java.util.ArrayList<>();
+        for (int i = controls.applied(); i < agreed; i++) {
+            applied.add(listener.control(i));
+        }
+        RunControls.Applied a = controls.apply(applied, outputs, t, run.train().out(), warn);
+        controls = a.controls();
+        int step = t.step();
+        return new Boundary(leave, a.stop(), a.checkpoint(), dir -> {
+            if (rank0) {
+                for (int i = 0; i < applied.size(); i++) {
+                    String detail = a.details().get(i);
+                    if (dir != null && (applied.get(i).action() == RunControl.Action.CHECKPOINT
+                            || applied.get(i).action() == RunControl.Action.STOP)) {
+                        detail = "checkpoint " + dir.toAbsolutePath() + (detail.isEmpty() ? "" : "; " + detail);
+                    }
+                    listener.controlApplied(applied.get(i), step, detail);
+                }
+            }
+        });
     }
 
     /**

@@ -194,7 +194,12 @@ public final class Trainer implements AutoCloseable {
 
     /** Writes a checkpoint of the current step (every rank must call it: the optimizer gather is a collective). */
     public void checkpoint(Path dir) {
-        checkpointer.checkpoint(dir, step.step(), data, diffusion.split());
+        checkpoint(dir, null);
+    }
+
+    /** As {@link #checkpoint(Path)}, with the run's control state ({@code runControl}, null for none) in trainer_state.json. */
+    public void checkpoint(Path dir, com.fasterxml.jackson.databind.node.ObjectNode runControl) {
+        checkpointer.checkpoint(dir, step.step(), data, diffusion.split(), runControl);
     }
 
     /** The current weights as a diffusers folder (and the EMA beside it when EMA is on). */

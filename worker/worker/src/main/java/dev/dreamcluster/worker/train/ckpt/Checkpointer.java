@@ -52,10 +52,11 @@ public final class Checkpointer {
     }
 
     /**
-     * Writes checkpoint {@code dir} at {@code step} with the cut of the batches it was trained with;
-     * every rank must call it (the optimizer gather is a collective).
+     * Writes checkpoint {@code dir} at {@code step} with the cut of the batches it was trained with
+     * (and {@code runControl}, null for none); every rank must call it (the optimizer gather is a collective).
      */
-    public void checkpoint(Path dir, int step, DataCursor data, dev.dreamcluster.worker.train.data.BatchSplit split) {
+    public void checkpoint(Path dir, int step, DataCursor data, dev.dreamcluster.worker.train.data.BatchSplit split,
+            com.fasterxml.jackson.databind.node.ObjectNode runControl) {
         dev.dreamcluster.worker.train.RankAgreement.checkWeights(collective, groups, step); // a checkpoint of one model, not of N
         OptimizerState[] states = new OptimizerState[groups.size()];
         for (int i = 0; i < states.length; i++) {
@@ -69,10 +70,12 @@ public final class Checkpointer {
                     }
                 }
                 saveModel(tmp.resolve("model"), DType.F32);
-                byte[] state = Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(
-                        new TrainerState(step, data.epoch(), data.batchIndex(), data.microStep(), split.counts()).toJson(cfg,
-                                ResolvedConfigJson.write(opt))
-                                .put("world_size", collective == null ? 1 : collective.worldSize()));
+                var json = new TrainerState(step, data.epoch(), data.batchIndex(), data.microStep(), split.counts()).toJson(cfg,
+                        ResolvedConfigJson.write(opt)).put("world_size", collective == null ? 1 : collective.worldSize());
+                if (runControl != null) {
+                    json.set("run_control", runControl); // what users' control requests set: a resume draws the same samples
+                }
+                byte[] state = Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(json);
                 AtomicFiles.write(tmp.resolve(TrainerState.FILE), state);
             });
             CheckpointPruner.prune(dir.toAbsolutePath(), cfg.keepLastNCheckpoints());
