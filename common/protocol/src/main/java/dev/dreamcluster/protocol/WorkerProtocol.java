@@ -18,8 +18,15 @@ public final class WorkerProtocol {
     /** Rank assignment and plan; answered with PlanAccepted or PlanRefused (hash mismatch). */
     public record AssignPlan(RunPlan plan, int rank, ActorRef<CoordinatorProtocol.Command> replyTo) implements Command {}
 
-    /** Every rank accepted: start training. */
-    public record StartRun(long runId) implements Command {}
+    /**
+     * Every rank accepted: start training; {@code paused}: the run was paused when this generation was
+     * planned (a worker lost while paused): every rank waits for a resume before its first step.
+     */
+    public record StartRun(long runId, boolean paused) implements Command {
+        public StartRun(long runId) {
+            this(runId, false);
+        }
+    }
 
     /** The run is over (finished, failed or stopped by the user): the worker leaves. */
     public record StopRun(long runId, String reason) implements Command {}

@@ -291,20 +291,11 @@ public final class Coordinator {
 
     /**
      * A generation starts: every request still pending is sent again (a generation that ended first
-     * never applied it), after a PAUSE of its own when the run was paused (a worker lost while paused
-     * leaves the run paused).
+     * never applied it), and sample prompts applied after the checkpoint it starts from; a paused run's
+     * ranks were told to start paused (StartRun).
      */
     static RunState resendControls(Env env, RunState s) {
-        RunState next = s.withControls(s.controls().newGeneration());
-        if (next.controls().paused()) {
-            var pause = new RunState.Controls.Pending(next.controls().lastSeq() + 1, RunControl.Action.PAUSE, null, null);
-            var kept = next.controls().pending();
-            var c = new RunState.Controls(pause.seq(), java.util.stream.Stream.concat(java.util.stream.Stream.of(pause), kept.stream())
-                    .toList(), 0, false, next.controls().stopStep());
-            next = next.withControls(c);
-            env.publish(next, new TrainingEvent.ControlRequested(env.runId(), pause.seq(), "pause",
-                    "the coordinator: generation " + s.generation() + " starts paused, as the run was"));
-        }
+        RunState next = s.withControls(s.controls().newGeneration(s.checkpointStep()));
         for (RunState.Controls.Pending p : next.controls().pending()) {
             next = sendControl(env, next, p);
         }

@@ -132,7 +132,8 @@ final class Generation {
             return assigning(env, s, now);
         }
         env.timers().cancel(Timeout.ACCEPT);
-        s.ranks().forEach(w -> env.tell(w, new WorkerProtocol.StartRun(env.runId())));
+        boolean paused = s.controls().paused(); // a paused run's next generation waits for a resume before its first step
+        s.ranks().forEach(w -> env.tell(w, new WorkerProtocol.StartRun(env.runId(), paused)));
         if (s.generation() == 0) {
             env.publish(s, new TrainingEvent.RunStarted(env.runId(), s.ranks().size(), s.planHash(), env.totalSteps()));
         }
@@ -189,7 +190,8 @@ final class Generation {
         }
         RunState next = s.committed(k.path(), k.step());
         int spares = next.workers().available().size() - next.ranks().size();
-        if (k.step() < k.totalSteps() && next.ranks().size() < env.settings().maxWorkers() && spares > 0) {
+        boolean stopping = next.controls().stopPending() || next.controls().stopStep() >= 0; // a stop's checkpoint: the run ends here
+        if (k.step() < k.totalSteps() && !stopping && next.ranks().size() < env.settings().maxWorkers() && spares > 0) {
             return abort(env, next.growing(true), "grow: " + spares + " worker(s) waiting, admitted at step " + k.step(), answered);
         }
         return running(env, next, finished, answered);
@@ -315,6 +317,10 @@ final class Generation {
         env.timers().cancel(Timeout.ABORT);
         if (!s.stopping().isEmpty()) {
             return Coordinator.fail(env, s, "stopped (" + s.stopping() + ") at a checkpoint"); // the launcher's SIGTERM
+        }
+        if (s.controls().stopStep() >= 0) { // every rank applied a stop, yet the generation ended before the run did
+            return Coordinator.fail(env, s, "stopped by a control request after step " + s.controls().stopStep()
+                    + ", but the generation ended before the final model was written (" + s.reason() + ")");
         }
         if (!s.growing() && s.ranks().stream().noneMatch(s.workers().lost()::contains)) {
             return Coordinator.fail(env, s, s.reason()); // every rank is alive: the failure is in the run itself, not the cluster

@@ -92,8 +92,8 @@ record RunState(Workers workers, Set<ActorRef<TrainingEvent>> subscribers, int g
      * @param paused a PAUSE was applied and no RESUME since
      * @param stopStep the step after which a STOP request ended the run, -1 while none did
      */
-    record Controls(long lastSeq, List<Pending> pending, int sent, boolean paused, int stopStep) {
-        static final Controls NONE = new Controls(0, List.of(), 0, false, -1);
+    record Controls(long lastSeq, List<Pending> pending, int sent, boolean paused, int stopStep, Pending prompts, int promptsStep) {
+        static final Controls NONE = new Controls(0, List.of(), 0, false, -1, null, -1);
 
         record Pending(long seq, dev.dreamcluster.protocol.RunControl.Action action, String prompts, String promptsFormat) {}
 
@@ -117,24 +117,39 @@ record RunState(Workers workers, Set<ActorRef<TrainingEvent>> subscribers, int g
         Controls requested(Pending p) {
             List<Pending> next = new java.util.ArrayList<>(pending);
             next.add(p);
-            return new Controls(p.seq(), List.copyOf(next), sent, paused, stopStep);
+            return new Controls(p.seq(), List.copyOf(next), sent, paused, stopStep, prompts, promptsStep);
         }
 
         Controls sentOne() {
-            return new Controls(lastSeq, pending, sent + 1, paused, stopStep);
+            return new Controls(lastSeq, pending, sent + 1, paused, stopStep, prompts, promptsStep);
         }
 
-        /** A new generation: nothing sent to it yet. */
-        Controls newGeneration() {
-            return new Controls(lastSeq, pending, 0, paused, stopStep);
+        /**
+         * A new generation that starts from the checkpoint of {@code fromStep}: nothing sent to it yet;
+         * sample prompts applied after that checkpoint are not in it, so they are pending again (first,
+         * in the order the ranks applied them).
+         */
+        Controls newGeneration(int fromStep) {
+            List<Pending> next = pending;
+            if (prompts != null && promptsStep > fromStep && pending.stream().noneMatch(p -> p.seq() == prompts.seq())) {
+                next = java.util.stream.Stream.concat(java.util.stream.Stream.of(prompts), pending.stream()).toList();
+            }
+            return new Controls(lastSeq, next, 0, paused, stopStep, prompts, promptsStep);
         }
 
-        /** Request {@code seq} was applied after {@code step}: it and every earlier one leave the pending list. */
+        /**
+         * Request {@code seq} was applied after {@code step}: it and the ones before it in the list (the
+         * order every rank applies them in) leave the pending list.
+         */
         Controls applied(long seq, dev.dreamcluster.protocol.RunControl.Action a, int step) {
-            List<Pending> next = pending.stream().filter(p -> p.seq() > seq).toList();
+            int at = java.util.stream.IntStream.range(0, pending.size()).filter(i -> pending.get(i).seq() == seq).findFirst().orElse(-1);
+            Pending done = at < 0 ? null : pending.get(at);
+            List<Pending> next = at < 0 ? pending : List.copyOf(pending.subList(at + 1, pending.size()));
             boolean nowPaused = a == dev.dreamcluster.protocol.RunControl.Action.PAUSE ? true
                     : a == dev.dreamcluster.protocol.RunControl.Action.RESUME ? false : paused;
-            return new Controls(lastSeq, next, sent, nowPaused, a == dev.dreamcluster.protocol.RunControl.Action.STOP ? step : stopStep);
+            boolean isPrompts = a == dev.dreamcluster.protocol.RunControl.Action.SAMPLE_PROMPTS && done != null;
+            return new Controls(lastSeq, next, sent, nowPaused, a == dev.dreamcluster.protocol.RunControl.Action.STOP ? step : stopStep,
+                    isPrompts ? done : prompts, isPrompts ? step : promptsStep);
         }
     }
 

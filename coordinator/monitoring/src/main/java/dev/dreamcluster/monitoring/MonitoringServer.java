@@ -80,9 +80,11 @@ public final class MonitoringServer extends AllDirectives {
     /**
      * The control routes' credential and where they hand requests.
      *
-     * @param token the bearer token a request must carry (derived from the node key by the launcher)
+     * @param runId the run the token is for (public: {@code GET /api/control} gives it, so that a holder of
+     *     the node key can derive the token)
+     * @param token the bearer token a request must carry (derived from the node key and the run id by the launcher)
      */
-    public record Control(String token, RunControl.Handler handler) {
+    public record Control(long runId, String token, RunControl.Handler handler) {
         public Control {
             if (token == null || token.length() < 32) {
                 throw new IllegalArgumentException("a control token must have at least 32 characters");
@@ -133,6 +135,7 @@ public final class MonitoringServer extends AllDirectives {
                                 MediaTypes.APPLICATION_JAVASCRIPT.toContentType(HttpCharsets.UTF_8))),
                         path(PathMatchers.segment("api").slash("status"), this::status),
                         path(PathMatchers.segment("api").slash("metrics"), () -> parameterOptional("since", this::metrics)),
+                        path(PathMatchers.segment("api").slash("control"), this::controlInfo),
                         path(PathMatchers.segment("api").slash("events"), this::events),
                         path("metrics", this::prometheus),
                         pathPrefix("samples", () -> extractUri(uri -> sample(uri.pathSegments()))))),
@@ -176,6 +179,15 @@ public final class MonitoringServer extends AllDirectives {
             }
             return inner.get();
         });
+    }
+
+    /** GET /api/control: whether control is on, and the run id its token is derived with (nothing secret). */
+    private Route controlInfo() {
+        var n = JsonOut.object().put("enabled", control != null);
+        if (control != null) {
+            n.put("run_id", Long.toString(control.runId()));
+        }
+        return complete(HttpEntities.create(ContentTypes.APPLICATION_JSON, JsonOut.write(n)));
     }
 
     private Route request(RunControl.Action action, String prompts, String format) {

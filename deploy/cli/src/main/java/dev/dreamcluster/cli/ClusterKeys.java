@@ -171,18 +171,19 @@ final class ClusterKeys {
     }
 
     /**
-     * The bearer token of the coordinator's control routes: HMAC-SHA256, keyed with the node's private
-     * key (its PKCS#8 bytes), of a fixed label, base64url without padding (43 characters). Whoever can
-     * read the node's key folder can derive it ({@code dreamcluster ctl --keys DIR}); the HTTP port
-     * never gives it out, and a new key (a new throwaway CA each embedded run) makes a new token.
+     * The bearer token of run {@code runId}'s control routes: HMAC-SHA256, keyed with the node's private
+     * key (its PKCS#8 bytes), of a fixed label and the run id, base64url without padding (43 characters).
+     * Whoever can read the node's key folder can derive it ({@code dreamcluster ctl --keys DIR}); the
+     * HTTP port never gives it out; each run has its own, so a token seen in an old run's log opens no
+     * later run.
      */
-    static String controlToken(NodeKeys k) {
+    static String controlToken(NodeKeys k, long runId) {
         try {
             KeyStore ks = openStore(k.keyStore(), k.password(), "--keys");
             PrivateKey key = (PrivateKey) ks.getKey("node", k.password().toCharArray());
             javax.crypto.Mac mac = javax.crypto.Mac.getInstance("HmacSHA256");
             mac.init(new javax.crypto.spec.SecretKeySpec(key.getEncoded(), "HmacSHA256"));
-            byte[] t = mac.doFinal("dreamcluster run control v1".getBytes(StandardCharsets.UTF_8));
+            byte[] t = mac.doFinal(("dreamcluster run control v1|" + runId).getBytes(StandardCharsets.UTF_8));
             return Base64.getUrlEncoder().withoutPadding().encodeToString(t);
         } catch (GeneralSecurityException e) {
             throw new ConfigError("--keys: cannot derive the control token from " + k.keyStore() + " (" + e.getMessage() + ")");

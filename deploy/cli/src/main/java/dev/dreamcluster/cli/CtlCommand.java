@@ -28,13 +28,14 @@ import picocli.CommandLine.Parameters;
  */
 @Command(name = "ctl", mixinStandardHelpOptions = true,
         description = "Act on a running run: checkpoint (commit one at the next step boundary), stop (commit, write final/, end),"
-                + " pause, resume, prompts (replace the sample prompts).")
+                + " pause, resume, prompts (replace the sample prompts); url prints the dashboard's control URL.")
 final class CtlCommand implements Callable<Integer> {
     enum Action {
-        checkpoint, stop, pause, resume, prompts
+        checkpoint, stop, pause, resume, prompts, url
     }
 
-    @Parameters(index = "0", paramLabel = "ACTION", description = "checkpoint, stop, pause, resume or prompts")
+    @Parameters(index = "0", paramLabel = "ACTION", description = "checkpoint, stop, pause, resume, prompts, or url (print the"
+            + " dashboard's control URL, token included, for a browser)")
     Action action;
 
     @Option(names = "--url", required = true, paramLabel = "URL", description = "the coordinator's monitoring URL (the launcher prints it)")
@@ -55,6 +56,12 @@ final class CtlCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         String token = token();
+        if (action == Action.url) {
+            var out = spec.commandLine().getOut();
+            out.println(base() + "#token=" + token); // the fragment: a browser reads it and never sends it
+            out.flush();
+            return 0;
+        }
         String path = action == Action.prompts ? "api/sample_prompts" : "api/" + action.name();
         HttpRequest.Builder req = HttpRequest.newBuilder(base().resolve(path)).timeout(Duration.ofSeconds(30))
                 .header("Authorization", "Bearer " + token);
@@ -121,7 +128,8 @@ final class CtlCommand implements Callable<Integer> {
             throw new ConfigError("--keys: give one of --keys DIR (the coordinator node's key folder) or --token-file FILE");
         }
         if (keys != null) {
-            return ClusterKeys.controlToken(ClusterKeys.load(keys, "--keys"));
+            ClusterKeys.NodeKeys k = ClusterKeys.load(keys, "--keys");
+            return ClusterKeys.controlToken(k, runId());
         }
         String t = read(tokenFile, "--token-file").trim();
         if (t.startsWith("#token=")) {
@@ -131,6 +139,30 @@ final class CtlCommand implements Callable<Integer> {
             throw ConfigError.invalid("--token-file", Json.quote(tokenFile.toString()), "a file holding the token (base64url characters)");
         }
         return t;
+    }
+
+    /** The run id the token is derived with, from {@code GET /api/control} (public, like every read route). */
+    private long runId() {
+        HttpResponse<String> res;
+        try {
+            res = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build().send(HttpRequest.newBuilder(base()
+                    .resolve("api/control")).timeout(Duration.ofSeconds(30)).build(), HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
+        } catch (IOException e) {
+            throw new ConfigError("--url: cannot reach " + url + " (" + e.getMessage() + ")");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ConfigError("--url: interrupted");
+        }
+        JsonNode n;
+        try {
+            n = res.statusCode() == 200 ? Json.MAPPER.readTree(res.body()) : null;
+        } catch (IOException e) {
+            n = null;
+        }
+        if (n == null || !n.path("run_id").isTextual()) {
+            throw new ConfigError("--url: " + url + " is not a coordinator with control on (GET api/control: " + res.statusCode() + ")");
+        }
+        return Long.parseLong(n.get("run_id").asText());
     }
 
     private static String read(Path file, String flag) {

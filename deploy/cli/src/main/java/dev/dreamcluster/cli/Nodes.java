@@ -120,16 +120,23 @@ final class Nodes {
             if (keys != null) { // control needs a credential: the token derived from this node's key
                 var coordinator = ClusterSingleton.get(system).init(SingletonActor.of(Coordinator.create(settings), "coordinator")
                         .withSettings(ClusterSingletonSettings.create(system).withRole("coordinator")));
-                control = new MonitoringServer.Control(ClusterKeys.controlToken(keys), r -> AskPattern.ask(coordinator,
+                control = new MonitoringServer.Control(settings.runId(), ClusterKeys.controlToken(keys, settings.runId()),
+                        r -> AskPattern.ask(coordinator,
                         (akka.actor.typed.ActorRef<RunControl.Reply> replyTo) -> new Coordinator.Control(r, replyTo),
                         java.time.Duration.ofSeconds(5), system.scheduler()));
             }
             URI url = MonitoringServer.start(system, http, control).toCompletableFuture().get(60, TimeUnit.SECONDS);
             events.println("monitoring on " + url + " (dashboard; api/status, api/metrics, api/events, metrics, ready)");
             if (control != null) {
-                // the credential travels in the fragment: a browser never sends it to a server, the page reads it
-                events.println("control: " + url + "#token=" + control.token() + " (the dashboard with its buttons; from a terminal:"
-                        + " dreamcluster ctl checkpoint|stop|pause|resume|prompts --url " + url + " --keys " + keys.dir() + ")");
+                String ctl = "dreamcluster ctl checkpoint|stop|pause|resume|prompts --url " + url + " --keys " + keys.dir();
+                if (TerminalView.isTerminal(2)) {
+                    // the credential travels in the fragment: a browser never sends it to a server, the page reads it
+                    events.println("control: " + url + "#token=" + control.token() + " (the dashboard with its buttons; from a"
+                            + " terminal: " + ctl + ")");
+                } else { // a log (a pod's, a CI's) must not hold it: whoever holds the key derives it
+                    events.println("control: " + ctl + "; the dashboard's control URL: dreamcluster ctl url --url " + url
+                            + " --keys " + keys.dir());
+                }
             }
             events.flush();
         } catch (ExecutionException | TimeoutException | InterruptedException e) {

@@ -51,11 +51,14 @@ class DashboardBrowserTest {
         assertEquals(0, Cli.run("keys", "--out", keys.toString()).status());
         MonitoredRun run = MonitoredRun.start(tmp, STEPS, t -> { }, "--keys", keys.resolve("node").toString());
         // the control URL the launcher prints: the token in the fragment, which the page reads and never sends
-        String token = ClusterKeys.controlToken(ClusterKeys.load(keys.resolve("node"), "--keys"));
+        Cli url = Cli.run("ctl", "url", "--url", run.base.toString(), "--keys", keys.resolve("node").toString());
+        assertEquals(0, url.status(), url.err());
+        String controlUrl = url.out().strip();
+        assertTrue(controlUrl.startsWith(run.base + "#token="), controlUrl);
         Process browser = new ProcessBuilder(CHROMIUM.toString(), "--headless", "--no-sandbox", "--disable-gpu",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
                 "--user-data-dir=" + Files.createDirectories(tmp.resolve("chromium-profile")), "--window-size=1280,1400",
-                "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", run.base + "#token=" + token)
+                "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", controlUrl)
                 .redirectErrorStream(true).start();
         try {
             URI devtools = devtoolsUrl(browser);

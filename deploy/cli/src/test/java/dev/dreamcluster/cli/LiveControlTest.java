@@ -87,6 +87,9 @@ class LiveControlTest {
         Cli end = run.train.get(180, TimeUnit.SECONDS);
         assertEquals(0, end.status(), end.out() + end.err());
         assertTrue(end.err().contains("stopped by a control request after step"), end.err());
+        // stderr is no terminal here: the launcher names the command that derives the token, never the token itself
+        assertTrue(end.err().contains("control: dreamcluster ctl checkpoint|stop|pause|resume|prompts --url " + url), end.err());
+        assertFalse(end.err().contains("#token="), "no token in a log");
         assertTrue(Files.exists(run.out.resolve("final").resolve("model_index.json")), "final model written");
 
         List<JsonNode> steps = new ArrayList<>();

@@ -40,10 +40,14 @@ final class ComputeThread extends Thread {
      * the loop reads; guarded by itself, which the loop also waits on while paused).
      */
     private final java.util.List<WorkerProtocol.Control> controls = new java.util.ArrayList<>();
+    /** The run was paused when this generation was planned: wait for a resume before the first step. */
+    private final boolean startPaused;
 
     ComputeThread(RunPlan plan, int rank, RunConfig run, Path resume, ServerSocketChannel server,
-            ActorRef<CoordinatorProtocol.Command> coordinator, ActorRef<Worker.Command> worker, WorkerCompute workerCompute) {
+            ActorRef<CoordinatorProtocol.Command> coordinator, ActorRef<Worker.Command> worker, WorkerCompute workerCompute,
+            boolean startPaused) {
         super("dreamcluster-compute-" + rank);
+        this.startPaused = startPaused;
         this.workerCompute = workerCompute;
         this.plan = plan;
         this.rank = rank;
@@ -164,11 +168,20 @@ final class ComputeThread extends Thread {
 
             @Override
             public void awaitControl(int received) throws InterruptedException {
+                // at most PAUSE_POLL: every paused rank must come back to agree, or a rank whose node is leaving
+                // would wait in the all-reduce for peers that sleep here
+                long deadline = System.nanoTime() + TrainLoop.PAUSE_POLL.toNanos();
                 synchronized (controls) {
-                    while (controls.size() <= received && !stopRequested && !aborted) {
-                        controls.wait();
+                    long left;
+                    while (controls.size() <= received && !stopRequested && !aborted && (left = deadline - System.nanoTime()) > 0) {
+                        java.util.concurrent.TimeUnit.NANOSECONDS.timedWait(controls, left);
                     }
                 }
+            }
+
+            @Override
+            public boolean startPaused() {
+                return startPaused;
             }
 
             @Override

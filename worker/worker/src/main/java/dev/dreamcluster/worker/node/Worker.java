@@ -211,7 +211,7 @@ public final class Worker {
             }
             if (c instanceof WorkerProtocol.StartRun s && s.runId() == plan.runId()) {
                 ComputeThread compute = new ComputeThread(plan, rank, run, paths.resume(plan), ring.server(), coordinator,
-                        ctx.getSelf(), workerCompute);
+                        ctx.getSelf(), workerCompute, s.paused());
                 compute.start();
                 return new Running(plan, rank, compute).behavior();
             }

@@ -153,8 +153,8 @@ public final class RunOutputs implements AutoCloseable {
             promptsText = text;
             promptsReplaced = true;
             return p.requests().size() + " prompt(s)";
-        } catch (ConfigError e) {
-            return "refused: " + e.getMessage();
+        } catch (RuntimeException e) { // a ConfigError, or anything else the parser throws: never the run's end
+            return "refused: " + (e.getMessage() == null ? e.toString() : e.getMessage());
         }
     }
 

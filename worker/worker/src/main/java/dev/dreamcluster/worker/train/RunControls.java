@@ -65,6 +65,11 @@ record RunControls(int applied, boolean paused, String promptsFormat, String pro
         return new RunControls(0, false, format, text, List.copyOf(log));
     }
 
+    /** This state, paused or not (a paused run's new generation starts paused). */
+    RunControls paused(boolean p) {
+        return new RunControls(applied, p, promptsFormat, prompts, log);
+    }
+
     /** Applies {@code requests} in order (every rank the same ones, at the same boundary). */
     Applied apply(List<TrainLoop.Control> requests, RunOutputs outputs, Trainer t, Path out, Consumer<String> warn) {
         boolean stop = false;
@@ -85,7 +90,7 @@ record RunControls(int applied, boolean paused, String promptsFormat, String pro
                 case PAUSE -> nowPaused = true;
                 case RESUME -> nowPaused = false;
                 case SAMPLE_PROMPTS -> {
-                    detail = outputs.usePrompts(c.promptsFormat(), c.prompts(), t);
+                    detail = outputs.usePrompts(c.promptsFormat(), c.prompts(), t); // every rank the same text: the same result
                     if (!detail.startsWith("refused")) {
                         format = c.promptsFormat();
                         text = c.prompts();

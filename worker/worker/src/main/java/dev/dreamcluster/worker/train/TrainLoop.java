@@ -59,6 +59,11 @@ public final class TrainLoop {
 
         /** Rank 0: every rank applied {@code c} after {@code step}; {@code detail} says what it did. */
         default void controlApplied(Control c, int step, String detail) {}
+
+        /** The run was paused when this generation was planned (the same on every rank): no step before a resume. */
+        default boolean startPaused() {
+            return false;
+        }
     }
 
     /** A user's control request as the loop applies it ({@link RunControl}). */
@@ -69,7 +74,7 @@ public final class TrainLoop {
      * a request, or a node leaving, reaches every rank within this, without any rank waiting on a
      * collective that a peer never enters.
      */
-    static final java.time.Duration PAUSE_POLL = java.time.Duration.ofSeconds(1);
+    public static final java.time.Duration PAUSE_POLL = java.time.Duration.ofSeconds(1);
 
     /**
      * How long a rank waits for its peers: the first step waits for every rank's model load (and rank
@@ -127,11 +132,12 @@ public final class TrainLoop {
                 listener.stepCompleted(new StepMetrics(0, Double.NaN, 0, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN,
                         Double.NaN, startVal), t.totalSteps());
             }
-            controls = RunControls.resumed(resume, outputs, t, warn);
+            controls = RunControls.resumed(resume, outputs, t, warn).paused(listener.startPaused());
             StepMetrics last = null;
             long lastCheckpoint = System.nanoTime();
+            boolean stopped = controls.paused() && pauseLoop(t, outputs, rank0).stop();
             java.util.List<Double> stepSeconds = new java.util.ArrayList<>();
-            while (t.step() < t.totalSteps()) {
+            while (!stopped && t.step() < t.totalSteps()) {
                 long t0 = System.nanoTime();
                 StepMetrics m = t.trainStep();
                 stepSeconds.add((System.nanoTime() - t0) / 1e9);
@@ -161,22 +167,18 @@ public final class TrainLoop {
                     Path dir = checkpoint(t, rank0);
                     lastCheckpoint = System.nanoTime();
                     b.report(dir);
-                    if (b.leave()) {
+                    if (b.leave() && !b.stop()) { // a stop at the same boundary ends the run here anyway, with its final model
                         // every rank is past the checkpoint's barrier: the commit is done; the generation ends here
                         throw new GenerationStopped(t.step(), dir.toAbsolutePath());
                     }
                 } else {
                     b.report(null);
                 }
-                while (controls.paused() && !b.stop()) { // every rank is here together: paused is agreed
-                    awaitControl();
-                    bound(STEP_FLOOR, "every rank's control requests while paused");
-                    b = boundary(t, outputs, rank0);
-                    Path dir = b.stop() || b.leave() || b.checkpoint() ? checkpoint(t, rank0) : null;
-                    b.report(dir);
-                    if (b.leave()) {
-                        throw new GenerationStopped(t.step(), dir.toAbsolutePath());
-                    }
+                if (controls.paused() && !b.stop()) { // every rank is here together: paused is agreed
+                    b = pauseLoop(t, outputs, rank0);
+                    lastCheckpoint = System.nanoTime(); // the pause is no training time: the minute cadence starts again
+                    bound(stepBound(stepSeconds), "a step (" + STEP_FACTOR + " x the median step time, at least "
+                            + STEP_FLOOR.toSeconds() + " s)");
                 }
                 if (b.stop()) {
                     LOG.info("stopped by a control request after step {} of {}", t.step(), t.totalSteps());
@@ -215,6 +217,26 @@ public final class TrainLoop {
         double[] s = seconds.stream().mapToDouble(Double::doubleValue).sorted().toArray();
         double median = s[s.length / 2];
         return java.time.Duration.ofMillis(Math.max(STEP_FLOOR.toMillis(), (long) (STEP_FACTOR * median * 1000)));
+    }
+
+    /**
+     * While paused: every rank comes back at least every {@link #PAUSE_POLL} to agree on the requests
+     * they have; a checkpoint or stop request, or a node leaving, is acted on here. Returns when resumed
+     * or stopped (the last boundary's decision).
+     */
+    private Boundary pauseLoop(Trainer t, RunOutputs outputs, boolean rank0) {
+        Boundary b;
+        do {
+            awaitControl();
+            bound(STEP_FLOOR, "every rank's control requests while paused");
+            b = boundary(t, outputs, rank0);
+            Path dir = b.stop() || b.leave() || b.checkpoint() ? checkpoint(t, rank0) : null;
+            b.report(dir);
+            if (b.leave() && !b.stop()) {
+                throw new GenerationStopped(t.step(), dir.toAbsolutePath());
+            }
+        } while (controls.paused() && !b.stop());
+        return b;
     }
 
     private void awaitControl() {
