@@ -82,8 +82,9 @@ final class EmbeddedCluster {
     private int run(ClusterKeys.NodeKeys keys, java.io.PrintWriter out, java.io.PrintWriter err) throws Exception {
         Path outDir = run.train().out();
         CompletableFuture<TrainingEvent.RunFinished> done = new CompletableFuture<>();
+        int heartbeatPause = Nodes.embeddedHeartbeatPause(workers, Runtime.getRuntime().availableProcessors());
         ActorSystem<Void> system = Nodes.startCoordinator(settings, bind, null, http, done, err, keys, false,
-                WorkerCommand.graceConfig(preemptionGrace));
+                WorkerCommand.graceConfig(preemptionGrace) + Nodes.heartbeatConfig(heartbeatPause, "--workers"));
         Nodes.endWhenTerminated(system, settings.runId(), done); // a downed or quarantined coordinator node never hangs the launcher
         Nodes.stopAtCheckpointOnSigterm(system, settings, done, preemptionGrace, resumeLine);
         int port = Cluster.get(system).selfMember().address().getPort().orElseThrow();
@@ -115,7 +116,7 @@ final class EmbeddedCluster {
                 cmd.addAll(ChildJvm.command(jvm.toArray(String[]::new)));
                 cmd.addAll(List.of(Main.class.getName(), "worker", "--join", bind.host() + ":" + port, "--bind", bind.host() + ":0",
                         "--keys", keys.dir().toString(), "--optimizer_threads", Integer.toString(threads),
-                        "--preemption_grace", Integer.toString(preemptionGrace)));
+                        "--preemption_grace", Integer.toString(preemptionGrace), "--heartbeat_pause", Integer.toString(heartbeatPause)));
                 cmd.addAll(device.workerFlags(r, workers)); // gpu:N becomes gpu:(N + r): one GPU per worker
                 ProcessBuilder pb = ChildJvm.builder(cmd).redirectErrorStream(true).redirectOutput(outDir.resolve("worker-" + r + ".log").toFile());
                 pb.environment().putIfAbsent("DREAMCLUSTER_LOG_LEVEL", "INFO"); // a worker's log file shows its INFO lines

@@ -195,6 +195,31 @@ final class Nodes {
         });
     }
 
+    /** The node config's failure-detector pause (dreamcluster-node.conf), in seconds. */
+    static final int HEARTBEAT_PAUSE = 8;
+
+    /**
+     * Akka config for {@code seconds} of heartbeat silence before "unreachable" (1..600, else a one-line
+     * error naming {@code flag}); "" for the node config's own {@link #HEARTBEAT_PAUSE}.
+     */
+    static String heartbeatConfig(int seconds, String flag) {
+        if (seconds < 1 || seconds > 600) {
+            throw ConfigError.invalid(flag, Integer.toString(seconds), "1..600 seconds");
+        }
+        return seconds == HEARTBEAT_PAUSE ? "" : "\nakka.cluster.failure-detector.acceptable-heartbeat-pause = " + seconds + "s\n";
+    }
+
+    /**
+     * The heartbeat pause of an embedded cluster of {@code workers} local worker JVMs on {@code cores}
+     * cores: the node default, times the oversubscription. Eight JVMs starting together on 2 cores
+     * (TLS handshakes, libtorch load, the op check, all at once) stretched heartbeat intervals to 6-9 s
+     * on a quiet machine (2026-12-07) and the 8 s default marked 5 of 8 unreachable before the first
+     * step; 4 per core gives 32 s. A killed worker is still seen at once (its ring peers read EOF).
+     */
+    static int embeddedHeartbeatPause(int workers, int cores) {
+        return HEARTBEAT_PAUSE * Math.max(1, (workers + cores - 1) / Math.max(1, cores));
+    }
+
     /** HOST:PORT from a flag (null stays null), or a one-line error naming it. */
     static HostPort hostPort(String value, String flag) {
         if (value == null) {

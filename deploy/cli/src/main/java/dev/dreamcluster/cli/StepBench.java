@@ -304,15 +304,15 @@ final class StepBench implements Callable<Integer> {
     }
 
     /**
-     * Formation and handshake seconds from the coordinator's train.log (HH:mm:ss.SSS lines): the
+     * Formation and handshake seconds from the coordinator's train.log (yyyy-MM-dd HH:mm:ss.SSS lines, RunLog's): the
      * {@code w}-th "worker ... at ... (N available" line, then "generation 0 started". A run that
      * crosses midnight is not timed (NaN).
      */
     static Startup startup(Path trainLog, java.time.LocalTime launched, int w, double peak) throws IOException {
         java.time.LocalTime identified = null;
         java.time.LocalTime started = null;
-        java.util.regex.Pattern worker = java.util.regex.Pattern.compile("^(\\d\\d:\\d\\d:\\d\\d\\.\\d{3}) .* worker \\S+ at \\S+ \\((\\d+) available");
-        java.util.regex.Pattern gen0 = java.util.regex.Pattern.compile("^(\\d\\d:\\d\\d:\\d\\d\\.\\d{3}) .* generation 0 started");
+        java.util.regex.Pattern worker = java.util.regex.Pattern.compile("^(?:\\d{4}-\\d\\d-\\d\\d )?(\\d\\d:\\d\\d:\\d\\d\\.\\d{3}) .* worker \\S+ at \\S+ \\((\\d+) available");
+        java.util.regex.Pattern gen0 = java.util.regex.Pattern.compile("^(?:\\d{4}-\\d\\d-\\d\\d )?(\\d\\d:\\d\\d:\\d\\d\\.\\d{3}) .* generation 0 started");
         for (String line : Files.readAllLines(trainLog)) {
             java.util.regex.Matcher m = worker.matcher(line);
             if (identified == null && m.find() && Integer.parseInt(m.group(2)) >= w) {

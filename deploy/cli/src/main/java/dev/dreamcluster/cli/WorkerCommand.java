@@ -53,6 +53,11 @@ final class WorkerCommand implements Callable<Integer> {
             description = "seconds to reach the cluster at --join before giving up with exit 3 (default 1800; 0: keep trying)")
     int joinTimeout;
 
+    @Option(names = "--heartbeat_pause", paramLabel = "S", defaultValue = "8",
+            description = "seconds of heartbeat silence before a node counts as unreachable (default 8; every node of a cluster"
+                    + " should use the same; the embedded train raises it when its workers outnumber the cores)")
+    int heartbeatPause;
+
     @Option(names = "--preemption_grace", paramLabel = "S", defaultValue = "25",
             description = "on SIGTERM, seconds this node stays up while the run commits a checkpoint after the step in flight"
                     + " and goes on without it (default 25; 0: exit at once, the run restarts from its last checkpoint)")
@@ -104,7 +109,8 @@ final class WorkerCommand implements Callable<Integer> {
         String giveUp = seed != null && joinTimeout > 0
                 ? "\nakka.cluster.shutdown-after-unsuccessful-join-seed-nodes = " + joinTimeout + "s\n" : "";
         ActorSystem<Worker.Command> system = Nodes.start(Worker.create(endpoint, new LocalPaths(data, model, out, resume), ended, compute),
-                "worker", b, a, seed, keys, formation.config((a != null ? a : b).host()) + giveUp + graceConfig(preemptionGrace));
+                "worker", b, a, seed, keys, formation.config((a != null ? a : b).host()) + giveUp + graceConfig(preemptionGrace)
+                        + Nodes.heartbeatConfig(heartbeatPause, "--heartbeat_pause"));
         leaveWithCheckpointOnSigterm(system, ended, preemptionGrace);
         formation.start(system);
         system.getWhenTerminated().toCompletableFuture().get(7, TimeUnit.DAYS);

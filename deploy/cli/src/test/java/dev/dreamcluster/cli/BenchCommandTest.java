@@ -38,14 +38,14 @@ class BenchCommandTest {
         Cli.run("bench", "step", "--peer", "--peer_sources", "/nonexistent/peer-sources").assertUsageError("--peer: ");
     }
 
-    /** Formation and handshake seconds from the coordinator's train.log lines, as its logback pattern writes them. */
+    /** Formation and handshake seconds from the coordinator's train.log lines, as RunLog writes them. */
     @Test
     void startupTimesShouldComeFromTheCoordinatorsLog(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws Exception {
         java.nio.file.Path log = java.nio.file.Files.write(tmp.resolve("train.log"), java.util.List.of(
-                "10:00:01.000 INFO  d.d.coordinator.Coordinator - worker akka://dreamcluster@127.0.0.1:1/user/w at 127.0.0.1:9 (1 available, min 2)",
-                "10:00:03.500 INFO  d.d.coordinator.Coordinator - worker akka://dreamcluster@127.0.0.1:2/user/w at 127.0.0.1:8 (2 available, min 2)",
-                "10:00:04.250 INFO  d.d.coordinator.Coordinator - generation 0 started: 2 workers from step 0 (start)",
-                "10:00:09.000 INFO  d.d.coordinator.Coordinator - generation 1 started: 2 workers from step 5 (grow)"));
+                "2026-12-07 10:00:01.000 INFO  d.d.c.Coordinator - worker akka://dreamcluster@127.0.0.1:1/user/w at 127.0.0.1:9 (1 available, min 2)",
+                "2026-12-07 10:00:03.500 INFO  d.d.c.Coordinator - worker akka://dreamcluster@127.0.0.1:2/user/w at 127.0.0.1:8 (2 available, min 2)",
+                "2026-12-07 10:00:04.250 INFO  d.d.c.Coordinator - generation 0 started: 2 workers from step 0 (start)",
+                "2026-12-07 10:00:09.000 INFO  d.d.c.Coordinator - generation 1 started: 2 workers from step 5 (grow)"));
         StepBench.Startup s = StepBench.startup(log, java.time.LocalTime.parse("10:00:00.000"), 2, 5e8);
         assertEquals(3.5, s.formation(), 1e-9);
         assertEquals(0.75, s.handshake(), 1e-9);
