@@ -166,15 +166,22 @@ public final class RingCollective implements Collective {
     private static SocketChannel connectRight(InetSocketAddress to, long runId, byte[] secret, int rank, long deadline)
             throws IOException, InterruptedException {
         IOException last = null;
+        IOException refused = null; // a peer that answered without the run's secret: the cause worth naming
         while (System.nanoTime() < deadline) {
             try {
                 return RingHandshake.connectRight(to, runId, secret, rank, SOCKET_BUFFER, deadline);
             } catch (IOException e) {
                 last = e;
+                if (e instanceof RingProtocolException && refused == null) {
+                    refused = e;
+                }
                 Thread.sleep(20); // the right neighbour may not listen yet
             }
         }
-        throw new IOException("no connection to " + to + (last == null ? "" : ": " + last.getMessage()), last);
+        // the deadline may cut a later attempt short (a timeout): an impostor's answer, once seen, stays the reason
+        IOException why = refused != null ? refused : last;
+        throw new IOException("no connection to " + to + (why == null ? "" : ": " + why.getMessage())
+                + (why != last && last != null ? " (last attempt: " + last.getMessage() + ")" : ""), why);
     }
 
     /** A fresh run secret: 32 bytes from SecureRandom, base64 (what RunPlan carries). */

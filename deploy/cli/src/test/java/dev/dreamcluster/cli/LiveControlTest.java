@@ -40,13 +40,20 @@ class LiveControlTest {
         String url = run.base.toString();
         run.awaitStatus(s -> s.path("step").asInt() >= 3, "step 3");
 
-        // no credential, a forged one: refused, nothing requested
-        assertEquals(401, post(run, "api/pause", null).statusCode());
-        HttpResponse<String> forged = post(run, "api/pause", "A".repeat(43));
-        assertEquals(403, forged.statusCode(), forged.body());
-        assertEquals(403, run.http.send(HttpRequest.newBuilder(run.base.resolve("api/sample_prompts")).header("Authorization",
-                "Bearer " + "B".repeat(43)).PUT(HttpRequest.BodyPublishers.ofString("x")).build(), HttpResponse.BodyHandlers.ofString())
-                .statusCode());
+        // every control route: no credential 401, a forged one 403; nothing requested (the numbers below start at #1)
+        for (String route : List.of("api/checkpoint", "api/stop", "api/pause", "api/resume")) {
+            assertEquals(401, post(run, route, null).statusCode(), route);
+            HttpResponse<String> forged = post(run, route, "A".repeat(43));
+            assertEquals(403, forged.statusCode(), route + ": " + forged.body());
+        }
+        for (String token : new String[] {null, "B".repeat(43)}) {
+            HttpRequest.Builder put = HttpRequest.newBuilder(run.base.resolve("api/sample_prompts")).PUT(HttpRequest.BodyPublishers
+                    .ofString(PROMPT));
+            if (token != null) {
+                put.header("Authorization", "Bearer " + token);
+            }
+            assertEquals(token == null ? 401 : 403, run.http.send(put.build(), HttpResponse.BodyHandlers.ofString()).statusCode());
+        }
         Cli badToken = Cli.run("ctl", "pause", "--url", url, "--token-file", Files.writeString(tmp.resolve("forged"), "C".repeat(43))
                 .toString());
         badToken.assertUsageError("--token-file", "403");
