@@ -139,15 +139,19 @@ public final class MonitoringServer extends AllDirectives {
                         path(PathMatchers.segment("api").slash("events"), this::events),
                         path("metrics", this::prometheus),
                         pathPrefix("samples", () -> extractUri(uri -> sample(uri.pathSegments()))))),
-                post(() -> concat(
-                        path(PathMatchers.segment("api").slash("checkpoint"), () -> authorized(() -> request(RunControl.Action.CHECKPOINT, null,
-                                null))),
-                        path(PathMatchers.segment("api").slash("stop"), () -> authorized(() -> request(RunControl.Action.STOP, null, null))),
-                        path(PathMatchers.segment("api").slash("pause"), () -> authorized(() -> request(RunControl.Action.PAUSE, null, null))),
-                        path(PathMatchers.segment("api").slash("resume"), () -> authorized(() -> request(RunControl.Action.RESUME, null,
-                                null))))),
-                put(() -> path(PathMatchers.segment("api").slash("sample_prompts"), () -> authorized(() -> extractRequest(req ->
-                        extractStrictEntity(scala.concurrent.duration.FiniteDuration.create(10, java.util.concurrent.TimeUnit.SECONDS), entity -> prompts(req.entity().getContentType(), entity.getData())))))),
+                // the method inside the path: a POST to a read route stays 405 (a method directive that
+                // passes cancels the other routes' method rejections, which would turn it into 404)
+                path(PathMatchers.segment("api").slash("checkpoint"), () -> post(() -> authorized(() -> request(RunControl.Action.CHECKPOINT,
+                        null, null)))),
+                path(PathMatchers.segment("api").slash("stop"), () -> post(() -> authorized(() -> request(RunControl.Action.STOP, null,
+                        null)))),
+                path(PathMatchers.segment("api").slash("pause"), () -> post(() -> authorized(() -> request(RunControl.Action.PAUSE, null,
+                        null)))),
+                path(PathMatchers.segment("api").slash("resume"), () -> post(() -> authorized(() -> request(RunControl.Action.RESUME, null,
+                        null)))),
+                path(PathMatchers.segment("api").slash("sample_prompts"), () -> put(() -> authorized(() -> extractRequest(req ->
+                        extractStrictEntity(scala.concurrent.duration.FiniteDuration.create(10, java.util.concurrent.TimeUnit.SECONDS),
+                                entity -> prompts(req.entity().getContentType(), entity.getData())))))),
                 // Not AkkaManagement.getRoutes(): that prepares every route provider, and Cluster
                 // Bootstrap's may be prepared only once (AkkaManagement.start does it when the node
                 // forms its cluster by bootstrap). The same checks, the same answers: 200 "OK" or 500.
