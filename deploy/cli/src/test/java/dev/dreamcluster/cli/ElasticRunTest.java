@@ -102,8 +102,13 @@ class ElasticRunTest {
         assertEquals(0.0, worst, "final weights of " + a + " and " + b);
     }
 
+    /**
+     * AdamW8bit only: its blockwise state is the harder re-shard (blocks of 256 cut at new shard
+     * boundaries); fp32 AdamW's bit-identical re-shard is the grow test's, and the suite's budget
+     * (docs/testing.md) pays for one 3-worker run here.
+     */
     @ParameterizedTest
-    @ValueSource(strings = {"adamw", "adamw8bit"})
+    @ValueSource(strings = {"adamw8bit"})
     void aKilledWorkerShrinksTheRunWhichEqualsAResumeOnTheSurvivors(String optimizer, @TempDir Path tmp) throws Exception {
         Path trainJson = TinyRun.write(tmp, TinyRun.optimizer(optimizer), 12, "\"batch_size\": 6, \"save_every_n_steps\": 5,"
                 + " \"save_full_precision\": true");

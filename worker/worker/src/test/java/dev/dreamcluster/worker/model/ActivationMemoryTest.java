@@ -59,11 +59,14 @@ class ActivationMemoryTest {
         }
     }
 
+    /**
+     * The plain step, checkpointing alone and everything on (the suite's budget: the two other mixes,
+     * chunked attention alone and checkpointing + chunked attention, were measured once for docs/gpu.md
+     * and are a line each here to measure again).
+     */
     static final List<Config> CONFIGS = List.of(
             new Config("plain", false, 0, false),
-            new Config("chunked attention", false, CHUNK, false),
             new Config("checkpointing", true, 0, false),
-            new Config("checkpointing + chunked attention", true, CHUNK, false),
             new Config("checkpointing + chunks recomputed one at a time", true, CHUNK, true));
 
     record Measured(double baselineMiB, double peakMiB, double cpuSeconds, double loss, double gradientMiB) {
@@ -93,7 +96,8 @@ class ActivationMemoryTest {
         for (Measured r : m.values()) {
             assertEquals(plain.loss(), r.loss(), 1e-5 * Math.abs(plain.loss()), "every configuration computes the same loss");
         }
-        assertTrue(m.get(CONFIGS.get(4)).stepMiB() < plain.stepMiB(), "checkpointing with chunked attention holds less than plain");
+        assertTrue(m.get(CONFIGS.get(CONFIGS.size() - 1)).stepMiB() < plain.stepMiB(),
+                "checkpointing with chunked attention holds less than plain");
     }
 
     /** Runs {@link #main} for {@code c} in a child JVM and parses its MEMORY line. */
