@@ -154,8 +154,7 @@ public final class TrainLoop {
                 if (validated) {
                     bound(VALIDATION_BOUND, "rank 0's validation after step " + m.step());
                 } else {
-                    bound(stepBound(stepSeconds), "a step (" + STEP_FACTOR + " x the median step time, at least "
-                            + STEP_FLOOR.toSeconds() + " s)");
+                    boundStep(stepSeconds);
                 }
                 last = m;
                 if (end) {
@@ -177,8 +176,7 @@ public final class TrainLoop {
                 if (controls.paused() && !b.stop()) { // every rank is here together: paused is agreed
                     b = pauseLoop(t, outputs, rank0);
                     lastCheckpoint = System.nanoTime(); // the pause is no training time: the minute cadence starts again
-                    bound(stepBound(stepSeconds), "a step (" + STEP_FACTOR + " x the median step time, at least "
-                            + STEP_FLOOR.toSeconds() + " s)");
+                    boundStep(stepSeconds);
                 }
                 if (b.stop()) {
                     LOG.info("stopped by a control request after step {} of {}", t.step(), t.totalSteps());
@@ -205,6 +203,11 @@ public final class TrainLoop {
         LOG.info("validation at step {}: val_loss {} in {} s on {} rank(s)", step, String.format("%.6f", v),
                 String.format(java.util.Locale.ROOT, "%.3f", (System.nanoTime() - t0) / 1e9), collective == null ? 1 : collective.worldSize());
         return v;
+    }
+
+    /** The bound of an ordinary step: {@link #STEP_FACTOR} x the median step time so far, at least {@link #STEP_FLOOR}. */
+    private void boundStep(java.util.List<Double> stepSeconds) {
+        bound(stepBound(stepSeconds), "a step (" + STEP_FACTOR + " x the median step time, at least " + STEP_FLOOR.toSeconds() + " s)");
     }
 
     private void bound(java.time.Duration d, String what) {
