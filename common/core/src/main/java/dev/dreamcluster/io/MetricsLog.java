@@ -33,32 +33,29 @@ public final class MetricsLog implements AutoCloseable {
     }
 
     public void append(StepMetrics m) {
+        writeLine(m.toJsonLine(), m.step() == 0 ? 0 : m.step() - 1);
+    }
+
+    /**
+     * A control action's line ({@code {"step": S, "control": "pause", "seq": N, "detail": ...}}), kept and
+     * trimmed with the step lines: a reader tells it from a step's line by its "control" key.
+     */
+    public void appendControl(int step, long seq, String action, String detail) {
         try {
-            if (writer == null) {
-                writer = continueAfter(out, m.step() == 0 ? 0 : m.step() - 1);
-            }
-            writer.write(m.toJsonLine());
-            writer.write('\n');
-            writer.flush();
+            writeLine(Json.MAPPER.writeValueAsString(Json.MAPPER.createObjectNode().put("step", step).put("control", action)
+                    .put("seq", seq).put("detail", detail)), step);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot append to " + out.resolve(FILE), e);
         }
     }
 
-    /**
-     * A control action's line ({@code {"step": S, "control": "pause", "seq": N, ...}}), kept and trimmed
-     * with the step lines: a reader tells it from a step's line by its "control" key.
-     */
-    public void appendControl(int step, long seq, String action, String detail, String source) {
-        var line = Json.MAPPER.createObjectNode().put("step", step).put("control", action).put("seq", seq).put("detail", detail);
-        if (source != null) {
-            line.put("source", source);
-        }
+    /** One line; the file is opened at the first, keeping the lines up to {@code keepThrough}. */
+    private void writeLine(String json, int keepThrough) {
         try {
             if (writer == null) {
-                writer = continueAfter(out, step);
+                writer = continueAfter(out, keepThrough);
             }
-            writer.write(Json.MAPPER.writeValueAsString(line));
+            writer.write(json);
             writer.write('\n');
             writer.flush();
         } catch (IOException e) {

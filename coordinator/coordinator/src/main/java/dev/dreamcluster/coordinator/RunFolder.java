@@ -68,7 +68,7 @@ final class RunFolder {
     private Behavior<Command> receive() {
         return Behaviors.receive(Command.class)
                 .onMessage(AppendStep.class, m -> write(() -> metrics.append(m.step())))
-                .onMessage(AppendControl.class, m -> write(() -> metrics.appendControl(m.step(), m.seq(), m.action(), m.detail(), null)))
+                .onMessage(AppendControl.class, m -> write(() -> metrics.appendControl(m.step(), m.seq(), m.action(), m.detail())))
                 .onMessageEquals(RestartHistory.INSTANCE, () -> write(metrics::restart))
                 .onMessage(Close.class, this::onClose)
                 .onSignal(PostStop.class, s -> write(metrics::close))
