@@ -135,6 +135,7 @@ final class EmbeddedCluster {
                     p.destroyForcibly();
                 }
             }
+            Nodes.downWorkers(system); // their JVMs are gone: none may hold this node's own leave (see Nodes.awaitWorkersLeft)
             if (!end.ok()) {
                 err.println("error: " + (end.inputError() ? "" : "run failed: ") + end.message());
                 err.flush();

@@ -151,7 +151,8 @@ final class Nodes {
      * Waits, up to {@code within}, until no worker is a member any more, then returns. The coordinator's
      * node is the cluster's leader: if it left while its workers were leaving too, they could not be
      * moved to Exiting and each would sit out Akka's shutdown phase timeouts (up to a minute) before its
-     * process ended. Polls the local cluster state: this runs on the command's thread, never an actor's.
+     * process ended. A worker whose run ended leaves gracefully (Worker.end), so this takes a gossip
+     * round or two. Polls the local cluster state: this runs on the command's thread, never an actor's.
      */
     static void awaitWorkersLeft(ActorSystem<?> system, java.time.Duration within) throws InterruptedException {
         long deadline = System.nanoTime() + within.toNanos();
@@ -159,6 +160,21 @@ final class Nodes {
         while (System.nanoTime() < deadline && java.util.stream.StreamSupport.stream(cluster.state().getMembers().spliterator(), false)
                 .anyMatch(m -> m.hasRole("worker"))) {
             Thread.sleep(50);
+        }
+    }
+
+    /**
+     * Downs every worker still a member, without waiting: for a launcher whose worker JVMs have all
+     * exited. A worker that crashed, or was stopped after 20 s, is still a member (Up or Leaving) and
+     * would hold this node's own leave for the whole cluster-exiting phase (4 s); downed and
+     * unreachable, it no longer counts for the leader's convergence.
+     */
+    static void downWorkers(ActorSystem<?> system) {
+        Cluster cluster = Cluster.get(system);
+        for (akka.cluster.Member m : cluster.state().getMembers()) {
+            if (m.hasRole("worker")) {
+                cluster.manager().tell(new akka.cluster.typed.Down(m.address()));
+            }
         }
     }
 

@@ -137,31 +137,80 @@ class ElasticRunTest {
         assertBitIdentical(ref.resolve("final"), out.resolve("final"));
     }
 
+    /**
+     * A stopped worker is removed and the run goes on without it; then the coordinator is killed and
+     * every worker, the one still training and the stopped one once continued, ends (exit 3). One
+     * cluster serves both checks: the suite's budget (docs/testing.md) pays for one start, not two.
+     */
     @Test
-    void aStoppedWorkerIsRemovedAndTheRunGoesOnWithoutIt(@TempDir Path tmp) throws Exception {
+    void aStoppedWorkerIsRemovedAndTheRunGoesOnWithoutItUntilTheCoordinatorIsLost(@TempDir Path tmp) throws Exception {
         Path trainJson = TinyRun.write(tmp, TinyRun.optimizer("adamw"), 12, "\"save_every_n_steps\": 4");
         Path out = tmp.resolve("run");
+        Path metrics = out.resolve("metrics.jsonl");
         int port = ClusterTrainingTest.freePort();
         Process coordinator = cli(tmp.resolve("coordinator.log"), "coordinator", "--config", trainJson.toString(), "--bind",
-                "127.0.0.1:" + port, "--min_workers", "1", "--max_workers", "2", "--max_steps", "40", "--out", out.toString());
+                "127.0.0.1:" + port, "--min_workers", "1", "--max_workers", "2", "--max_steps", "1000", "--out", out.toString());
         Process a = cli(tmp.resolve("a.log"), "worker", "--join", "127.0.0.1:" + port);
         Process b = cli(tmp.resolve("b.log"), "worker", "--join", "127.0.0.1:" + port);
-        awaitStep(out.resolve("metrics.jsonl"), 6, ended(coordinator, tmp.resolve("coordinator.log")));
-        String before = Files.readString(tmp.resolve("coordinator.log"));
-        assertTrue(generations(before).stream().anyMatch(g -> g[1] == 2), "2 workers trained together:\n" + before);
+        // 2 workers train together (generation 0 may start on the first alone; the second then joins at a checkpoint)
+        long joined = System.nanoTime() + TimeUnit.SECONDS.toNanos(240);
+        while (generations(read(tmp.resolve("coordinator.log"))).stream().noneMatch(g -> g[1] == 2) && System.nanoTime() < joined) {
+            assertTrue(coordinator.isAlive(), () -> "the run ended: " + read(tmp.resolve("coordinator.log")));
+            Thread.sleep(100);
+        }
+        int[] together = generations(read(tmp.resolve("coordinator.log"))).stream().filter(g -> g[1] == 2).findFirst()
+                .orElseThrow(() -> new AssertionError("2 workers never trained together:\n" + read(tmp.resolve("coordinator.log"))));
+        awaitStep(metrics, together[2] + 2, ended(coordinator, tmp.resolve("coordinator.log")));
         new ProcessBuilder("kill", "-STOP", Long.toString(b.pid())).start().waitFor();
         try {
-            assertTrue(coordinator.waitFor(240, TimeUnit.SECONDS), "the run finished without the stopped worker");
+            // generation 0 may start on one worker (min_workers 1) before the second is admitted: the
+            // shrink is a 1-worker generation after the last 2-worker one
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(240);
+            while (shrunk(read(tmp.resolve("coordinator.log"))) == null && System.nanoTime() < deadline) {
+                assertTrue(coordinator.isAlive(), () -> "the run ended: " + read(tmp.resolve("coordinator.log")));
+                Thread.sleep(100);
+            }
+            String log = Files.readString(tmp.resolve("coordinator.log"));
+            assertTrue(log.contains("worker lost"), log);
+            int[] shrunk = shrunk(log);
+            assertTrue(shrunk != null, log);
+            awaitStep(metrics, shrunk[2] + 3, ended(coordinator, tmp.resolve("coordinator.log"))); // the survivor trains on alone
+
+            coordinator.destroyForcibly();
+            long t0 = System.nanoTime();
+            assertTrue(a.waitFor(60, TimeUnit.SECONDS), "the training worker exits within 60 s of losing its coordinator");
+            System.out.printf("the worker exited %.1f s after the coordinator was killed%n", (System.nanoTime() - t0) / 1e9);
+            assertEquals(3, a.exitValue(), read(tmp.resolve("a.log")));
+            assertTrue(read(tmp.resolve("a.log")).contains("coordinator"), read(tmp.resolve("a.log")));
         } finally {
             new ProcessBuilder("kill", "-CONT", Long.toString(b.pid())).start().waitFor();
         }
-        String log = Files.readString(tmp.resolve("coordinator.log"));
-        assertEquals(0, coordinator.exitValue(), log);
-        assertTrue(log.contains("worker lost") && generations(log).stream().anyMatch(g -> g[1] == 1), log);
-        assertTrue(a.waitFor(60, TimeUnit.SECONDS) && a.exitValue() == 0, Files.readString(tmp.resolve("a.log")));
         assertTrue(b.waitFor(60, TimeUnit.SECONDS), "the continued worker exits");
         assertEquals(3, b.exitValue());
-        assertTrue(Files.readString(tmp.resolve("b.log")).contains("error: worker:"), Files.readString(tmp.resolve("b.log")));
+        assertTrue(read(tmp.resolve("b.log")).contains("error: worker:"), read(tmp.resolve("b.log")));
+        Thread.sleep(500);
+        assertTrue(ProcessHandle.current().children().noneMatch(ProcessHandle::isAlive), "no process left behind");
+    }
+
+    /** The first generation on 1 worker after a 2-worker one ({G, W, S}), or null. */
+    static int[] shrunk(String log) {
+        boolean two = false;
+        for (int[] g : generations(log)) {
+            if (g[1] == 2) {
+                two = true;
+            } else if (two && g[1] == 1) {
+                return g;
+            }
+        }
+        return null;
+    }
+
+    static String read(Path log) {
+        try {
+            return Files.readString(log);
+        } catch (java.io.IOException e) {
+            return e.toString();
+        }
     }
 
     @Test
@@ -183,31 +232,16 @@ class ElasticRunTest {
         assertEquals(2, gens.get(1)[1], "the late worker joined the second generation");
         int from = gens.get(1)[2];
         assertTrue(from > 0 && from % 4 == 0, "grown at a checkpoint boundary: step " + from);
+        // both workers left gracefully: the leader moved each to Exiting, so the coordinator's node did
+        // not wait for them (it did, 15 s and a cluster-wide downing, while a worker's JVM ended first)
+        String end = log.substring(log.indexOf("run finished"));
+        assertEquals(2, log.split("\\[worker,dc-default\\] exited", -1).length - 1, log);
+        assertTrue(!end.contains("timed out") && !end.contains("UNREACHABLE") && !end.contains("SBR took decision"), end);
         Path ref = tmp.resolve("resumed");
         Cli resumed = Cli.run("train", "--config", trainJson.toString(), "--workers", "2", "--max_steps", "60", "--out", ref.toString(),
                 "--resume", out.resolve(String.format("checkpoints/step-%06d", from)).toString());
         assertEquals(0, resumed.status(), resumed.err());
         assertBitIdentical(ref.resolve("final"), out.resolve("final"));
-    }
-
-    @Test
-    void losingTheCoordinatorEndsEveryWorker(@TempDir Path tmp) throws Exception {
-        Path trainJson = TinyRun.write(tmp, TinyRun.optimizer("adamw"), 12, "");
-        Path out = tmp.resolve("run");
-        int port = ClusterTrainingTest.freePort();
-        Process coordinator = cli(tmp.resolve("coordinator.log"), "coordinator", "--config", trainJson.toString(), "--bind",
-                "127.0.0.1:" + port, "--min_workers", "2", "--max_steps", "1000", "--out", out.toString());
-        Process a = cli(tmp.resolve("a.log"), "worker", "--join", "127.0.0.1:" + port);
-        Process b = cli(tmp.resolve("b.log"), "worker", "--join", "127.0.0.1:" + port);
-        awaitStep(out.resolve("metrics.jsonl"), 2, ended(coordinator, tmp.resolve("coordinator.log")));
-        coordinator.destroyForcibly();
-        long t0 = System.nanoTime();
-        assertTrue(a.waitFor(60, TimeUnit.SECONDS) && b.waitFor(60, TimeUnit.SECONDS), "every worker exits within 60 s");
-        System.out.printf("workers exited %.1f s after the coordinator was killed%n", (System.nanoTime() - t0) / 1e9);
-        assertEquals(3, a.exitValue());
-        assertTrue(Files.readString(tmp.resolve("a.log")).contains("coordinator"), Files.readString(tmp.resolve("a.log")));
-        Thread.sleep(500);
-        assertTrue(ProcessHandle.current().children().noneMatch(ProcessHandle::isAlive), "no process left behind");
     }
 
     @Test
@@ -221,7 +255,8 @@ class ElasticRunTest {
         assertTrue(coordinator.waitFor(120, TimeUnit.SECONDS), "the coordinator gives up");
         String log = Files.readString(tmp.resolve("coordinator.log"));
         assertEquals(3, coordinator.exitValue(), log);
-        assertTrue(log.contains("only 1 of 2 workers joined within 5 s"), log);
+        // 1 of 2 once the started worker is identified in time; 0 of 2 when its JVM is slower than 5 s (a loaded machine)
+        assertTrue(log.contains("only 1 of 2 workers joined within 5 s") || log.contains("only 0 of 2 workers joined within 5 s"), log);
         assertTrue(a.waitFor(60, TimeUnit.SECONDS), "the waiting worker is told to stop");
     }
 }
