@@ -50,7 +50,7 @@ class ModeDeterminismTest {
     static Path config(Path dir, boolean freeze) throws Exception {
         Files.createDirectories(dir);
         ObjectNode train = (ObjectNode) Json.MAPPER.readTree(Files.readString(Path.of("..", "..", "examples", "tiny", "train.json")));
-        for (String k : List.of("sample_prompts", "sample_steps", "logdir", "save_single_file", "project_name")) {
+        for (String k : List.of("sample_prompts", "sample_steps", "logdir", "save_single_file", "project_name", "latent_cache")) {
             train.remove(k);
         }
         train.put("data_root", tmp.resolve("data").toString()).put("resume_ckpt", tmp.resolve("model").toString())
