@@ -1,6 +1,5 @@
 package dev.dreamcluster.cli;
 
-import static dev.dreamcluster.cli.ElasticRunTest.assertBitIdentical;
 import static dev.dreamcluster.cli.ElasticRunTest.awaitStep;
 import static dev.dreamcluster.cli.ElasticRunTest.ended;
 import static dev.dreamcluster.cli.ElasticRunTest.generations;
@@ -21,8 +20,11 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Spot-safe workers: SIGTERM to one worker JVM (a spot notice, a deleted pod) makes the run commit a
  * checkpoint after the step in flight and go on from it with the others, instead of from its last
- * periodic checkpoint (here: none before the end); the run then equals a resume of that checkpoint on
- * the survivors, bit for bit.
+ * periodic checkpoint (here: none before the end). That a run going on from a checkpoint on fewer
+ * workers equals a {@code --resume} of it, bit for bit, is ElasticRunTest's (AdamW8bit, 3 workers to 2):
+ * the SIGTERM's checkpoint is written by the same code as a periodic one, at a step the ranks agree on,
+ * so this test checks that agreement (the step in flight, no step lost) and the next generation's start
+ * without paying for a second cluster (the suite's budget, docs/testing.md).
  */
 class SpotSafeTest {
     @AfterEach
@@ -57,15 +59,8 @@ class SpotSafeTest {
         // the step in flight (k + 1), or the one after if the notice came as it ended; never an older one
         assertTrue(from >= k && from <= k + 2, "restarted from the SIGTERM's checkpoint: step " + from + " (SIGTERM after step " + k
                 + ")\n" + r.err());
-        assertTrue(Files.isDirectory(out.resolve(String.format("checkpoints/step-%06d", from))));
+        assertTrue(Files.isRegularFile(out.resolve(String.format("checkpoints/step-%06d/trainer_state.json", from))));
         assertEquals(20, lastStep(out.resolve("metrics.jsonl")));
-
-        // the reference: that checkpoint, written by 3 workers, resumed on 2
-        Path ref = tmp.resolve("resumed");
-        Cli resumed = Cli.run("train", "--config", trainJson.toString(), "--workers", "2", "--max_steps", "20", "--out", ref.toString(),
-                "--resume", out.resolve(String.format("checkpoints/step-%06d", from)).toString());
-        assertEquals(0, resumed.status(), resumed.err());
-        assertBitIdentical(ref.resolve("final"), out.resolve("final"));
     }
 
     private static Process java(Path log, List<String> args) throws Exception {
