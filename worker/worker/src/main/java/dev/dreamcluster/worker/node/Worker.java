@@ -241,6 +241,8 @@ public final class Worker {
         final int rank;
         final ComputeThread compute;
         boolean stopping;
+        /** The coordinator became unreachable or was removed: the node ends without waiting to leave. */
+        boolean coordinatorLost;
         /** Completed once this rank's part of the generation is over, when the node is leaving (null: it is not). */
         CompletableFuture<Void> leaving;
 
@@ -289,6 +291,7 @@ public final class Worker {
         Behavior<Command> stopForLostCoordinator() {
             ctx.getLog().error("the coordinator was lost; stopping");
             stopping = true;
+            coordinatorLost = true;
             compute.abort();
             return Behaviors.same();
         }
@@ -316,7 +319,8 @@ public final class Worker {
         Behavior<Command> onComputeEnded(ComputeEnded m) {
             try {
                 if (m.ok() || stopping) {
-                    return end(m.ok() ? m : new ComputeEnded(false, m.message()));
+                    ComputeEnded how = m.ok() ? m : new ComputeEnded(false, m.message());
+                    return coordinatorLost ? endAtOnce(how) : end(how); // no leader is left to take a leave
                 }
                 ctx.getLog().warn("generation {} ended on rank {}: {}", plan.generation(), rank, m.message());
                 return generationEnded(plan, rank, m.message(), m.stopStatus());
