@@ -4,6 +4,7 @@ import dev.dreamcluster.config.OptimizerName;
 import dev.dreamcluster.optim.Optimizer;
 import dev.dreamcluster.optim.OptimizerHyper;
 import dev.dreamcluster.optim.TensorSlice;
+import dev.dreamcluster.optim.kernel.KernelProfile;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -126,6 +127,7 @@ public final class OptimBenchMain {
             }
         }
         report(seconds, optimizers, threadCounts, n, rounds, torch, cores);
+        profile8bit(seconds, optimizers, params, grads, rounds);
         for (AutoCloseable c : owned) {
             c.close();
         }
@@ -178,6 +180,35 @@ public final class OptimBenchMain {
         System.out.println();
         System.out.println("targets: every optimizer >= 0.6 of its bound; lion >= 1.2x adamw; adamw8bit, lion8bit >= 1.0x adamw");
         System.out.println(misses.isEmpty() ? "all targets met" : "missed: " + String.join("; ", misses));
+    }
+
+    /**
+     * Where the 8-bit kernels' time goes at 1 thread ({@link KernelProfile}): dequantize, update and
+     * quantize timed apart on copies of the bench's tensor. The update alone is the step with the table
+     * steps removed; the line compares the whole step with it and with fp32 AdamW.
+     */
+    private static void profile8bit(Map<String, double[]> sec, List<String> optimizers, float[] params, float[] grads, int rounds) {
+        if (!dev.dreamcluster.optim.kernel.Simd.ENABLED) {
+            return;
+        }
+        int n = params.length - params.length % 256;
+        double[] adamw = sec.get("adamw@1");
+        for (String o : List.of("adamw8bit", "lion8bit")) {
+            double[] whole = sec.get(o + "@1");
+            if (!optimizers.contains(o) || whole == null || n == 0) {
+                continue;
+            }
+            float[] p = Arrays.copyOf(params, n);
+            float[] g = Arrays.copyOf(grads, n);
+            KernelProfile.Phases ph = o.equals("adamw8bit") ? KernelProfile.adam8(p, g, Math.max(3, rounds))
+                    : KernelProfile.lion8(p, g, Math.max(3, rounds));
+            double stepNs = median(whole) * 1e9 / params.length;
+            System.out.printf(Locale.ROOT, "%s at 1 thread, ns per param: dequantize %s, update %.2f, quantize %.2f (sum %.2f; whole step %.2f)"
+                    + "; whole step / update alone (the table steps removed) %.2fx%s%n", o,
+                    Double.isNaN(ph.dequantizeNs()) ? "in the update (maps gathered)" : String.format(Locale.ROOT, "%.2f", ph.dequantizeNs()),
+                    ph.updateNs(), ph.quantizeNs(), ph.sumNs(), stepNs, stepNs / ph.updateNs(),
+                    adamw == null ? "" : String.format(Locale.ROOT, "; fp32 adamw %.2f", median(adamw) * 1e9 / params.length));
+        }
     }
 
     /** Per-round a/b of times, i.e. b's speed relative to a's. */

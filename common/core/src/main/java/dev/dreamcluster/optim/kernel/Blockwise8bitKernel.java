@@ -76,10 +76,10 @@ public final class Blockwise8bitKernel {
                     // the maps held in registers: s1 = SIGNED[c1], s2 = UNSIGNED[c2], then the update from s1, s2
                     VectorKernels.dequantize(c1, cOff + base, s1, valid, QuantMap.SIGNED_PLANES, q1);
                     VectorKernels.dequantize(c2, cOff + base, s2, valid, QuantMap.UNSIGNED_PLANES, q2);
-                    maxima = VectorKernels.adam8BlockValues(p, pBase, g, gOff + base, s1, s2, s3, valid, am1, am2, s);
+                    maxima = VectorKernels.adam8BlockValues(p, pBase, g, gOff + base, s1, s2, valid, am1, am2, s);
                 } else {
-                    maxima = VectorKernels.adam8Block(p, pBase, g, gOff + base, c1, c2, cOff + base, s1, s2, s3, idx,
-                            valid, am1, am2, s);
+                    maxima = VectorKernels.adam8Block(p, pBase, g, gOff + base, c1, c2, cOff + base, s1, s2, idx, valid, am1,
+                            am2, s);
                 }
                 max1 = Float.intBitsToFloat((int) (maxima >>> 32));
                 max2 = Float.intBitsToFloat((int) maxima);
@@ -221,9 +221,9 @@ public final class Blockwise8bitKernel {
             if (vector) {
                 if (planes) {
                     VectorKernels.dequantize(c1, cBase, s1, valid, QuantMap.SIGNED_PLANES, q1); // s1 = SIGNED[c1]
-                    max1 = VectorKernels.lion8BlockValues(p, pOff + base, g, gOff + base, s1, s2, valid, am1, s);
+                    max1 = VectorKernels.lion8BlockValues(p, pOff + base, g, gOff + base, s1, valid, am1, s);
                 } else {
-                    max1 = VectorKernels.lion8Block(p, pOff + base, g, gOff + base, c1, cBase, s1, s2, idx, valid, am1, s);
+                    max1 = VectorKernels.lion8Block(p, pOff + base, g, gOff + base, c1, cBase, s1, idx, valid, am1, s);
                 }
             } else {
                 max1 = 0f;
