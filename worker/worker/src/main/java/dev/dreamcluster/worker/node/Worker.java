@@ -406,12 +406,7 @@ public final class Worker {
      * measured 2026-12-07).
      */
     private Behavior<Command> end(ComputeEnded m) {
-        if (m.ok()) {
-            ctx.getLog().info("run {} finished", runId);
-        } else {
-            ctx.getLog().error("run {} ended on this node: {}", runId, m.message());
-        }
-        ended.complete(m);
+        reportEnd(m);
         Cluster cluster = Cluster.get(ctx.getSystem());
         cluster.manager().tell(new akka.cluster.typed.Leave(cluster.selfMember().address()));
         ctx.scheduleOnce(LEAVE_WAIT, ctx.getSelf(), new LeaveWaitOver());
@@ -439,10 +434,20 @@ public final class Worker {
 
     /** The coordinator is gone: no leader will take this node's leave, so the node ends at once. */
     private Behavior<Command> endAtOnce(ComputeEnded m) {
-        if (!ended.isDone()) {
-            ctx.getLog().error("run {} ended on this node: {}", runId, m.message());
-            ended.complete(m);
-        }
+        reportEnd(m);
         return terminate();
+    }
+
+    /** Logs how the run ended on this node and completes {@code ended}: the first end reported wins. */
+    private void reportEnd(ComputeEnded m) {
+        if (ended.isDone()) {
+            return;
+        }
+        if (m.ok()) {
+            ctx.getLog().info("run {} finished", runId);
+        } else {
+            ctx.getLog().error("run {} ended on this node: {}", runId, m.message());
+        }
+        ended.complete(m);
     }
 }
