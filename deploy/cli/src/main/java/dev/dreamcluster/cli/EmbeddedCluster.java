@@ -128,8 +128,8 @@ final class EmbeddedCluster {
             TrainingEvent.RunFinished end = done.get(7, TimeUnit.DAYS);
             // The run is over: every rank has written what it owns (RunEnded comes after the final
             // save), so a worker JVM still leaving the cluster after 20 s is stopped. Its exit is
-            // sometimes slow (Akka's shutdown phases waiting on peers that already left: seen taking
-            // up to the whole wait in CI).
+            // sometimes slow (Akka's shutdown phases waiting on peers that already left, or Artery's
+            // TLS stall of docs/known-defects.md: seen taking up to the whole wait in CI).
             for (Process p : children) {
                 if (!p.waitFor(20, TimeUnit.SECONDS)) {
                     p.destroyForcibly();

@@ -211,6 +211,50 @@ final class Nodes {
         });
     }
 
+    /** How long a stopping node may take to terminate once its last shutdown phases have begun. */
+    static final java.time.Duration STOP_GRACE = java.time.Duration.ofSeconds(15);
+
+    /**
+     * Completes with true once {@code system} has terminated, or with false if it has not
+     * {@link #STOP_GRACE} after its coordinated shutdown began its last phases. Every phase before
+     * those has a timeout (dreamcluster-node.conf), but Akka 2.6's Artery then waits without one for its
+     * TLS streams to complete (Pekko bounded that wait in 2026): in one CI run (2026-12-07) a node that
+     * had joined and was told to terminate had not terminated 90 s later. By then the node has left the
+     * cluster and has nothing to hand over, so a command waiting for it goes on (and its JVM exits).
+     * Register before the shutdown starts; completing it costs one timer task, never a thread.
+     */
+    static CompletableFuture<Boolean> stopped(ActorSystem<?> system) {
+        return stopped(system, STOP_GRACE);
+    }
+
+    /** As above with another grace (a test's, shorter than a stall it makes). */
+    static CompletableFuture<Boolean> stopped(ActorSystem<?> system, java.time.Duration grace) {
+        CompletableFuture<Boolean> stopped = new CompletableFuture<>();
+        system.getWhenTerminated().whenComplete((d, t) -> stopped.complete(true));
+        akka.actor.CoordinatedShutdown.get(system).addTask(akka.actor.CoordinatedShutdown.PhaseBeforeActorSystemTerminate(),
+                "bound-termination", () -> {
+                    CompletableFuture.delayedExecutor(grace.toMillis(), TimeUnit.MILLISECONDS).execute(() -> stopped.complete(false));
+                    return CompletableFuture.completedFuture(akka.Done.getInstance());
+                });
+        return stopped;
+    }
+
+    /**
+     * Terminates {@code system} and waits as {@link #stopped} does: true if it terminated, false (with a
+     * line on stderr) if Akka's transport still had not stopped. At most the shutdown phases' timeouts
+     * (about 35 s) plus {@link #STOP_GRACE}; the 3-minute bound only catches a broken promise of those.
+     */
+    static boolean stop(ActorSystem<?> system) throws InterruptedException, ExecutionException, TimeoutException {
+        CompletableFuture<Boolean> stopped = stopped(system);
+        system.terminate();
+        boolean terminated = stopped.get(3, TimeUnit.MINUTES);
+        if (!terminated) {
+            System.err.println("warning: node " + system.address() + " had not terminated " + STOP_GRACE.toSeconds()
+                    + " s after its last shutdown phase began (Akka's remoting still stopping); going on without it");
+        }
+        return terminated;
+    }
+
     /** The node config's failure-detector pause (dreamcluster-node.conf), in seconds. */
     static final int HEARTBEAT_PAUSE = 8;
 
@@ -268,7 +312,7 @@ final class Nodes {
      */
     static void endWhenTerminated(akka.actor.typed.ActorSystem<?> system, long runId,
             java.util.concurrent.CompletableFuture<dev.dreamcluster.protocol.TrainingEvent.RunFinished> done) {
-        system.getWhenTerminated().whenComplete((d, t) -> done.complete(new dev.dreamcluster.protocol.TrainingEvent.RunFinished(runId,
+        stopped(system).whenComplete((d, t) -> done.complete(new dev.dreamcluster.protocol.TrainingEvent.RunFinished(runId,
                 false, "the coordinator's node left the cluster before the run finished (downed by the split-brain resolver, removed "
                 + "or quarantined; see the log); the last committed checkpoint under checkpoints/ resumes the run",
                 dev.dreamcluster.protocol.TrainingEvent.RunFinished.EXIT_HALTED)));

@@ -111,9 +111,13 @@ final class WorkerCommand implements Callable<Integer> {
         ActorSystem<Worker.Command> system = Nodes.start(Worker.create(endpoint, new LocalPaths(data, model, out, resume), ended, compute),
                 "worker", b, a, seed, keys, formation.config((a != null ? a : b).host()) + giveUp + graceConfig(preemptionGrace)
                         + Nodes.heartbeatConfig(heartbeatPause, "--heartbeat_pause"));
+        CompletableFuture<Boolean> stopped = Nodes.stopped(system);
         leaveWithCheckpointOnSigterm(system, ended, preemptionGrace);
         formation.start(system);
-        system.getWhenTerminated().toCompletableFuture().get(7, TimeUnit.DAYS);
+        if (!stopped.get(7, TimeUnit.DAYS)) {
+            System.err.println("warning: worker: Akka's remoting had not stopped " + Nodes.STOP_GRACE.toSeconds()
+                    + " s after the node's last shutdown phase began; exiting without it");
+        }
         Worker.ComputeEnded end = ended.getNow(null);
         if (end == null && akka.actor.CoordinatedShutdown.get(system).getShutdownReason()
                 .filter(r -> r.equals(akka.actor.CoordinatedShutdown.clusterJoinUnsuccessfulReason())).isPresent()) {

@@ -74,9 +74,8 @@ class ClusterBootstrapTest {
                 }
             }
         } finally {
-            nodes.forEach(ActorSystem::terminate);
             for (ActorSystem<Void> s : nodes) {
-                s.getWhenTerminated().toCompletableFuture().get();
+                ClusterTrainingTest.stopNode(s);
             }
         }
     }

@@ -98,9 +98,7 @@ class ClusterTlsTest {
             for (ActorSystem<Void> s : new java.util.ArrayList<>(java.util.Arrays.asList(plain, intruder, member, seed))) {
                 if (s != null) {
                     long t0 = System.nanoTime();
-                    s.terminate();
-                    // Akka's shutdown phases are bounded to about 20 s (dreamcluster-node.conf); 60 s leaves room for a slow CI machine
-                    s.getWhenTerminated().toCompletableFuture().get(60, java.util.concurrent.TimeUnit.SECONDS);
+                    ClusterTrainingTest.stopNode(s);
                     System.out.printf("terminated %s in %.1f s%n", s.name(), (System.nanoTime() - t0) / 1e9);
                 }
             }

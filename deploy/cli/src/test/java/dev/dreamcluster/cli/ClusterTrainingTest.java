@@ -53,6 +53,16 @@ class ClusterTrainingTest {
         }
     }
 
+    /**
+     * Stops a node a test started ({@link Nodes#stop}); one whose remoting did not stop in time is left
+     * to the JVM's end, with its actor tree printed to show what was still running.
+     */
+    static void stopNode(akka.actor.typed.ActorSystem<?> node) throws Exception {
+        if (!Nodes.stop(node)) {
+            System.out.println(node.printTree());
+        }
+    }
+
     @Test
     void twoWorkerJvmsShouldTrainAndAMonitorShouldSeeEveryStep(@TempDir Path tmp) throws Exception {
         Path out = tmp.resolve("run");

@@ -116,8 +116,7 @@ class ForgedControlTest {
             }
             System.out.println("forged: " + forgedEvents + " event subscribers, " + forgedStops + " workers; the run finished all " + steps + " steps");
         } finally {
-            attacker.terminate();
-            attacker.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+            ClusterTrainingTest.stopNode(attacker);
         }
     }
 
@@ -140,8 +139,7 @@ class ForgedControlTest {
             assertEquals(0, plansTo("monitor", at, keys, 8), "a monitor-role node never gets a plan");
             assertEquals(1, plansTo("worker", at, keys, 30), "a worker-role node does");
         } finally {
-            coordinator.terminate();
-            coordinator.getWhenTerminated().toCompletableFuture().get(90, TimeUnit.SECONDS);
+            ClusterTrainingTest.stopNode(coordinator);
         }
     }
 
@@ -169,8 +167,7 @@ class ForgedControlTest {
             }
             return plans.get();
         } finally {
-            node.terminate();
-            node.getWhenTerminated().toCompletableFuture().get(90, TimeUnit.SECONDS);
+            ClusterTrainingTest.stopNode(node);
         }
     }
 }
