@@ -93,7 +93,7 @@ final class StepBench implements Callable<Integer> {
      * of a validation (NaN when not timed).
      */
     record Run(int workers, boolean loaded, boolean overlapped, double step, double compute, double comm, double optimizer, String cut,
-            double validation, Startup startup) {}
+            double validation, Startup startup, List<String> rankTimes) {}
 
     /**
      * How a cluster run started and what its ranks held: seconds from the launch to the last worker
@@ -300,7 +300,20 @@ final class StepBench implements Callable<Integer> {
                 .orElse(0);
         Startup startup = w > 1 ? startup(out.resolve("train.log"), launched, w, peak) : new Startup(Double.NaN, Double.NaN, peak);
         return new Run(w, loaded, overlapped, med[0], med[1], med[2], med[3], cut, timeValidation ? validationSeconds(out, w) : Double.NaN,
-                startup);
+                startup, w > 1 ? rankTimes(out, w) : List.of());
+    }
+
+    /** Each worker's own account of its time (ComputeThread's last line per rank: its steps and its ring's profile). */
+    static List<String> rankTimes(Path out, int w) throws IOException {
+        List<String> lines = new ArrayList<>();
+        for (int r = 0; r < w; r++) {
+            Path log = out.resolve("worker-" + r + ".log");
+            if (Files.exists(log)) {
+                Files.readAllLines(log).stream().filter(l -> l.matches("^rank \\d+: \\d+ steps, medians per step: .*")).reduce((a, b) -> b)
+                        .ifPresent(lines::add);
+            }
+        }
+        return lines;
     }
 
     /**
@@ -386,6 +399,12 @@ final class StepBench implements Callable<Integer> {
             }
         }
         startupTable(out, runs);
+        runs.stream().filter(r -> r.workers() > 1 && !r.loaded() && r.overlapped() && r.cut().isEmpty() && Double.isNaN(r.validation())
+                && !r.rankTimes().isEmpty()).findFirst().ifPresent(r -> {
+                    out.printf(Locale.ROOT, "where each rank's time went, %d workers, first round (medians over its steps, warm-up included; a"
+                            + " rank that computed faster waits in read for its neighbour: that wait is load imbalance, not transfer):%n", r.workers());
+                    r.rankTimes().forEach(out::println);
+                });
         if (load) {
             for (int w : workers) {
                 double idle = median(runs.stream().filter(r -> r.workers() == w && !r.loaded() && r.overlapped() && r.cut().isEmpty()

@@ -87,6 +87,14 @@ class ClusterTrainingTest {
         assertEquals(4, metrics.size(), "step 0 (the starting val_loss) and 3 steps: " + metrics);
         assertTrue(Files.isRegularFile(out.resolve("final").resolve("unet").resolve("diffusion_pytorch_model.safetensors")));
         assertTrue(Files.isRegularFile(out.resolve("checkpoints").resolve("step-000003").resolve("trainer_state.json")));
+        // each rank's account of its time, which bench step prints: 3 steps, and where its ring time went
+        List<String> ranks = StepBench.rankTimes(out, 2);
+        assertEquals(2, ranks.size(), "a time line per worker log");
+        for (String line : ranks) { // a worker log's number is its launch order; the rank is the coordinator's
+            assertTrue(line.matches("rank [01]: 3 steps, medians per step: compute .*") && line.contains("; ring: wait in read ") && !line.contains("NaN")
+                    && !line.contains(" 0.0 MB received"), line);
+        }
+        assertTrue(ranks.get(0).charAt(5) != ranks.get(1).charAt(5), "both ranks: " + ranks);
     }
 
     @Test

@@ -42,6 +42,13 @@ final class ComputeThread extends Thread {
     private final java.util.List<WorkerProtocol.Control> controls = new java.util.ArrayList<>();
     /** The run was paused when this generation was planned: wait for a resume before the first step. */
     private final boolean startPaused;
+    /**
+     * This rank's time per step over the generation (compute thread only; for {@link #timeSummary}): compute,
+     * comm and optimizer seconds, then what the ring's profile gained since the previous step (wait in
+     * read, reduce or copy out, pack, write, in seconds, and bytes received).
+     */
+    private final java.util.List<double[]> stepTimes = new java.util.ArrayList<>();
+    private RingCollective.Profile lastProfile;
 
     ComputeThread(RunPlan plan, int rank, RunConfig run, Path resume, ServerSocketChannel server,
             ActorRef<CoordinatorProtocol.Command> coordinator, ActorRef<Worker.Command> worker, WorkerCompute workerCompute,
@@ -110,6 +117,7 @@ final class ComputeThread extends Thread {
             try (Collective r = WorkerCompute.connect(plan, rank, server, compute)) { // the ring, or NCCL when the plan says so
                 ring = r;
                 new TrainLoop(run, resume, r, listener(), w -> System.err.println("rank " + rank + " warning: " + w), compute).run();
+                System.err.println(timeSummary());
             }
             ok = true;
             message = "done";
@@ -198,7 +206,43 @@ final class ComputeThread extends Thread {
         };
     }
 
+    /**
+     * Where this rank's time went, medians over the generation's steps (robust to a warm-up step), and
+     * on the ring where its collective time went. Rank against rank it separates the two parts of
+     * "comm": a rank that computed faster waits in read for its left neighbour (load imbalance), the
+     * rest is the transfer itself (docs/performance.md).
+     */
+    private String timeSummary() {
+        double[] med = new double[8];
+        for (int k = 0; k < med.length; k++) {
+            final int c = k;
+            double[] v = stepTimes.stream().mapToDouble(x -> x[c]).sorted().toArray();
+            med[k] = v.length == 0 ? Double.NaN : v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+        }
+        String s = String.format(java.util.Locale.ROOT, "rank %d: %d steps, medians per step: compute %.1f ms, comm %.1f ms, optimizer"
+                + " %.1f ms", rank, stepTimes.size(), med[0] * 1e3, med[1] * 1e3, med[2] * 1e3);
+        if (lastProfile != null) {
+            s += String.format(java.util.Locale.ROOT, "; ring: wait in read %.1f ms, reduce or copy out %.1f ms, pack %.1f ms, write"
+                    + " %.1f ms, %.1f MB received", med[3] * 1e3, med[4] * 1e3, med[5] * 1e3, med[6] * 1e3, med[7] / 1e6);
+        }
+        return s;
+    }
+
     private void report(StepMetrics m) {
+        if (Double.isFinite(m.computeSeconds())) { // step 0's row (the starting val_loss) has no step time
+            double[] row = {m.computeSeconds(), m.commSeconds(), m.optimizerSeconds(), 0, 0, 0, 0, 0};
+            if (ring instanceof RingCollective rc) { // between steps every collective has been joined: the sender is idle
+                RingCollective.Profile p = rc.profile();
+                RingCollective.Profile a = lastProfile != null ? lastProfile : new RingCollective.Profile(0, 0, 0, 0, 0);
+                row[3] = (p.waitNanos() - a.waitNanos()) / 1e9;
+                row[4] = (p.reduceNanos() - a.reduceNanos()) / 1e9;
+                row[5] = (p.packNanos() - a.packNanos()) / 1e9;
+                row[6] = (p.writeNanos() - a.writeNanos()) / 1e9;
+                row[7] = p.bytesReceived() - a.bytesReceived();
+                lastProfile = p;
+            }
+            stepTimes.add(row);
+        }
         SenderGate.tell(coordinator, new CoordinatorProtocol.StepReported(plan.runId(), rank, m.step(), m.loss(), m.lrUnet(),
                 m.lrTextEncoder(), m.gradNorm(), m.samplesPerS(), m.computeSeconds(), m.commSeconds(), m.optimizerSeconds(), m.valLoss(), m.skipped()),
                 worker);
