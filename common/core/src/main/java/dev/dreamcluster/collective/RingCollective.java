@@ -98,7 +98,21 @@ public final class RingCollective implements Collective {
      * thread's is {@code pack} (copying floats into the direct buffer) plus {@code write} (in write:
      * the kernel's copy, or waiting for the right neighbour to drain its socket).
      */
-    public record Profile(long waitNanos, long reduceNanos, long packNanos, long writeNanos, long bytesReceived) {}
+    public record Profile(long waitNanos, long reduceNanos, long packNanos, long writeNanos, long bytesReceived) {
+        public static final Profile ZERO = new Profile(0, 0, 0, 0, 0);
+
+        /** What this profile gained since {@code earlier} (an earlier read of the same ring), field by field. */
+        public Profile since(Profile earlier) {
+            return new Profile(waitNanos - earlier.waitNanos, reduceNanos - earlier.reduceNanos, packNanos - earlier.packNanos,
+                    writeNanos - earlier.writeNanos, bytesReceived - earlier.bytesReceived);
+        }
+
+        /** The two profiles' sums, field by field. */
+        public Profile plus(Profile o) {
+            return new Profile(waitNanos + o.waitNanos, reduceNanos + o.reduceNanos, packNanos + o.packNanos, writeNanos + o.writeNanos,
+                    bytesReceived + o.bytesReceived);
+        }
+    }
 
     /** This rank's profile so far (read it between operations: the sender's fields are written by its thread). */
     public Profile profile() {

@@ -196,10 +196,7 @@ final class BenchCommand {
 
         /** {@code acc + (b - a)}, field by field ({@code acc} null: zero). */
         private static RingCollective.Profile minus(RingCollective.Profile b, RingCollective.Profile a, RingCollective.Profile acc) {
-            RingCollective.Profile z = acc == null ? new RingCollective.Profile(0, 0, 0, 0, 0) : acc;
-            return new RingCollective.Profile(z.waitNanos() + b.waitNanos() - a.waitNanos(), z.reduceNanos() + b.reduceNanos() - a.reduceNanos(),
-                    z.packNanos() + b.packNanos() - a.packNanos(), z.writeNanos() + b.writeNanos() - a.writeNanos(),
-                    z.bytesReceived() + b.bytesReceived() - a.bytesReceived());
+            return (acc == null ? RingCollective.Profile.ZERO : acc).plus(b.since(a));
         }
 
         private static RingCollective.Profile scale(RingCollective.Profile p, double f) {

@@ -233,12 +233,12 @@ final class ComputeThread extends Thread {
             double[] row = {m.computeSeconds(), m.commSeconds(), m.optimizerSeconds(), 0, 0, 0, 0, 0};
             if (ring instanceof RingCollective rc) { // between steps every collective has been joined: the sender is idle
                 RingCollective.Profile p = rc.profile();
-                RingCollective.Profile a = lastProfile != null ? lastProfile : new RingCollective.Profile(0, 0, 0, 0, 0);
-                row[3] = (p.waitNanos() - a.waitNanos()) / 1e9;
-                row[4] = (p.reduceNanos() - a.reduceNanos()) / 1e9;
-                row[5] = (p.packNanos() - a.packNanos()) / 1e9;
-                row[6] = (p.writeNanos() - a.writeNanos()) / 1e9;
-                row[7] = p.bytesReceived() - a.bytesReceived();
+                RingCollective.Profile d = p.since(lastProfile != null ? lastProfile : RingCollective.Profile.ZERO);
+                row[3] = d.waitNanos() / 1e9;
+                row[4] = d.reduceNanos() / 1e9;
+                row[5] = d.packNanos() / 1e9;
+                row[6] = d.writeNanos() / 1e9;
+                row[7] = d.bytesReceived();
                 lastProfile = p;
             }
             stepTimes.add(row);
