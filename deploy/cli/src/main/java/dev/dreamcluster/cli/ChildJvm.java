@@ -16,11 +16,12 @@ import java.util.List;
 final class ChildJvm {
     private ChildJvm() {}
 
-    /** {@code java --add-modules=jdk.incubator.vector <jvmArgs> -cp <this classpath>}, then the caller's arguments. */
+    /** {@code java --add-modules=jdk.incubator.vector -XX:PerMethodTrapLimit=1000 <jvmArgs> -cp <this classpath>}, then the caller's arguments. */
     static List<String> command(String... jvmArgs) {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.add(Simd.JVM_FLAG);
+        cmd.add(Simd.TRAP_LIMIT_FLAG);
         cmd.addAll(List.of(jvmArgs));
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));

@@ -95,6 +95,11 @@ class ClusterTrainingTest {
                     && !line.contains(" 0.0 MB received"), line);
         }
         assertTrue(ranks.get(0).charAt(5) != ranks.get(1).charAt(5), "both ranks: " + ranks);
+        // the worker JVMs the launcher started run the vector kernels with the JIT setting they need (ChildJvm, Simd)
+        for (int w = 0; w < 2; w++) {
+            List<String> log = Files.readAllLines(out.resolve("worker-" + w + ".log"));
+            assertTrue(log.stream().anyMatch(l -> l.matches("rank [01]: optimizer kernels vector \\(.*, C2 trap limit 1000\\)")), String.join("\n", log));
+        }
     }
 
     @Test

@@ -85,11 +85,14 @@ public final class OptimBenchMain {
             }
             items.put(o, (threads, k) -> {
                 Optimizer opt = byThreads.get(threads);
+                long a0 = allocatedBytes();
                 long t0 = System.nanoTime();
                 for (int i = 0; i < k; i++) {
                     opt.step(params, grads, 1e-4);
                 }
-                return (System.nanoTime() - t0) / 1e9 / k;
+                double s = (System.nanoTime() - t0) / 1e9 / k;
+                ALLOCATED_PER_STEP.put(o + "@" + threads, (allocatedBytes() - a0) / k); // the last round's
+                return s;
             });
         }
         TorchPeer torch = null;
@@ -132,6 +135,23 @@ public final class OptimBenchMain {
             c.close();
         }
         pool.shutdownNow();
+    }
+
+    /**
+     * The bytes one step allocated in the last round, by every thread of this JVM, per
+     * "optimizer@threads". The kernels allocate nothing once C2 has compiled them; a step that
+     * allocates means vectors were compiled as objects (see Simd.TRAP_LIMIT_FLAG), i.e. a slow kernel.
+     */
+    private static final Map<String, Long> ALLOCATED_PER_STEP = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /** Bytes allocated so far by all live threads of this JVM (HotSpot's per-thread counters). */
+    static long allocatedBytes() {
+        com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        long sum = 0;
+        for (long b : mx.getThreadAllocatedBytes(mx.getAllThreadIds())) {
+            sum += Math.max(0, b);
+        }
+        return sum;
     }
 
     private static void report(Map<String, double[]> sec, List<String> optimizers, int[] threadCounts, int n,
@@ -177,6 +197,20 @@ public final class OptimBenchMain {
                 }
             }
         }
+        List<String> allocated = new ArrayList<>();
+        for (int t : threadCounts) {
+            for (String o : optimizers) {
+                Long b = ALLOCATED_PER_STEP.get(o + "@" + t);
+                if (b != null) {
+                    allocated.add(String.format(Locale.ROOT, "%s@%d %d", o, t, b));
+                    if (b > 1 << 20) {
+                        misses.add(String.format(Locale.ROOT, "%s at %d threads allocated %.0f MB in a step (vectors compiled as objects)", o, t, b / 1e6));
+                    }
+                }
+            }
+        }
+        System.out.println("bytes allocated per step by all threads in the last round (the kernels allocate nothing; the bench's bookkeeping about 1 KB): "
+                + String.join(", ", allocated));
         System.out.println();
         System.out.println("targets: every optimizer >= 0.6 of its bound; lion >= 1.2x adamw; adamw8bit, lion8bit >= 1.0x adamw");
         System.out.println(misses.isEmpty() ? "all targets met" : "missed: " + String.join("; ", misses));

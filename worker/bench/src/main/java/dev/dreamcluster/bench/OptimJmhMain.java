@@ -40,7 +40,8 @@ public final class OptimJmhMain {
                 .warmupTime(TimeValue.seconds(quick ? 1 : 2))
                 .measurementIterations(quick ? 2 : 5)
                 .measurementTime(TimeValue.seconds(quick ? 1 : 2))
-                .jvmArgsAppend("-Xmx8g", "-Dai.djl.offline=true", "--add-modules=jdk.incubator.vector")
+                .jvmArgsAppend("-Xmx8g", "-Dai.djl.offline=true", dev.dreamcluster.optim.kernel.Simd.JVM_FLAG,
+                        dev.dreamcluster.optim.kernel.Simd.TRAP_LIMIT_FLAG)
                 .build();
         Collection<RunResult> results = new Runner(opts).run();
         int cores = Runtime.getRuntime().availableProcessors();

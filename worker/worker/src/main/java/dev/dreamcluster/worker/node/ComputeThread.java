@@ -116,6 +116,8 @@ final class ComputeThread extends Thread {
             ComputeConfig compute = workerCompute.config(run); // the run's device and precision, with this worker's --device
             try (Collective r = WorkerCompute.connect(plan, rank, server, compute)) { // the ring, or NCCL when the plan says so
                 ring = r;
+                // which optimizer kernels this JVM runs, and whether it got the JIT setting they need (Simd)
+                System.err.println("rank " + rank + ": optimizer kernels " + dev.dreamcluster.optim.kernel.Simd.describe());
                 new TrainLoop(run, resume, r, listener(), w -> System.err.println("rank " + rank + " warning: " + w), compute).run();
                 System.err.println(timeSummary());
             }
