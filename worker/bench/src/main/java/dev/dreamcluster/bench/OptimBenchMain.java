@@ -51,6 +51,10 @@ public final class OptimBenchMain {
             return t;
         });
         Map<String, Item> items = new LinkedHashMap<>();
+        // per "optimizer@threads", the bytes one step allocated in the last round, by every thread of this
+        // JVM: the kernels allocate nothing once C2 has compiled them; a step that allocates ran vectors
+        // compiled as objects (Simd.TRAP_LIMIT_FLAG), i.e. a slow kernel
+        Map<String, Long> allocatedPerStep = new java.util.concurrent.ConcurrentHashMap<>();
         List<AutoCloseable> owned = new ArrayList<>();
         for (String o : optimizers) {
             OptimizerName name = OptimizerName.parse(o, "--optimizers");
@@ -91,7 +95,7 @@ public final class OptimBenchMain {
                     opt.step(params, grads, 1e-4);
                 }
                 double s = (System.nanoTime() - t0) / 1e9 / k;
-                ALLOCATED_PER_STEP.put(o + "@" + threads, (allocatedBytes() - a0) / k); // the last round's
+                allocatedPerStep.put(o + "@" + threads, (allocatedBytes() - a0) / k); // the last round's
                 return s;
             });
         }
@@ -129,20 +133,13 @@ public final class OptimBenchMain {
                 System.err.printf("round %d/%d done%n", r + 1, rounds);
             }
         }
-        report(seconds, optimizers, threadCounts, n, rounds, torch, cores);
+        report(seconds, allocatedPerStep, optimizers, threadCounts, n, rounds, torch, cores);
         profile8bit(seconds, optimizers, params, grads, rounds);
         for (AutoCloseable c : owned) {
             c.close();
         }
         pool.shutdownNow();
     }
-
-    /**
-     * The bytes one step allocated in the last round, by every thread of this JVM, per
-     * "optimizer@threads". The kernels allocate nothing once C2 has compiled them; a step that
-     * allocates means vectors were compiled as objects (see Simd.TRAP_LIMIT_FLAG), i.e. a slow kernel.
-     */
-    private static final Map<String, Long> ALLOCATED_PER_STEP = new java.util.concurrent.ConcurrentHashMap<>();
 
     /** Bytes allocated so far by all live threads of this JVM (HotSpot's per-thread counters). */
     static long allocatedBytes() {
@@ -154,7 +151,7 @@ public final class OptimBenchMain {
         return sum;
     }
 
-    private static void report(Map<String, double[]> sec, List<String> optimizers, int[] threadCounts, int n,
+    private static void report(Map<String, double[]> sec, Map<String, Long> allocatedPerStep, List<String> optimizers, int[] threadCounts, int n,
             int rounds, TorchPeer torch, int cores) {
         System.out.printf(Locale.ROOT, "%nOptimizer step over %.1fM fp32 params, %d cores, %s %s; %d interleaved rounds%n",
                 n / 1e6, cores, System.getProperty("java.vm.name"), System.getProperty("java.version"), rounds);
@@ -200,7 +197,7 @@ public final class OptimBenchMain {
         List<String> allocated = new ArrayList<>();
         for (int t : threadCounts) {
             for (String o : optimizers) {
-                Long b = ALLOCATED_PER_STEP.get(o + "@" + t);
+                Long b = allocatedPerStep.get(o + "@" + t);
                 if (b != null) {
                     allocated.add(String.format(Locale.ROOT, "%s@%d %d", o, t, b));
                     if (b > 1 << 20) {
