@@ -268,9 +268,7 @@ final class BenchCommand {
         }
 
         static double median(double[] x) {
-            double[] s = x.clone();
-            java.util.Arrays.sort(s);
-            return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+            return dev.dreamcluster.stats.Stats.median(x);
         }
 
         /** "median [min-max]" (just the value for one round). */

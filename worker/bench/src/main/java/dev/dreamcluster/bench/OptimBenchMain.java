@@ -260,9 +260,7 @@ public final class OptimBenchMain {
     }
 
     static double median(double[] a) {
-        double[] s = a.clone();
-        Arrays.sort(s);
-        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+        return dev.dreamcluster.stats.Stats.median(a);
     }
 
     static String spread(double[] a, String unit) {

@@ -1,6 +1,7 @@
 package dev.dreamcluster.optim.kernel;
 
-import java.util.Arrays;
+import static dev.dreamcluster.stats.Stats.median;
+
 import java.util.function.IntConsumer;
 
 /**
@@ -118,11 +119,5 @@ public final class KernelProfile {
         if (p.length == 0 || p.length % B != 0) {
             throw new IllegalArgumentException("a whole number of 256-blocks is needed, not " + p.length + " elements");
         }
-    }
-
-    private static double median(double[] a) {
-        double[] s = a.clone();
-        Arrays.sort(s);
-        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
     }
 }

@@ -218,8 +218,7 @@ final class ComputeThread extends Thread {
         double[] med = new double[8];
         for (int k = 0; k < med.length; k++) {
             final int c = k;
-            double[] v = stepTimes.stream().mapToDouble(x -> x[c]).sorted().toArray();
-            med[k] = v.length == 0 ? Double.NaN : v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+            med[k] = dev.dreamcluster.stats.Stats.median(stepTimes.stream().mapToDouble(x -> x[c]).toArray());
         }
         String s = String.format(java.util.Locale.ROOT, "rank %d: %d steps, medians per step: compute %.1f ms, comm %.1f ms, optimizer"
                 + " %.1f ms", rank, stepTimes.size(), med[0] * 1e3, med[1] * 1e3, med[2] * 1e3);
