@@ -214,9 +214,11 @@ public final class OptimBenchMain {
     }
 
     /**
-     * Where the 8-bit kernels' time goes at 1 thread ({@link KernelProfile}): dequantize, update and
-     * quantize timed apart on copies of the bench's tensor. The update alone is the step with the table
-     * steps removed; the line compares the whole step with it and with fp32 AdamW.
+     * Where the 8-bit kernels' time goes at 1 thread ({@link KernelProfile}): dequantize, update,
+     * quantize and the quantizer's gathers alone timed apart on copies of the bench's tensor, with the
+     * whole step and fp32 AdamW in the same repetitions. The update alone is the step with the table
+     * steps removed; dequantize + update + gathers is the table design's floor, and fp32 AdamW's time
+     * over it the most that design can reach against fp32 AdamW on this machine.
      */
     private static void profile8bit(Map<String, double[]> sec, List<String> optimizers, float[] params, float[] grads, int rounds) {
         if (!dev.dreamcluster.optim.kernel.Simd.ENABLED) {
@@ -233,12 +235,15 @@ public final class OptimBenchMain {
             float[] g = Arrays.copyOf(grads, n);
             KernelProfile.Phases ph = o.equals("adamw8bit") ? KernelProfile.adam8(p, g, Math.max(3, rounds))
                     : KernelProfile.lion8(p, g, Math.max(3, rounds));
-            double stepNs = median(whole) * 1e9 / params.length;
-            System.out.printf(Locale.ROOT, "%s at 1 thread, ns per param: dequantize %s, update %.2f, quantize %.2f (sum %.2f; whole step %.2f)"
-                    + "; whole step / update alone (the table steps removed) %.2fx%s%n", o,
+            System.out.printf(Locale.ROOT, "%s at 1 thread, ns per param: dequantize %s, update %.2f, quantize %.2f of which the table"
+                    + " gathers alone %.2f (sum %.2f); in the same repetitions the whole step %.2f (%.2fx the update alone, the table"
+                    + " steps removed) and fp32 adamw %.2f%n", o,
                     Double.isNaN(ph.dequantizeNs()) ? "in the update (maps gathered)" : String.format(Locale.ROOT, "%.2f", ph.dequantizeNs()),
-                    ph.updateNs(), ph.quantizeNs(), ph.sumNs(), stepNs, stepNs / ph.updateNs(),
-                    adamw == null ? "" : String.format(Locale.ROOT, "; fp32 adamw %.2f", median(adamw) * 1e9 / params.length));
+                    ph.updateNs(), ph.quantizeNs(), ph.gathersNs(), ph.sumNs(), ph.wholeNs(), ph.wholeNs() / ph.updateNs(), ph.adamwNs());
+            System.out.printf(Locale.ROOT, "%s floor of the table design at 1 thread (dequantize + update + the gathers alone): %.2f ns per"
+                    + " param; the whole step takes %.2fx its floor; at its floor it would run at %.2fx fp32 adamw%s%n", o, ph.floorNs(),
+                    ph.wholeOverFloor(), ph.floorVsAdamw(),
+                    adamw == null ? "" : String.format(Locale.ROOT, " (the rounds above: %.2fx)", median(ratio(adamw, whole))));
         }
     }
 

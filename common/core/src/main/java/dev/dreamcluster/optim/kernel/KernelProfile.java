@@ -9,20 +9,47 @@ import java.util.function.IntConsumer;
  * phases timed one at a time over a whole tensor, block by block, with the same calls
  * {@link Blockwise8bitKernel} makes within each block: dequantize (the code maps), update (moments,
  * block maxima, parameters) and quantize (division by the new absmax and the search-table gathers).
- * The update alone is the step with the table steps removed, the floor the 8-bit kernels are measured
- * against. Phase-major order (every block's dequantization, then every block's update, then every
- * block's quantization) keeps each phase's loop apart; the quantize phase re-quantizes the scratch
- * the last update left, so its codes are realistic but not the step's (timing only: nothing here is a
- * result). One thread; the arrays are the caller's copies.
+ * The update alone is the step with the table steps removed. Phase-major order (every block's
+ * dequantization, then every block's update, then every block's quantization) keeps each phase's
+ * loop apart; the quantize phase re-quantizes the scratch the last update left, so its codes are
+ * realistic but not the step's (timing only: nothing here is a result). One thread; the arrays are
+ * the caller's copies.
+ *
+ * <p>The table gathers alone are the quantize phase's floor as designed: one gather per state element
+ * from the search table, at the keys of real states (the values of the step's own codes, a 16-block
+ * window that stays in L1), with the division, compare, narrowing and store removed. Dequantize +
+ * update + gathers is then the fastest this table design can run on the machine at hand, whatever
+ * else is tuned. Each repetition also times the whole 8-bit step ({@link Blockwise8bitKernel}) and
+ * fp32 AdamW's step ({@link AdamWKernel}) on the same tensor, so the ratios between them and the floor
+ * are formed within one repetition, not across minutes of a noisy machine.
  */
 public final class KernelProfile {
     private static final int B = QuantMap.BLOCK;
+    /** Blocks of keys the gathers-alone figure cycles through: 16 KiB of int keys, L1-resident. */
+    private static final int KEY_BLOCKS = 16;
 
-    /** Nanoseconds per parameter, medians over the repetitions; dequantize is NaN where it is fused into the update (maps gathered). */
-    public record Phases(double dequantizeNs, double updateNs, double quantizeNs) {
+    /**
+     * Nanoseconds per parameter, medians over the repetitions; dequantize is NaN where it is fused
+     * into the update (maps gathered). {@code gathersNs}: the quantize phase's table gathers alone (one
+     * per state element: two per parameter for AdamW8bit, one for Lion8bit). {@code wholeNs}: the
+     * kernel's whole step; {@code adamwNs}: fp32 AdamW's. The two ratios are medians of ratios formed
+     * within each repetition: the whole step over the floor, and fp32 AdamW's speed over the floor's
+     * (the most the table design could reach against fp32 AdamW).
+     */
+    public record Phases(double dequantizeNs, double updateNs, double quantizeNs, double gathersNs, double wholeNs, double adamwNs,
+            double wholeOverFloor, double floorVsAdamw) {
         public double sumNs() {
-            return (Double.isNaN(dequantizeNs) ? 0 : dequantizeNs) + updateNs + quantizeNs;
+            return orZero(dequantizeNs) + updateNs + quantizeNs;
         }
+
+        /** The table design's floor: dequantize + update + the quantizer's gathers alone. */
+        public double floorNs() {
+            return orZero(dequantizeNs) + updateNs + gathersNs;
+        }
+    }
+
+    private static double orZero(double ns) {
+        return Double.isNaN(ns) ? 0 : ns;
     }
 
     private KernelProfile() {}
@@ -49,6 +76,9 @@ public final class KernelProfile {
         }
         final BnbScalars s = BnbScalars.of(1e-4, 0.9, 0.999, 1e-8, 0.01, 3);
         final boolean planes = Simd.BYTE_PERMUTE;
+        final int[] keys1 = keys(c1, QuantMap.SIGNED, blocks);
+        final int[] keys2 = keys(c2, QuantMap.UNSIGNED, blocks);
+        final int[] sink = new int[1];
         return time(blocks, reps, planes ? b -> {
             VectorKernels.dequantize(c1, b * B, s1, B, QuantMap.SIGNED_PLANES, QuantMap.SIGNED);
             VectorKernels.dequantize(c2, b * B, s2, B, QuantMap.UNSIGNED_PLANES, QuantMap.UNSIGNED);
@@ -60,7 +90,11 @@ public final class KernelProfile {
         }, b -> {
             VectorKernels.quantize(s1, am1[b], c1, b * B, idx, B, true);
             VectorKernels.quantize(s2, am2[b], c2, b * B, idx, B, false);
-        });
+        }, b -> {
+            final int off = (b % keyBlocks(blocks)) * B;
+            sink[0] += VectorKernels.gatherSum(QuantMap.SIGNED_LUT_INT, keys1, off, B)
+                    + VectorKernels.gatherSum(QuantMap.UNSIGNED_LUT_INT, keys2, off, B);
+        }, () -> Blockwise8bitKernel.adam(p, 0, g, 0, c1, c2, 0, am1, am2, 0, n, 0, blocks, s, s1, s2, s3, idx), p, g);
     }
 
     /** Lion8bit's phases, as {@link #adam8}. */
@@ -78,38 +112,82 @@ public final class KernelProfile {
         }
         final BnbScalars s = BnbScalars.of(1e-4, 0.9, 0.99, 0.0, 0.01, 3);
         final boolean planes = Simd.BYTE_PERMUTE;
+        final int[] keys1 = keys(c1, QuantMap.SIGNED, blocks);
+        final int[] sink = new int[1];
         return time(blocks, reps, planes ? b -> VectorKernels.dequantize(c1, b * B, s1, B, QuantMap.SIGNED_PLANES, QuantMap.SIGNED) : null,
                 b -> am1[b] = planes ? VectorKernels.lion8BlockValues(p, b * B, g, b * B, s1, B, am1[b], s)
                         : VectorKernels.lion8Block(p, b * B, g, b * B, c1, b * B, s1, idx, B, am1[b], s),
-                b -> VectorKernels.quantize(s1, am1[b], c1, b * B, idx, B, true));
+                b -> VectorKernels.quantize(s1, am1[b], c1, b * B, idx, B, true),
+                b -> sink[0] += VectorKernels.gatherSum(QuantMap.SIGNED_LUT_INT, keys1, (b % keyBlocks(blocks)) * B, B),
+                () -> Blockwise8bitKernel.lion(p, 0, g, 0, c1, 0, am1, 0, n, 0, blocks, s, s1, s2, idx), p, g);
+    }
+
+    private static int keyBlocks(int blocks) {
+        return Math.min(KEY_BLOCKS, blocks);
     }
 
     /**
-     * Each phase over every block in turn, {@code reps} times; medians in ns per parameter. A null
+     * Search-table keys (top 16 float bits) of the values the first blocks' codes stand for: the
+     * ratios a step re-quantizes lie next to these values, so the keys hit the table where a real
+     * step does.
+     */
+    private static int[] keys(byte[] codes, float[] map, int blocks) {
+        final int[] keys = new int[keyBlocks(blocks) * B];
+        for (int i = 0; i < keys.length; i++) {
+            keys[i] = Float.floatToRawIntBits(map[codes[i] & 0xFF]) >>> 16;
+        }
+        return keys;
+    }
+
+    /**
+     * Each phase over every block in turn, then the gathers alone, the whole step and fp32 AdamW's step
+     * on a copy of {@code p} (its own m and v), {@code reps} times; medians in ns per parameter. A null
      * dequantize is a phase fused into the update (maps gathered): NaN.
      */
-    private static Phases time(int blocks, int reps, IntConsumer dequantize, IntConsumer update, IntConsumer quantize) {
-        final double n = (double) blocks * B;
-        final double[][] ns = new double[3][reps];
+    private static Phases time(int blocks, int reps, IntConsumer dequantize, IntConsumer update, IntConsumer quantize,
+            IntConsumer gathers, Runnable whole, float[] p, float[] g) {
+        final int n = blocks * B;
+        final float[] ap = p.clone();
+        final float[] am = new float[n];
+        final float[] av = new float[n];
+        final AdamWKernel.Scalars as = AdamWKernel.Scalars.of(1e-4, 0.9, 0.999, 1e-8, 0.01, 3);
+        final double[][] ns = new double[6][reps];
+        final double[] wholeOverFloor = new double[reps];
+        final double[] floorVsAdamw = new double[reps];
         for (int r = 0; r < reps; r++) {
-            long t0 = System.nanoTime();
+            final long t0 = System.nanoTime();
             for (int b = 0; dequantize != null && b < blocks; b++) {
                 dequantize.accept(b);
             }
-            long t1 = System.nanoTime();
+            final long t1 = System.nanoTime();
             for (int b = 0; b < blocks; b++) {
                 update.accept(b);
             }
-            long t2 = System.nanoTime();
+            final long t2 = System.nanoTime();
             for (int b = 0; b < blocks; b++) {
                 quantize.accept(b);
             }
-            long t3 = System.nanoTime();
-            ns[0][r] = dequantize != null ? (t1 - t0) / n : Double.NaN;
-            ns[1][r] = (t2 - t1) / n;
-            ns[2][r] = (t3 - t2) / n;
+            final long t3 = System.nanoTime();
+            for (int b = 0; b < blocks; b++) {
+                gathers.accept(b);
+            }
+            final long t4 = System.nanoTime();
+            whole.run();
+            final long t5 = System.nanoTime();
+            AdamWKernel.step(ap, 0, g, 0, am, av, 0, n, as);
+            final long t6 = System.nanoTime();
+            ns[0][r] = dequantize != null ? (t1 - t0) / (double) n : Double.NaN;
+            ns[1][r] = (t2 - t1) / (double) n;
+            ns[2][r] = (t3 - t2) / (double) n;
+            ns[3][r] = (t4 - t3) / (double) n;
+            ns[4][r] = (t5 - t4) / (double) n;
+            ns[5][r] = (t6 - t5) / (double) n;
+            final double floor = orZero(ns[0][r]) + ns[1][r] + ns[3][r];
+            wholeOverFloor[r] = ns[4][r] / floor;
+            floorVsAdamw[r] = ns[5][r] / floor;
         }
-        return new Phases(median(ns[0]), median(ns[1]), median(ns[2]));
+        return new Phases(median(ns[0]), median(ns[1]), median(ns[2]), median(ns[3]), median(ns[4]), median(ns[5]),
+                median(wholeOverFloor), median(floorVsAdamw));
     }
 
     private static void requireVectors(float[] p) {

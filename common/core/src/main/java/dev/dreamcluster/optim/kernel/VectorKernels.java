@@ -465,6 +465,20 @@ final class VectorKernels {
         }
     }
 
+    /**
+     * Timing only ({@link KernelProfile}): the quantizer's table step alone, one gather per element
+     * from {@code lut} at {@code keys[off..off+n)} ({@code n} a multiple of {@link #lanes()}), with
+     * nothing else the quantizer does (no division, no compare, no narrowing, no store). Returns the
+     * entries' sum so that the loads stay live.
+     */
+    static int gatherSum(int[] lut, int[] keys, int off, int n) {
+        IntVector sum = IntVector.zero(I);
+        for (int j = 0; j < n; j += L) {
+            sum = sum.add(IntVector.fromArray(I, lut, 0, keys, off + j));
+        }
+        return sum.reduceLanes(VectorOperators.ADD);
+    }
+
     /** {@code out[j] = a[j] / d} for j < n (IEEE division, lane-wise). */
     static void divide(float[] a, float d, float[] out, int n) {
         final int up = S.loopBound(n);

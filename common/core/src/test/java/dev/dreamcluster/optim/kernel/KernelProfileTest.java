@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import org.junit.jupiter.api.Test;
 
-/** The bench's phase profile runs the kernels' own calls on any whole number of blocks and times every phase. */
+/** The bench's phase profile runs the kernels' own calls on any whole number of blocks and times every phase, the whole step and fp32 AdamW. */
 class KernelProfileTest {
     @Test
     void everyPhaseShouldTakeTimeAndPartialBlocksShouldBeRefused() {
@@ -19,6 +19,10 @@ class KernelProfileTest {
             assertTrue(ph.updateNs() > 0 && ph.quantizeNs() > 0, ph.toString());
             assertEquals(Simd.BYTE_PERMUTE, ph.dequantizeNs() > 0, ph.toString());
             assertTrue(ph.sumNs() >= ph.updateNs() + ph.quantizeNs(), ph.toString());
+            assertTrue(ph.gathersNs() > 0 && ph.floorNs() >= ph.updateNs() + ph.gathersNs(), ph.toString());
+            assertTrue(ph.wholeNs() > 0 && ph.adamwNs() > 0, ph.toString());
+            assertTrue(ph.wholeOverFloor() > 0 && Double.isFinite(ph.wholeOverFloor()), ph.toString());
+            assertTrue(ph.floorVsAdamw() > 0 && Double.isFinite(ph.floorVsAdamw()), ph.toString());
         }
         assertThrows(IllegalArgumentException.class, () -> KernelProfile.adam8(new float[300], new float[300], 3));
     }
