@@ -241,8 +241,8 @@ public final class OptimBenchMain {
                     Double.isNaN(ph.dequantizeNs()) ? "in the update (maps gathered)" : String.format(Locale.ROOT, "%.2f", ph.dequantizeNs()),
                     ph.updateNs(), ph.quantizeNs(), ph.gathersNs(), ph.sumNs(), ph.wholeNs(), ph.wholeNs() / ph.updateNs(), ph.adamwNs());
             System.out.printf(Locale.ROOT, "%s floor of the table design at 1 thread (dequantize + update + the gathers alone): %.2f ns per"
-                    + " param; the whole step takes %.2fx its floor; at its floor it would run at %.2fx fp32 adamw%s%n", o, ph.floorNs(),
-                    ph.wholeOverFloor(), ph.floorVsAdamw(),
+                    + " param; the whole step takes %s its floor; at its floor it would run at %s fp32 adamw%s%n", o, ph.floorNs(),
+                    spread(ph.wholeOverFloor(), "x"), spread(ph.floorVsAdamw(), "x"),
                     adamw == null ? "" : String.format(Locale.ROOT, " (the rounds above: %.2fx)", median(ratio(adamw, whole))));
         }
     }

@@ -32,12 +32,12 @@ public final class KernelProfile {
      * Nanoseconds per parameter, medians over the repetitions; dequantize is NaN where it is fused
      * into the update (maps gathered). {@code gathersNs}: the quantize phase's table gathers alone (one
      * per state element: two per parameter for AdamW8bit, one for Lion8bit). {@code wholeNs}: the
-     * kernel's whole step; {@code adamwNs}: fp32 AdamW's. The two ratios are medians of ratios formed
-     * within each repetition: the whole step over the floor, and fp32 AdamW's speed over the floor's
-     * (the most the table design could reach against fp32 AdamW).
+     * kernel's whole step; {@code adamwNs}: fp32 AdamW's. The two ratios are formed within each
+     * repetition, one value per repetition: the whole step's time over the floor's, and fp32 AdamW's
+     * time over the floor's (the most the table design could reach against fp32 AdamW).
      */
     public record Phases(double dequantizeNs, double updateNs, double quantizeNs, double gathersNs, double wholeNs, double adamwNs,
-            double wholeOverFloor, double floorVsAdamw) {
+            double[] wholeOverFloor, double[] floorVsAdamw) {
         public double sumNs() {
             return orZero(dequantizeNs) + updateNs + quantizeNs;
         }
@@ -141,8 +141,9 @@ public final class KernelProfile {
 
     /**
      * Each phase over every block in turn, then the gathers alone, the whole step and fp32 AdamW's step
-     * on a copy of {@code p} (its own m and v), {@code reps} times; medians in ns per parameter. A null
-     * dequantize is a phase fused into the update (maps gathered): NaN.
+     * on a copy of {@code p} (its own m and v), {@code reps} times after one untimed repetition (the
+     * gathers-alone loop and fp32 AdamW compile there); medians in ns per parameter. A null dequantize
+     * is a phase fused into the update (maps gathered): NaN.
      */
     private static Phases time(int blocks, int reps, IntConsumer dequantize, IntConsumer update, IntConsumer quantize,
             IntConsumer gathers, Runnable whole, float[] p, float[] g) {
@@ -154,7 +155,7 @@ public final class KernelProfile {
         final double[][] ns = new double[6][reps];
         final double[] wholeOverFloor = new double[reps];
         final double[] floorVsAdamw = new double[reps];
-        for (int r = 0; r < reps; r++) {
+        for (int r = -1; r < reps; r++) {
             final long t0 = System.nanoTime();
             for (int b = 0; dequantize != null && b < blocks; b++) {
                 dequantize.accept(b);
@@ -176,6 +177,9 @@ public final class KernelProfile {
             final long t5 = System.nanoTime();
             AdamWKernel.step(ap, 0, g, 0, am, av, 0, n, as);
             final long t6 = System.nanoTime();
+            if (r < 0) {
+                continue; // the warm-up
+            }
             ns[0][r] = dequantize != null ? (t1 - t0) / (double) n : Double.NaN;
             ns[1][r] = (t2 - t1) / (double) n;
             ns[2][r] = (t3 - t2) / (double) n;
@@ -187,7 +191,7 @@ public final class KernelProfile {
             floorVsAdamw[r] = ns[5][r] / floor;
         }
         return new Phases(median(ns[0]), median(ns[1]), median(ns[2]), median(ns[3]), median(ns[4]), median(ns[5]),
-                median(wholeOverFloor), median(floorVsAdamw));
+                wholeOverFloor, floorVsAdamw);
     }
 
     private static void requireVectors(float[] p) {

@@ -21,8 +21,12 @@ class KernelProfileTest {
             assertTrue(ph.sumNs() >= ph.updateNs() + ph.quantizeNs(), ph.toString());
             assertTrue(ph.gathersNs() > 0 && ph.floorNs() >= ph.updateNs() + ph.gathersNs(), ph.toString());
             assertTrue(ph.wholeNs() > 0 && ph.adamwNs() > 0, ph.toString());
-            assertTrue(ph.wholeOverFloor() > 0 && Double.isFinite(ph.wholeOverFloor()), ph.toString());
-            assertTrue(ph.floorVsAdamw() > 0 && Double.isFinite(ph.floorVsAdamw()), ph.toString());
+            assertEquals(3, ph.wholeOverFloor().length);
+            assertEquals(3, ph.floorVsAdamw().length);
+            for (int r = 0; r < 3; r++) {
+                assertTrue(ph.wholeOverFloor()[r] > 0 && Double.isFinite(ph.wholeOverFloor()[r]), ph.toString());
+                assertTrue(ph.floorVsAdamw()[r] > 0 && Double.isFinite(ph.floorVsAdamw()[r]), ph.toString());
+            }
         }
         assertThrows(IllegalArgumentException.class, () -> KernelProfile.adam8(new float[300], new float[300], 3));
     }
