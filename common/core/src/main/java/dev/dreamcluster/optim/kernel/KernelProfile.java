@@ -76,8 +76,9 @@ public final class KernelProfile {
         }
         final BnbScalars s = BnbScalars.of(1e-4, 0.9, 0.999, 1e-8, 0.01, 3);
         final boolean planes = Simd.BYTE_PERMUTE;
-        final int[] keys1 = keys(c1, QuantMap.SIGNED, blocks);
-        final int[] keys2 = keys(c2, QuantMap.UNSIGNED, blocks);
+        final int window = keyBlocks(blocks);
+        final int[] keys1 = keys(c1, QuantMap.SIGNED, window);
+        final int[] keys2 = keys(c2, QuantMap.UNSIGNED, window);
         final int[] sink = new int[1];
         return time(blocks, reps, planes ? b -> {
             VectorKernels.dequantize(c1, b * B, s1, B, QuantMap.SIGNED_PLANES, QuantMap.SIGNED);
@@ -91,7 +92,7 @@ public final class KernelProfile {
             VectorKernels.quantize(s1, am1[b], c1, b * B, idx, B, true);
             VectorKernels.quantize(s2, am2[b], c2, b * B, idx, B, false);
         }, b -> {
-            final int off = (b % keyBlocks(blocks)) * B;
+            final int off = (b % window) * B;
             sink[0] += VectorKernels.gatherSum(QuantMap.SIGNED_LUT_INT, keys1, off, B)
                     + VectorKernels.gatherSum(QuantMap.UNSIGNED_LUT_INT, keys2, off, B);
         }, () -> Blockwise8bitKernel.adam(p, 0, g, 0, c1, c2, 0, am1, am2, 0, n, 0, blocks, s, s1, s2, s3, idx), p, g);
@@ -112,13 +113,14 @@ public final class KernelProfile {
         }
         final BnbScalars s = BnbScalars.of(1e-4, 0.9, 0.99, 0.0, 0.01, 3);
         final boolean planes = Simd.BYTE_PERMUTE;
-        final int[] keys1 = keys(c1, QuantMap.SIGNED, blocks);
+        final int window = keyBlocks(blocks);
+        final int[] keys1 = keys(c1, QuantMap.SIGNED, window);
         final int[] sink = new int[1];
         return time(blocks, reps, planes ? b -> VectorKernels.dequantize(c1, b * B, s1, B, QuantMap.SIGNED_PLANES, QuantMap.SIGNED) : null,
                 b -> am1[b] = planes ? VectorKernels.lion8BlockValues(p, b * B, g, b * B, s1, B, am1[b], s)
                         : VectorKernels.lion8Block(p, b * B, g, b * B, c1, b * B, s1, idx, B, am1[b], s),
                 b -> VectorKernels.quantize(s1, am1[b], c1, b * B, idx, B, true),
-                b -> sink[0] += VectorKernels.gatherSum(QuantMap.SIGNED_LUT_INT, keys1, (b % keyBlocks(blocks)) * B, B),
+                b -> sink[0] += VectorKernels.gatherSum(QuantMap.SIGNED_LUT_INT, keys1, (b % window) * B, B),
                 () -> Blockwise8bitKernel.lion(p, 0, g, 0, c1, 0, am1, 0, n, 0, blocks, s, s1, s2, idx), p, g);
     }
 
@@ -127,12 +129,12 @@ public final class KernelProfile {
     }
 
     /**
-     * Search-table keys (top 16 float bits) of the values the first blocks' codes stand for: the
+     * Search-table keys (top 16 float bits) of the values the first {@code window} blocks' codes stand for: the
      * ratios a step re-quantizes lie next to these values, so the keys hit the table where a real
      * step does.
      */
-    private static int[] keys(byte[] codes, float[] map, int blocks) {
-        final int[] keys = new int[keyBlocks(blocks) * B];
+    private static int[] keys(byte[] codes, float[] map, int window) {
+        final int[] keys = new int[window * B];
         for (int i = 0; i < keys.length; i++) {
             keys[i] = Float.floatToRawIntBits(map[codes[i] & 0xFF]) >>> 16;
         }
